@@ -1,0 +1,973 @@
+/**
+ * amr-policy-gate: a vulnerability policy gate for Tanzu Application Platform supply chains.
+ *
+ * It waits until the Metadata Store (AMR) holds the scan of one image digest, reads it with
+ * `GET /api/v1/images/{digest}`, takes each vulnerability's highest rating as its severity, and fails
+ * (exit 1) when any is at or above the gate. When it cannot reach a verdict (timeout, rejected token,
+ * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
+ * It replaces the curl + jq script of the TAP documentation; see README.md.
+ */
+import { existsSync, readFileSync, realpathSync } from 'node:fs'
+import { getCACertificates } from 'node:tls'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+
+declare const __VERSION__: string // replaced by build.mjs with package.json's version
+export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev'
+export const NAME = 'amr-policy-gate'
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes: this table feeds --help, the README and the tests.
+
+export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 130, SIGTERM: 143 } as const
+
+export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
+  [EXIT.PASS, 'passed: nothing at or above the gate, or gate none'],
+  [EXIT.VIOLATION, 'policy violated: a vulnerability at or above the gate'],
+  [EXIT.USAGE, 'invalid usage or configuration, found before any request'],
+  [EXIT.NO_VERDICT, 'no verdict: timed out waiting for scan data, token rejected (401/403), TLS failure, malformed response, or the store kept failing'],
+  [EXIT.SIGINT, 'interrupted by SIGINT'],
+  [EXIT.SIGTERM, 'stopped by SIGTERM'],
+]
+
+export const DEFAULT_CA_PATH = '/var/cert/caCrt'
+const DEFAULT_TIMEOUT = '30m'
+const DEFAULT_POLL_INTERVAL = '5s'
+/** One request may not take longer than this (the overall deadline may cut it sooner). */
+const REQUEST_TIMEOUT_MS = 60_000
+/** Backoff after a failed request (429, 5xx, network error): 1 s doubling up to 30 s. */
+const RETRY_BASE_MS = 1_000
+const RETRY_MAX_MS = 30_000
+/** The text summary lists at most this many blocking findings; --format json lists all. */
+const MAX_LISTED_FINDINGS = 20
+/** A report larger than this ends with exit 3; real ones are a few MB (documented in the README). */
+export const MAX_BODY_BYTES = 256 * 1024 * 1024
+
+// ---------------------------------------------------------------------------------------------
+// Options: this table feeds the parser, --help, the README and the tests.
+
+export interface OptionSpec {
+  readonly flag: string
+  readonly env?: readonly string[]
+  readonly value?: string
+  readonly defaultText?: string
+  readonly help: string
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { flag: '--gate', env: ['GATE'], value: 'LEVEL', help: 'none, low, medium, high or critical (any case); required. none passes without contacting the store' },
+  { flag: '--url', env: ['METADATA_STORE_URL'], value: 'URL', help: 'the store: host[:port][/prefix] (https implied) or https://...; http:// is refused' },
+  { flag: '--token-file', env: ['ACCESS_TOKEN_FILE', 'ACCESS_TOKEN'], value: 'FILE', help: 'file holding the bearer token; ACCESS_TOKEN holds the token itself. No flag takes the value' },
+  { flag: '--ca-cert', env: ['METADATA_STORE_CA_CERT'], value: 'FILE', defaultText: `${DEFAULT_CA_PATH} if present`, help: "PEM file with the store's CA (the env may also hold the PEM itself); trusted besides the default roots" },
+  { flag: '--timeout', env: ['POLICY_TIMEOUT'], value: 'DURATION', defaultText: DEFAULT_TIMEOUT, help: 'total time to wait for the scan data: 500ms, 10s, 5m, 1h, 1h30m or plain seconds' },
+  { flag: '--poll-interval', env: ['POLICY_POLL_INTERVAL'], value: 'DURATION', defaultText: DEFAULT_POLL_INTERVAL, help: 'pause between polls while the store answers 404 (jittered by 20%)' },
+  { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store' },
+  { flag: '--format', env: ['POLICY_FORMAT'], value: 'FORMAT', defaultText: 'text', help: 'text (for people) or json (one document on stdout)' },
+  { flag: '--help', help: 'show this help' },
+  { flag: '--version', help: 'show the version' },
+]
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'unknown'] as const
+export type Severity = (typeof SEVERITIES)[number]
+export const GATES = ['none', 'low', 'medium', 'high', 'critical'] as const
+export type Gate = (typeof GATES)[number]
+export type Format = 'text' | 'json'
+
+const SEVERITY_RANK: Record<Severity, number> = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 }
+const SEVERITY_NAMES: Record<string, Severity> = {
+  critical: 'critical',
+  high: 'high',
+  important: 'high',
+  medium: 'medium',
+  moderate: 'medium',
+  low: 'low',
+}
+
+export interface ImageRef {
+  /** What the user passed, without surrounding spaces. */
+  readonly reference: string
+  /** `sha256:<64 lowercase hex>` */
+  readonly digest: string
+}
+
+export interface Finding {
+  readonly id: string
+  readonly severity: Severity
+  /** The highest positive rating score, or null when no rating has one. */
+  readonly score: number | null
+  readonly package: string
+  readonly version: string
+}
+
+export interface Evaluation {
+  readonly gate: Gate
+  /** Unique vulnerability IDs per effective severity: a CVE in two packages counts once. */
+  readonly counts: Record<Severity, number>
+  readonly uniqueVulnerabilities: number
+  /** (package, vulnerability) pairs. */
+  readonly findings: number
+  /** Findings at or above the gate, worst first. */
+  readonly blocking: readonly Finding[]
+  readonly passed: boolean
+}
+
+export interface StoreSettings {
+  readonly baseUrl: URL
+  readonly token: string
+  readonly ca?: { readonly pem: string; readonly origin: string }
+  readonly timeoutMs: number
+  readonly pollIntervalMs: number
+}
+
+export interface Config {
+  readonly image: ImageRef
+  readonly gate: Gate
+  readonly format: Format
+  /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
+  readonly source?: { readonly input: string } | { readonly store: StoreSettings }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: branch on `code`, never on the message.
+
+/** Bad input or configuration, found before any request: exit 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+  readonly exitCode = EXIT.USAGE
+  readonly code: string
+  constructor(code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+export type NoVerdictCode = 'TIMEOUT' | 'TOKEN_REJECTED' | 'TLS' | 'MALFORMED_RESPONSE' | 'BODY_TOO_LARGE' | 'STORE_ERROR'
+
+/** The gate could not reach a verdict: exit 3. */
+export class NoVerdictError extends Error {
+  override name = 'NoVerdictError'
+  readonly exitCode = EXIT.NO_VERDICT
+  readonly code: NoVerdictCode
+  constructor(code: NoVerdictCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** SIGINT or SIGTERM arrived: exit 130 or 143. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError'
+  readonly signal: 'SIGINT' | 'SIGTERM'
+  readonly exitCode: number
+  constructor(signal: 'SIGINT' | 'SIGTERM') {
+    super(`stopped by ${signal}`)
+    this.signal = signal
+    this.exitCode = signal === 'SIGINT' ? EXIT.SIGINT : EXIT.SIGTERM
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure functions: input parsing
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/i
+const DOMAIN = String.raw`(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?`
+const PATH_COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+const NAME_RE = new RegExp(String.raw`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[\w][\w.-]{0,127})?$`)
+
+/** `[registry[:port]/]repo[:tag]@sha256:<64 hex>` or a bare `sha256:<64 hex>`. */
+export function parseImageRef(input: string): ImageRef {
+  const reference = input.trim()
+  if (!reference) {
+    throw new UsageError('IMAGE', 'no image given: pass the image to check as name@sha256:<64 hex> or sha256:<64 hex>')
+  }
+  const at = reference.lastIndexOf('@')
+  const name = at === -1 ? undefined : reference.slice(0, at)
+  const digest = at === -1 ? reference : reference.slice(at + 1)
+  if (!DIGEST_RE.test(digest)) {
+    throw new UsageError(
+      'IMAGE',
+      `image "${reference}" has no sha256 digest: pass name@sha256:<64 hex> or sha256:<64 hex> (the store keys scans by digest; a tag can move)`,
+    )
+  }
+  if (name !== undefined && !NAME_RE.test(name)) {
+    throw new UsageError('IMAGE', `image "${reference}" has an invalid name before the @: use [registry[:port]/]repository[:tag]@sha256:<64 hex>`)
+  }
+  return { reference, digest: digest.toLowerCase() }
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }
+
+/** `500ms`, `10s`, `5m`, `1h`, `1h30m` or plain seconds, to milliseconds; more than zero. */
+export function parseDuration(text: string, option: string): number {
+  const value = text.trim()
+  let ms: number
+  if (/^\d+(?:\.\d+)?$/.test(value)) {
+    ms = Number(value) * 1_000
+  } else if (/^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(value)) {
+    ms = 0
+    for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) ms += Number(amount) * DURATION_UNITS_MS[unit!]!
+  } else {
+    throw new UsageError('DURATION', `${option} "${text}" is not a duration: use 500ms, 10s, 5m, 1h, 1h30m or plain seconds`)
+  }
+  if (!(ms >= 1)) throw new UsageError('DURATION', `${option} "${text}" must be longer than zero`)
+  return Math.round(ms)
+}
+
+/** 65_000 → `1m05s`; for progress lines. */
+export function formatDuration(ms: number): string {
+  if (ms < 1_000) return `${Math.max(0, Math.round(ms))}ms`
+  const total = Math.round(ms / 1_000)
+  const h = Math.floor(total / 3_600)
+  const m = Math.floor((total % 3_600) / 60)
+  const s = total % 60
+  if (h) return `${h}h${String(m).padStart(2, '0')}m${String(s).padStart(2, '0')}s`
+  if (m) return `${m}m${String(s).padStart(2, '0')}s`
+  return `${s}s`
+}
+
+export function parseGate(text: string, option = '--gate'): Gate {
+  const gate = text.trim().toLowerCase()
+  if ((GATES as readonly string[]).includes(gate)) return gate as Gate
+  throw new UsageError('GATE', `${option} "${text}" is not a gate: use none, low, medium, high or critical`)
+}
+
+export function parseFormat(text: string, option = '--format'): Format {
+  const format = text.trim().toLowerCase()
+  if (format === 'text' || format === 'json') return format
+  throw new UsageError('FORMAT', `${option} "${text}" is not a format: use text or json`)
+}
+
+/** The seed's `host[:port][/prefix]` (https implied) or an https:// URL. http:// would send the token in clear. */
+export function parseStoreUrl(text: string, option = '--url'): URL {
+  const value = text.trim()
+  if (/^http:\/\//i.test(value)) {
+    throw new UsageError('URL', `${option} "${value}" uses http://: the token would travel in clear; use https://`)
+  }
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value)
+  let url: URL
+  try {
+    url = new URL(hasScheme ? value : `https://${value}`)
+  } catch {
+    throw new UsageError('URL', `${option} "${value}" is not a URL: use host[:port][/prefix] or https://host[:port][/prefix]`)
+  }
+  if (url.protocol !== 'https:') throw new UsageError('URL', `${option} "${value}" must use https://`)
+  if (url.username || url.password) {
+    throw new UsageError('URL', `${option} must not hold credentials: give the token with --token-file or ACCESS_TOKEN`)
+  }
+  if (url.search || url.hash) throw new UsageError('URL', `${option} "${value}" must not have a ?query or #fragment`)
+  url.pathname = url.pathname.replace(/\/+$/, '')
+  return url
+}
+
+export function imageEndpoint(baseUrl: URL, digest: string): URL {
+  const url = new URL(baseUrl)
+  url.pathname = `${baseUrl.pathname.replace(/\/+$/, '')}/api/v1/images/${digest}`
+  return url
+}
+
+/** A bearer token must be one visible ASCII word; otherwise the header is invalid (or the file is wrong). */
+export function checkToken(raw: string, origin: string): string {
+  const token = raw.trim()
+  if (!token) throw new UsageError('TOKEN', `the token from ${origin} is empty: put the store's access token there`)
+  if (!/^[\x21-\x7e]+$/.test(token)) {
+    throw new UsageError('TOKEN', `the token from ${origin} has spaces or non-ASCII characters: it must be the bare token, as in secret metadata-store-access-token`)
+  }
+  return token
+}
+
+export type ParsedArgs =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'run'; readonly values: ReadonlyMap<string, string>; readonly positionals: readonly string[] }
+
+/** Splits argv by the OPTIONS table: `--flag value`, `--flag=value`, `--` ends options. */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const values = new Map<string, string>()
+  const positionals: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1))
+      break
+    }
+    if (arg === '-h' || arg === '--help') return { kind: 'help' }
+    if (arg === '--version') return { kind: 'version' }
+    if (!arg.startsWith('-') || arg === '-') {
+      positionals.push(arg)
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const flag = eq === -1 ? arg : arg.slice(0, eq)
+    const spec = OPTIONS.find((option) => option.flag === flag && option.value)
+    if (!spec) {
+      const hint = flag === '--token' ? ': the token is read from a file (--token-file) or ACCESS_TOKEN, never from a flag' : ': run with --help for the options'
+      throw new UsageError('OPTION', `unknown option ${flag}${hint}`)
+    }
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+    if (value === undefined) throw new UsageError('OPTION', `${flag} needs a value (${spec.value})`)
+    values.set(flag, value)
+  }
+  return { kind: 'run', values, positionals }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure functions: evaluation
+
+export function normaliseSeverity(raw: unknown): Severity {
+  return typeof raw === 'string' ? (SEVERITY_NAMES[raw.trim().toLowerCase()] ?? 'unknown') : 'unknown'
+}
+
+export function isAtOrAbove(severity: Severity, gate: Gate): boolean {
+  return gate !== 'none' && severity !== 'unknown' && SEVERITY_RANK[severity] >= SEVERITY_RANK[gate]
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** `null` or missing means none; anything else that is not a list is malformed. */
+function listAt(owner: Record<string, unknown>, key: string, path: string): readonly unknown[] {
+  const value = owner[key]
+  if (value === null || value === undefined) return []
+  if (!Array.isArray(value)) throw malformed(`${path}${key} is ${describeJson(value)}, expected a list`)
+  return value
+}
+
+function objectAt(value: unknown, path: string): Record<string, unknown> {
+  if (!isObject(value)) throw malformed(`${path} is ${describeJson(value)}, expected an object`)
+  return value
+}
+
+function describeJson(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+function malformed(detail: string): NoVerdictError {
+  return new NoVerdictError('MALFORMED_RESPONSE', `the image report is malformed: ${detail}`)
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : ''
+}
+
+/**
+ * The verdict on one Image document (`GET /api/v1/images/{digest}`). A vulnerability's severity is the
+ * highest of its ratings; the gate fails when any is at or above the threshold. Throws
+ * NoVerdictError('MALFORMED_RESPONSE') when the document is not an Image of the expected shape.
+ */
+export function evaluate(document: unknown, gate: Gate, expectedDigest?: string): Evaluation {
+  const image = objectAt(document, 'the document')
+  if (typeof image.Digest !== 'string' && !('Packages' in image)) {
+    throw malformed('it has neither Digest nor Packages, so it is not an Image')
+  }
+  if (expectedDigest && typeof image.Digest === 'string' && image.Digest.trim().toLowerCase() !== expectedDigest) {
+    throw malformed(`it describes ${image.Digest}, not ${expectedDigest}`)
+  }
+  const worstById = new Map<string, Severity>()
+  const blocking: Finding[] = []
+  let findings = 0
+  listAt(image, 'Packages', '').forEach((rawPackage, p) => {
+    const packagePath = `Packages[${p}]`
+    const pkg = objectAt(rawPackage, packagePath)
+    listAt(pkg, 'Vulnerabilities', `${packagePath}.`).forEach((rawVulnerability, v) => {
+      const vulnerabilityPath = `${packagePath}.Vulnerabilities[${v}]`
+      const vulnerability = objectAt(rawVulnerability, vulnerabilityPath)
+      let severity: Severity = 'unknown'
+      let score: number | null = null
+      listAt(vulnerability, 'Ratings', `${vulnerabilityPath}.`).forEach((rawRating, r) => {
+        const rating = objectAt(rawRating, `${vulnerabilityPath}.Ratings[${r}]`)
+        const ratingSeverity = normaliseSeverity(rating.Severity)
+        if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
+        const ratingScore = rating.Score
+        if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
+      })
+      const id = text(vulnerability.CVEID) || (text(vulnerability.ID) ? `store-id:${text(vulnerability.ID)}` : `${vulnerabilityPath}`)
+      const seen = worstById.get(id)
+      if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
+      findings++
+      if (isAtOrAbove(severity, gate)) {
+        blocking.push({ id, severity, score, package: text(pkg.Name) || '(unnamed package)', version: text(pkg.Version) })
+      }
+    })
+  })
+  const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
+  for (const severity of worstById.values()) counts[severity]++
+  blocking.sort(compareFindings)
+  return { gate, counts, uniqueVulnerabilities: worstById.size, findings, blocking, passed: blocking.length === 0 }
+}
+
+/** Worst first: severity, then score, then ID and package for a stable order. */
+function compareFindings(a: Finding, b: Finding): number {
+  return (
+    SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
+    (b.score ?? -1) - (a.score ?? -1) ||
+    a.id.localeCompare(b.id) ||
+    a.package.localeCompare(b.package) ||
+    a.version.localeCompare(b.version)
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure functions: rendering
+
+export interface RenderOptions {
+  readonly color: boolean
+}
+
+const ANSI = { red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m', bold: '\x1b[1m', reset: '\x1b[0m' }
+
+function painter(color: boolean) {
+  return (style: keyof typeof ANSI, value: string) => (color ? `${ANSI[style]}${value}${ANSI.reset}` : value)
+}
+
+export function describeGate(gate: Gate): string {
+  if (gate === 'none') return 'none (no policy enforced)'
+  const levels = SEVERITIES.filter((severity) => isAtOrAbove(severity, gate))
+  return `${gate} (fails on ${levels.join(' or ')})`
+}
+
+/** The summary a developer reads when the pipeline turns red: counts, verdict, and what to fix. */
+export function renderText(evaluation: Evaluation, image: ImageRef, options: RenderOptions): string {
+  const paint = painter(options.color)
+  const { counts, gate, blocking } = evaluation
+  const lines = [`Image  ${image.reference}`, `Gate   ${describeGate(gate)}`, '']
+  if (evaluation.findings === 0) {
+    lines.push('No vulnerabilities reported for this image.')
+  } else {
+    const width = Math.max(...SEVERITIES.map((severity) => String(counts[severity]).length))
+    for (const severity of SEVERITIES) {
+      const row = `  ${severity.padEnd(8)}  ${String(counts[severity]).padStart(width)}`
+      lines.push(isAtOrAbove(severity, gate) && counts[severity] > 0 ? paint('red', `${row}  blocking`) : row)
+    }
+    lines.push(`  ${plural(evaluation.uniqueVulnerabilities, 'unique vulnerability', 'unique vulnerabilities')} in ${plural(evaluation.findings, 'finding')} (package, vulnerability pairs)`)
+  }
+  if (blocking.length > 0) {
+    const listed = blocking.slice(0, MAX_LISTED_FINDINGS)
+    const idWidth = Math.max(...listed.map((finding) => finding.id.length))
+    lines.push('', `Blocking findings, worst first:`)
+    for (const finding of listed) {
+      const score = finding.score === null ? '   -' : finding.score.toFixed(1).padStart(4)
+      const where = finding.version ? `${finding.package}@${finding.version}` : finding.package
+      lines.push(`  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${finding.id.padEnd(idWidth)}  ${where}`)
+    }
+    if (blocking.length > listed.length) lines.push(`  ... and ${blocking.length - listed.length} more (--format json lists them all)`)
+  }
+  lines.push('')
+  if (evaluation.passed) {
+    lines.push(paint('green', `PASS: nothing at or above ${gate}.`))
+  } else {
+    const ids = new Set(blocking.map((finding) => finding.id)).size
+    lines.push(
+      paint('red', `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) at or above ${gate}.`) +
+        ' Upgrade the packages above, or rebuild on a patched base image.',
+    )
+  }
+  return `${lines.join('\n')}\n`
+}
+
+function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`
+}
+
+export type Verdict = 'pass' | 'fail' | 'skipped' | 'error'
+
+export interface JsonReport {
+  readonly schemaVersion: 1
+  readonly tool: { readonly name: string; readonly version: string }
+  readonly image: ImageRef | null
+  readonly gate: Gate | null
+  readonly verdict: Verdict
+  readonly exitCode: number
+  readonly counts: Record<Severity, number> | null
+  readonly uniqueVulnerabilities: number | null
+  readonly findings: number | null
+  readonly blocking: readonly Finding[]
+  readonly error: { readonly code: string; readonly message: string } | null
+}
+
+export function buildJsonReport(
+  outcome: { image: ImageRef | null; gate: Gate | null; exitCode: number } & (
+    | { evaluation: Evaluation }
+    | { skipped: true }
+    | { error: { code: string; message: string } }
+  ),
+): JsonReport {
+  const evaluation = 'evaluation' in outcome ? outcome.evaluation : null
+  const verdict: Verdict = evaluation ? (evaluation.passed ? 'pass' : 'fail') : 'skipped' in outcome ? 'skipped' : 'error'
+  return {
+    schemaVersion: 1,
+    tool: { name: NAME, version: VERSION },
+    image: outcome.image,
+    gate: outcome.gate,
+    verdict,
+    exitCode: outcome.exitCode,
+    counts: evaluation?.counts ?? null,
+    uniqueVulnerabilities: evaluation?.uniqueVulnerabilities ?? null,
+    findings: evaluation?.findings ?? null,
+    blocking: evaluation?.blocking ?? [],
+    error: 'error' in outcome ? outcome.error : null,
+  }
+}
+
+export function renderHelp(): string {
+  const optionRows = OPTIONS.map((option) => {
+    const left = option.value ? `${option.flag} ${option.value}` : option.flag
+    const env = option.env ? ` [env ${option.env.join(', ')}]` : ''
+    const defaults = option.defaultText ? ` (default: ${option.defaultText})` : ''
+    return `  ${left.padEnd(26)}${option.help}${defaults}${env}`
+  })
+  return [
+    `${NAME} ${VERSION}`,
+    '',
+    'Waits until the Tanzu Metadata Store holds the scan of an image, then fails when any vulnerability',
+    "is at or above the gate. A vulnerability's severity is the highest of its ratings.",
+    '',
+    'Usage:',
+    `  ${NAME} [options] <image>`,
+    '  <image> is [registry[:port]/]repo[:tag]@sha256:<64 hex> or sha256:<64 hex>',
+    '',
+    'Options (each also read from the environment variable shown):',
+    ...optionRows,
+    '',
+    'Examples:',
+    `  GATE=high METADATA_STORE_URL=metadata-store.example.com ACCESS_TOKEN=... ${NAME} registry.example.com/app@sha256:<digest>`,
+    `  ${NAME} --gate critical --url https://localhost:8443 --token-file token --ca-cert ca.crt sha256:<digest>`,
+    `  ${NAME} --gate high --input image.json --format json sha256:<digest>`,
+    '',
+    'Exit codes:',
+    ...EXIT_CODES.map(([code, meaning]) => `  ${String(code).padEnd(4)}${meaning}`),
+    '',
+  ].join('\n')
+}
+
+/** Replaces every secret with [redacted]; applied to all output, in every mode. */
+export function redact(output: string, secrets: readonly string[]): string {
+  return secrets.reduce((result, secret) => (secret ? result.split(secret).join('[redacted]') : result), output)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration: flags, then env, then defaults; files are read here, before any request.
+
+export interface Environment {
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly readFile: (path: string) => string
+  readonly fileExists: (path: string) => boolean
+}
+
+function pick(values: ReadonlyMap<string, string>, env: Environment['env'], flag: string, envName?: string): { value: string; origin: string } | undefined {
+  const fromFlag = values.get(flag)
+  if (fromFlag !== undefined) return { value: fromFlag, origin: flag }
+  const fromEnv = envName ? env[envName] : undefined
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return { value: fromEnv, origin: envName! }
+  return undefined
+}
+
+function readConfigFile(environment: Environment, path: string, origin: string, what: string): string {
+  try {
+    return environment.readFile(path)
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable'
+    throw new UsageError('FILE', `cannot read ${what} ${path} (from ${origin}: ${reason}): check the path and that the file is mounted`)
+  }
+}
+
+export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment): Config {
+  const { env } = environment
+  if (env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
+    throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
+  }
+  if (positionals.length > 1) throw new UsageError('IMAGE', `one image at a time, got ${positionals.length}: ${positionals.join(' ')}`)
+  const image = parseImageRef(positionals[0] ?? '')
+  const gateInput = pick(values, env, '--gate', 'GATE')
+  if (!gateInput) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
+  const gate = parseGate(gateInput.value, gateInput.origin)
+  const formatInput = pick(values, env, '--format', 'POLICY_FORMAT')
+  const format = formatInput ? parseFormat(formatInput.value, formatInput.origin) : 'text'
+  if (gate === 'none') return { image, gate, format }
+  const input = values.get('--input')
+  if (input !== undefined) return { image, gate, format, source: { input } }
+  return { image, gate, format, source: { store: resolveStoreSettings(values, environment) } }
+}
+
+function resolveStoreSettings(values: ReadonlyMap<string, string>, environment: Environment): StoreSettings {
+  const { env } = environment
+  const urlInput = pick(values, env, '--url', 'METADATA_STORE_URL')
+  if (!urlInput) throw new UsageError('URL', 'no store given: set --url or METADATA_STORE_URL (e.g. metadata-store.<ingress domain>), or evaluate a saved report with --input')
+  const baseUrl = parseStoreUrl(urlInput.value, urlInput.origin)
+
+  const tokenFile = pick(values, env, '--token-file', 'ACCESS_TOKEN_FILE')
+  const tokenValue = env.ACCESS_TOKEN
+  let token: string
+  if (tokenFile) token = checkToken(readConfigFile(environment, tokenFile.value, tokenFile.origin, 'the token file'), `${tokenFile.origin} (${tokenFile.value})`)
+  else if (tokenValue !== undefined) token = checkToken(tokenValue, 'ACCESS_TOKEN')
+  else throw new UsageError('TOKEN', 'no token given: set ACCESS_TOKEN (from secret metadata-store-access-token), ACCESS_TOKEN_FILE or --token-file')
+
+  const caInput = pick(values, env, '--ca-cert', 'METADATA_STORE_CA_CERT')
+  let ca: StoreSettings['ca']
+  if (caInput && caInput.origin !== '--ca-cert' && caInput.value.includes('-----BEGIN')) {
+    ca = { pem: caInput.value, origin: caInput.origin }
+  } else if (caInput) {
+    ca = { pem: readConfigFile(environment, caInput.value, caInput.origin, 'the CA file'), origin: caInput.value }
+  } else if (environment.fileExists(DEFAULT_CA_PATH)) {
+    ca = { pem: readConfigFile(environment, DEFAULT_CA_PATH, 'the default', 'the CA file'), origin: DEFAULT_CA_PATH }
+  }
+  if (ca && !ca.pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new UsageError('CA', `the CA from ${ca.origin} holds no PEM certificate: give the store's CA (secret metadata-store-cert, key caCrt)`)
+  }
+
+  const timeoutInput = pick(values, env, '--timeout', 'POLICY_TIMEOUT')
+  const pollInput = pick(values, env, '--poll-interval', 'POLICY_POLL_INTERVAL')
+  return {
+    baseUrl,
+    token,
+    ...(ca ? { ca } : {}),
+    timeoutMs: parseDuration(timeoutInput?.value ?? DEFAULT_TIMEOUT, timeoutInput?.origin ?? '--timeout'),
+    pollIntervalMs: parseDuration(pollInput?.value ?? DEFAULT_POLL_INTERVAL, pollInput?.origin ?? '--poll-interval'),
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for the store: pure classification, then a loop with injected I/O.
+
+export interface StoreResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+  readonly body: string
+}
+
+/** What one request's outcome means for the wait: done, wait and try again, or give up. */
+export type Step =
+  | { readonly kind: 'done'; readonly document: unknown }
+  | { readonly kind: 'retry'; readonly reason: string; readonly delayMs?: number; readonly backoff: boolean }
+  | { readonly kind: 'fail'; readonly error: NoVerdictError }
+
+const TLS_ERROR_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_TLS_HANDSHAKE_TIMEOUT',
+])
+
+function errorCodes(error: unknown): string[] {
+  const codes: string[] = []
+  for (let current = error, depth = 0; isObject(current) || current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string') codes.push(code)
+    if (depth > 5) break
+    current = (current as { cause?: unknown }).cause
+  }
+  return codes
+}
+
+function firstLine(body: string, max = 200): string {
+  const line = body.trim().split('\n', 1)[0]!.trim()
+  return line.length > max ? `${line.slice(0, max)}...` : line
+}
+
+/** Seconds or an HTTP date, as milliseconds from `now`; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
+  const header = Array.isArray(value) ? value[0] : value
+  if (!header) return undefined
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1_000
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+export function classifyResponse(response: StoreResponse, now: number): Step {
+  const { status } = response
+  if (status === 200) {
+    try {
+      return { kind: 'done', document: JSON.parse(response.body) }
+    } catch (error) {
+      return { kind: 'fail', error: malformed(`the store answered 200 with a body that is not JSON (${(error as Error).message}): "${firstLine(response.body, 80)}"`) }
+    }
+  }
+  if (status === 404) return { kind: 'retry', reason: 'not in the store yet (404)', backoff: false }
+  if (status === 401) {
+    return {
+      kind: 'fail',
+      error: new NoVerdictError(
+        'TOKEN_REJECTED',
+        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key accessToken) holds a current token of the metadata-store-read-write-client service account',
+      ),
+    }
+  }
+  if (status === 403) {
+    return {
+      kind: 'fail',
+      error: new NoVerdictError(
+        'TOKEN_REJECTED',
+        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the metadata-store-read-only ClusterRole, or use metadata-store-read-write-client`,
+      ),
+    }
+  }
+  if (status === 429 || status >= 500) {
+    const retryAfter = parseRetryAfter(response.headers['retry-after'], now)
+    return { kind: 'retry', reason: `the store answered ${status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
+  }
+  const location = response.headers.location ? ` to ${String(response.headers.location)}` : ''
+  return {
+    kind: 'fail',
+    error: new NoVerdictError('STORE_ERROR', `the store answered ${status}${location}${response.body.trim() ? `: ${firstLine(response.body)}` : ''}: check --url points at the Metadata Store (METADATA_STORE_URL)`),
+  }
+}
+
+export function classifyError(error: unknown, caOrigin: string | undefined): Step {
+  if (error instanceof NoVerdictError) return { kind: 'fail', error }
+  const codes = errorCodes(error)
+  const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
+  if (tlsCode) {
+    const hint = caOrigin
+      ? `check that ${caOrigin} is the store's CA (secret metadata-store-cert, key caCrt) and the URL's host is in its certificate`
+      : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT`
+    return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with the store failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
+  }
+  const code = codes[0] ?? (error as Error)?.name ?? 'error'
+  return { kind: 'retry', reason: `request failed (${code}: ${(error as Error)?.message ?? String(error)})`, backoff: true }
+}
+
+export interface WaitDeps {
+  readonly fetch: (url: URL, signal: AbortSignal) => Promise<StoreResponse>
+  readonly now: () => number
+  readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  readonly random: () => number
+  readonly progress: (line: string) => void
+  readonly signal: AbortSignal
+}
+
+/** Polls the image endpoint until it answers 200, a fatal answer arrives, or the deadline passes. */
+export async function waitForImageReport(store: StoreSettings, digest: string, deps: WaitDeps): Promise<unknown> {
+  const url = imageEndpoint(store.baseUrl, digest)
+  const started = deps.now()
+  const deadline = started + store.timeoutMs
+  let lastReason = 'no answer yet'
+  let failures = 0
+  for (let attempt = 1; ; attempt++) {
+    const remaining = deadline - deps.now()
+    if (remaining <= 0) {
+      throw new NoVerdictError(
+        'TIMEOUT',
+        `timed out after ${formatDuration(store.timeoutMs)} waiting for ${digest} in the store (${attempt - 1} requests; last: ${lastReason}). If the scan ran, check the AMR observer (see README, troubleshooting)`,
+      )
+    }
+    const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(Math.min(REQUEST_TIMEOUT_MS, remaining))])
+    let step: Step
+    try {
+      step = classifyResponse(await deps.fetch(url, requestSignal), deps.now())
+    } catch (error) {
+      if (deps.signal.aborted) throw deps.signal.reason
+      step = requestSignal.aborted
+        ? { kind: 'retry', reason: `no answer within ${formatDuration(Math.min(REQUEST_TIMEOUT_MS, remaining))}`, backoff: true }
+        : classifyError(error, store.ca?.origin)
+    }
+    if (step.kind === 'done') {
+      deps.progress(`found the scan data; attempt ${attempt}, ${formatDuration(deps.now() - started)} elapsed`)
+      return step.document
+    }
+    if (step.kind === 'fail') throw step.error
+    lastReason = step.reason
+    failures = step.backoff ? failures + 1 : 0
+    const planned = step.delayMs ?? (step.backoff ? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)) : store.pollIntervalMs)
+    const delay = Math.round(planned * (step.delayMs === undefined ? 0.8 + 0.4 * deps.random() : 1))
+    const elapsed = deps.now() - started
+    const left = deadline - deps.now()
+    deps.progress(
+      `${step.reason}; attempt ${attempt}, ${formatDuration(elapsed)} elapsed, ${formatDuration(Math.max(0, left))} left; next try in ${formatDuration(Math.min(delay, Math.max(0, left)))}`,
+    )
+    await deps.sleep(Math.max(0, Math.min(delay, left)), deps.signal)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// I/O at the edges
+
+/** An undici client that trusts the store's CA besides the default roots, through a proxy if the env names one. */
+async function createStoreFetcher(store: StoreSettings, env: Environment['env']) {
+  const { Agent, EnvHttpProxyAgent, request } = await import('undici')
+  const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
+  const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
+  const proxied = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'].some((name) => env[name])
+  const dispatcher = proxied
+    ? new EnvHttpProxyAgent({ ...timeouts, connect: tls, requestTls: tls })
+    : new Agent({ ...timeouts, connect: { ...tls, timeout: 10_000 } })
+  const headers = { authorization: `Bearer ${store.token}`, accept: 'application/json' }
+  return {
+    async fetch(url: URL, signal: AbortSignal): Promise<StoreResponse> {
+      const response = await request(url, { dispatcher, method: 'GET', headers, signal })
+      return { status: response.statusCode, headers: response.headers, body: await readCapped(response.body, MAX_BODY_BYTES) }
+    },
+    close: () => dispatcher.close(),
+  }
+}
+
+/** Reads a body, giving up (and closing the stream) past `limit` bytes. */
+async function readCapped(body: AsyncIterable<Buffer | string>, limit: number): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    size += buffer.length
+    if (size > limit) {
+      throw new NoVerdictError('BODY_TOO_LARGE', `the store's answer is larger than ${Math.round(limit / 1024 / 1024)} MiB, far above any real image report`)
+    }
+    chunks.push(buffer)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}
+
+async function readInput(path: string, stdin: NodeJS.ReadableStream): Promise<unknown> {
+  let body: string
+  if (path === '-') {
+    body = await readCapped(stdin as AsyncIterable<Buffer>, MAX_BODY_BYTES)
+  } else {
+    try {
+      body = readFileSync(path, 'utf8')
+    } catch (error) {
+      throw new UsageError('FILE', `cannot read --input ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): check the path`)
+    }
+  }
+  const step = classifyResponse({ status: 200, headers: {}, body }, 0)
+  if (step.kind === 'fail') throw step.error
+  return (step as { document: unknown }).document
+}
+
+export interface Io {
+  readonly env: Readonly<Record<string, string | undefined>>
+  readonly stdout: (text: string) => void
+  readonly stderr: (text: string) => void
+  readonly stdin: NodeJS.ReadableStream
+  readonly isTTY: boolean
+  readonly signal: AbortSignal
+}
+
+function defaultIo(signal: AbortSignal): Io {
+  return {
+    env: process.env,
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    stdin: process.stdin,
+    isTTY: Boolean(process.stdout.isTTY),
+    signal,
+  }
+}
+
+const fileSystem = {
+  readFile: (path: string) => readFileSync(path, 'utf8'),
+  fileExists: (path: string) => existsSync(path),
+}
+
+/** Runs the gate and returns its exit code; the only place that decides one. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const secrets: string[] = []
+  const stdout = (text: string) => io.stdout(redact(text, secrets))
+  const stderr = (text: string) => io.stderr(redact(text, secrets))
+  const say = (line: string) => stderr(`${NAME}: ${line}\n`)
+
+  let config: Config
+  try {
+    const args = parseArgs(argv)
+    if (args.kind === 'help' || args.kind === 'version') {
+      stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
+      return EXIT.PASS
+    }
+    config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem })
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    say(`${error.message}`)
+    say('run with --help for usage')
+    return EXIT.USAGE
+  }
+  if (config.source && 'store' in config.source) secrets.push(config.source.store.token)
+  const { image, gate, format } = config
+  const emitJson = (report: JsonReport) => stdout(`${JSON.stringify(report, null, 2)}\n`)
+
+  if (!config.source) {
+    say(`gate none: no policy enforced for ${image.reference}; the store was not asked`)
+    if (format === 'json') emitJson(buildJsonReport({ image, gate, exitCode: EXIT.PASS, skipped: true }))
+    return EXIT.PASS
+  }
+
+  let fetcher: Awaited<ReturnType<typeof createStoreFetcher>> | undefined
+  try {
+    let document: unknown
+    if ('input' in config.source) {
+      document = await readInput(config.source.input, io.stdin)
+    } else {
+      const { store } = config.source
+      say(`checking ${image.reference} against gate ${gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
+      fetcher = await createStoreFetcher(store, io.env)
+      document = await waitForImageReport(store, image.digest, {
+        fetch: fetcher.fetch,
+        now: Date.now,
+        sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+        random: Math.random,
+        progress: say,
+        signal: io.signal,
+      })
+    }
+    const evaluation = evaluate(document, gate, image.digest)
+    const exitCode = evaluation.passed ? EXIT.PASS : EXIT.VIOLATION
+    if (format === 'json') emitJson(buildJsonReport({ image, gate, exitCode, evaluation }))
+    else stdout(renderText(evaluation, image, { color: io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb' }))
+    return exitCode
+  } catch (caught) {
+    const error = io.signal.aborted && !(caught instanceof NoVerdictError) ? io.signal.reason : caught
+    if (error instanceof InterruptedError) {
+      say(`${error.message} before a verdict was reached`)
+      return error.exitCode
+    }
+    if (error instanceof UsageError) {
+      say(error.message)
+      return EXIT.USAGE
+    }
+    const known = error instanceof NoVerdictError
+    const message = known ? error.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
+    say(`no verdict: ${message}`)
+    if (format === 'json') {
+      emitJson(buildJsonReport({ image, gate, exitCode: EXIT.NO_VERDICT, error: { code: known ? error.code : 'BUG', message } }))
+    }
+    return EXIT.NO_VERDICT
+  } finally {
+    await fetcher?.close().catch(() => undefined)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry: runs only when this file is the program, so tests can import the functions above.
+
+function isMain(): boolean {
+  const script = process.argv[1]
+  if (!script) return false
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href
+  } catch {
+    return false
+  }
+}
+
+if (isMain()) {
+  const controller = new AbortController()
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      const interrupted = new InterruptedError(signal)
+      controller.abort(interrupted)
+      // Whatever is still pending (a TLS handshake, a slow close), stop within a second.
+      setTimeout(() => process.exit(interrupted.exitCode), 1_000).unref()
+    })
+  }
+  process.exitCode = await main(process.argv.slice(2), defaultIo(controller.signal))
+}

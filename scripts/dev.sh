@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: installs what is missing, then runs the gate or the tests.
+#   scripts/dev.sh gate [gate options] [image]  the gate against METADATA_STORE_URL, or the demo store when it is unset
+#   scripts/dev.sh test                         typecheck, build, and every test (installs Docker when missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE_MAJOR=24
+TOOLS="${AMR_GATE_TOOLS:-$HOME/.cache/amr-policy-gate}"
+
+log() { echo "dev.sh: $*" >&2; }
+
+# Node 24 from the npm registry (node-linux-<arch>@24 ships the official binary) when the machine's is older.
+ensure_node() {
+  if command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge "$NODE_MAJOR" ]; then return; fi
+  local arch
+  case "$(uname -m)" in x86_64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) log "no Node $NODE_MAJOR package for $(uname -m)"; exit 1 ;; esac
+  local prefix="$TOOLS/node$NODE_MAJOR-$arch"
+  if [ ! -x "$prefix/node_modules/node-linux-$arch/bin/node" ]; then
+    log "installing Node $NODE_MAJOR (npm package node-linux-$arch@$NODE_MAJOR) into $prefix"
+    npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$prefix" "node-linux-$arch@$NODE_MAJOR" >&2
+  fi
+  export PATH="$prefix/node_modules/node-linux-$arch/bin:$PATH"
+}
+
+ensure_packages() {
+  if [ "${1:-}" = always ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error >&2
+  fi
+}
+
+case "${1:-}" in
+  gate)
+    shift
+    ensure_node
+    ensure_packages
+    npm run --silent build
+    if [ -n "${METADATA_STORE_URL:-}" ] || printf '%s\n' "$@" | grep -q -- '^--url\|^--input'; then
+      exec node dist/policy.mjs "$@"
+    fi
+    log "METADATA_STORE_URL is not set: running against the built-in demo store"
+    exec node test/demo.ts "$@"
+    ;;
+  test)
+    ensure_node
+    ensure_packages always
+    npm run --silent typecheck
+    npm run --silent build
+    npm test
+    ;;
+  *)
+    sed -n '2,4p' "$0" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,10 @@
+// Shared by every test file (vitest setupFiles): fails any test whose captured output holds a test token.
+import { afterEach, expect } from 'vitest'
+import { capturedOutputs } from './gate.ts'
+import { TEST_TOKEN } from './simulator.ts'
+
+afterEach(() => {
+  const leaks = capturedOutputs.filter((output) => output.includes(TEST_TOKEN))
+  capturedOutputs.length = 0
+  expect(leaks, 'the token appeared in the output of a gate run').toEqual([])
+})

@@ -1,0 +1,136 @@
+// A Metadata Store simulator: a real HTTPS server on loopback whose answers come from msw handlers
+// (msw's getResponse; msw cannot intercept undici itself), with certificates made for each run.
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import https from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { delay, getResponse, http, HttpResponse, type JsonBodyType, type RequestHandler } from 'msw'
+import { generate } from 'selfsigned'
+
+export const SAMPLE_DIGEST = 'sha256:a24a8d8eb724b6816f244925cc6625a84c15f6ced6a19335121343424be693cd'
+export const SAMPLE_IMAGE = `registry.example.com/tap/workloads/tanzu-java-web-app-dev@${SAMPLE_DIGEST}`
+export const TEST_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token-never-printed.c2VjcmV0'
+
+/** The realistic Image body of the API notes: 5 CVEs, 2 of them critical. */
+export function sampleImageBody(): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL('../fixtures/image-sample.json', import.meta.url), 'utf8'))
+}
+
+/** The same image with every vulnerability fixed. */
+export function cleanImageBody(): Record<string, unknown> {
+  const body = sampleImageBody()
+  for (const pkg of body.Packages as Array<Record<string, unknown>>) pkg.Vulnerabilities = []
+  return body
+}
+
+export interface Tls {
+  readonly caCert: string
+  readonly key: string
+  readonly cert: string
+}
+
+/** A CA and a leaf for localhost / 127.0.0.1 / ::1 signed by it. */
+export async function makeTls(commonName = 'Simulator Test CA'): Promise<Tls> {
+  const ca = await generate([{ name: 'commonName', value: commonName }], {
+    keyType: 'ec',
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    ],
+  })
+  const leaf = await generate([{ name: 'commonName', value: 'localhost' }], {
+    keyType: 'ec',
+    algorithm: 'sha256',
+    ca: { key: ca.private, cert: ca.cert },
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] },
+    ],
+  })
+  return { caCert: ca.cert, key: leaf.private, cert: leaf.cert }
+}
+
+/** One answer of the store; `images` maps a digest to the answers it gives in turn (the last repeats). */
+export type Answer = () => Response | Promise<Response>
+
+export const answer = {
+  notFound: (): Answer => () => HttpResponse.json({ message: 'image not found' }, { status: 404 }),
+  image: (body: JsonBodyType): Answer => () => HttpResponse.json(body),
+  raw: (status: number, body: string, headers: Record<string, string> = {}): Answer => () =>
+    new HttpResponse(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } }),
+  /** Never answers: the client's timeout must cut it. */
+  hang: (): Answer => async () => {
+    await delay('infinite')
+    return new HttpResponse(null, { status: 599 })
+  },
+}
+
+export function repeat(count: number, reply: Answer): Answer[] {
+  return Array.from({ length: count }, () => reply)
+}
+
+/** The image endpoint as the store and its kube-rbac-proxy answer it. */
+export function storeHandlers(options: { token: string; images: Record<string, Answer[]> }): RequestHandler[] {
+  const served = new Map<string, number>()
+  return [
+    http.get('/api/v1/images/:digest', ({ request, params }) => {
+      if (request.headers.get('authorization') !== `Bearer ${options.token}`) {
+        return new HttpResponse('Unauthorized\n', { status: 401, headers: { 'content-type': 'text/plain; charset=utf-8' } })
+      }
+      const digest = String(params.digest)
+      const answers = options.images[digest]
+      if (!answers || answers.length === 0) return answer.notFound()()
+      const index = served.get(digest) ?? 0
+      served.set(digest, index + 1)
+      return answers[Math.min(index, answers.length - 1)]!()
+    }),
+  ]
+}
+
+export interface Simulator {
+  /** `https://localhost:PORT` */
+  readonly url: string
+  /** `localhost:PORT`, the seed's METADATA_STORE_URL form. */
+  readonly hostPort: string
+  readonly requests: Array<{ method: string; path: string }>
+  close(): Promise<void>
+}
+
+export async function startSimulator(handlers: RequestHandler[], tls: Tls): Promise<Simulator> {
+  const requests: Simulator['requests'] = []
+  const server = https.createServer({ key: tls.key, cert: tls.cert }, async (req, res) => {
+    const origin = `https://${req.headers.host}`
+    const method = req.method ?? 'GET'
+    requests.push({ method, path: req.url ?? '/' })
+    const headers = new Headers()
+    for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
+    const hasBody = method !== 'GET' && method !== 'HEAD'
+    const request = new Request(new URL(req.url ?? '/', origin), {
+      method,
+      headers,
+      ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream, duplex: 'half' } : {}),
+    } as RequestInit)
+    const response = await getResponse(handlers, request, { baseUrl: origin })
+    if (!response) return void res.writeHead(404).end()
+    if (response.type === 'error') return void res.socket?.destroy()
+    res.writeHead(response.status, response.statusText, [...response.headers].flat())
+    if (!response.body) return void res.end()
+    Readable.fromWeb(response.body as import('node:stream/web').ReadableStream).on('error', () => res.destroy()).pipe(res)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `https://localhost:${port}`,
+    hostPort: `localhost:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
