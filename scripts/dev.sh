@@ -23,9 +23,11 @@ ensure_node() {
   export PATH="$prefix/node_modules/node-linux-$arch/bin:$PATH"
 }
 
+# The versions in package-lock.json. Not `npm ci`: it refuses the lock because vite names an optional
+# Windows-only package that the registry does not serve; `npm install --no-save` skips it and keeps the lock.
 ensure_packages() {
   if [ "${1:-}" = always ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error >&2
+    npm install --no-save --no-audit --no-fund --loglevel=error >&2
   fi
 }
 
