@@ -31,6 +31,21 @@ ensure_packages() {
   fi
 }
 
+# A Docker daemon for the image tests: Debian's docker.io, without a bridge network (containers use --network host).
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return; fi
+  if [ "$(id -u)" -ne 0 ]; then log "no Docker daemon answers and this is not root: start Docker, or the image tests fail under CI"; return; fi
+  if ! command -v dockerd >/dev/null; then
+    log "installing docker.io from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  fi
+  log "starting dockerd --bridge=none --iptables=false --ip-masq=false"
+  nohup dockerd --bridge=none --iptables=false --ip-masq=false >"${TMPDIR:-/tmp}/amr-policy-gate-dockerd.log" 2>&1 &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 1; done
+  log "dockerd did not answer within 60 s: see ${TMPDIR:-/tmp}/amr-policy-gate-dockerd.log"
+  exit 1
+}
+
 case "${1:-}" in
   gate)
     shift
@@ -45,6 +60,7 @@ case "${1:-}" in
     ;;
   test)
     ensure_node
+    ensure_docker
     ensure_packages always
     npm run --silent typecheck
     npm run --silent build

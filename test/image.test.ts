@@ -1,0 +1,145 @@
+// The image users deploy, in real containers: built from the Dockerfile with testcontainers, run one-shot
+// with the CA and token mounted where the Task mounts them, against the simulator on loopback.
+import { readFileSync } from 'node:fs'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { EXIT } from '../policy.ts'
+import { buildGateImage, dockerStatus, imageInfo, runContainer, type BuiltImage } from './support/container.ts'
+import { writeFiles } from './support/gate.ts'
+import {
+  answer,
+  cleanImageBody,
+  makeTls,
+  repeat,
+  SAMPLE_DIGEST,
+  SAMPLE_IMAGE,
+  sampleImageBody,
+  startSimulator,
+  storeHandlers,
+  TEST_TOKEN,
+  type Answer,
+  type Simulator,
+  type Tls,
+} from './support/simulator.ts'
+
+const docker = await dockerStatus()
+if (!docker.ok) {
+  const message = `NO DOCKER DAEMON: the container tests cannot run (${docker.reason}). Start one (scripts/dev.sh test does).`
+  if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
+  console.warn(`\n!!! ${message} They are SKIPPED here. !!!\n`)
+}
+
+/** Where the Task mounts the secrets. */
+const CA_PATH = '/var/cert/caCrt'
+const TOKEN_PATH = '/var/run/secrets/metadata-store/accessToken'
+
+describe.skipIf(!docker.ok)('the image', () => {
+  let image: BuiltImage
+  let tls: Tls
+  let files: Record<string, string>
+  let store: Simulator | undefined
+
+  beforeAll(async () => {
+    ;[image, tls] = await Promise.all([buildGateImage(), makeTls()])
+    console.info(`container tests use ${image.tag}, built on ${image.base}`)
+    const otherCa = await makeTls('Some Other CA')
+    files = writeFiles({ caCrt: tls.caCert, 'other-ca.crt': otherCa.caCert, accessToken: TEST_TOKEN })
+  }, 300_000)
+
+  afterEach(async () => {
+    await store?.close()
+    store = undefined
+  })
+
+  async function serve(answers: Answer[], token = TEST_TOKEN): Promise<Simulator> {
+    store = await startSimulator(storeHandlers({ token, images: { [SAMPLE_DIGEST]: answers } }), tls)
+    return store
+  }
+
+  /** The Task's step: its env names, the CA at /var/cert/caCrt, the token as a mounted file. */
+  function runTaskStep(env: Record<string, string> = {}, ca = files.caCrt!) {
+    return runContainer(image.tag, {
+      args: [SAMPLE_IMAGE],
+      env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN_FILE: TOKEN_PATH, POLICY_POLL_INTERVAL: '200ms', ...env },
+      files: { [ca]: CA_PATH, [files.accessToken!]: TOKEN_PATH },
+    })
+  }
+
+  it('exits 1 after three 404s then a report with critical vulnerabilities', async () => {
+    await serve([...repeat(3, answer.notFound()), answer.image(sampleImageBody())])
+    const run = await runTaskStep()
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stderr.match(/not in the store yet \(404\)/g)).toHaveLength(3)
+    expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) at or above high.')
+    expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
+  })
+
+  it('exits 0 after three 404s then a clean report', async () => {
+    await serve([...repeat(3, answer.notFound()), answer.image(cleanImageBody())])
+    const run = await runTaskStep()
+    expect(run.code).toBe(EXIT.PASS)
+    expect(run.stdout).toContain('PASS: nothing at or above high.')
+  })
+
+  it('exits 3 on 401 with the token from ACCESS_TOKEN, as the seed Task passes it', async () => {
+    await serve([answer.image(cleanImageBody())], 'another-token')
+    const run = await runContainer(image.tag, {
+      args: [SAMPLE_IMAGE],
+      env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN: TEST_TOKEN },
+      files: { [files.caCrt!]: CA_PATH },
+    })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain('the store rejected the token (401 Unauthorized)')
+    expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
+  })
+
+  it('exits 3 when the mounted CA does not sign the store, naming /var/cert/caCrt', async () => {
+    await serve([answer.image(cleanImageBody())])
+    const run = await runTaskStep({}, files['other-ca.crt'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain(`TLS with the store failed`)
+    expect(run.stderr).toContain(`check that ${CA_PATH} is the store's CA`)
+  })
+
+  it('exits 0 for gate none without a request', async () => {
+    await serve([answer.image(sampleImageBody())])
+    const run = await runTaskStep({ GATE: 'none' })
+    expect(run.code).toBe(EXIT.PASS)
+    expect(store!.requests).toHaveLength(0)
+  })
+
+  it('passes docker run arguments straight to the gate', async () => {
+    const help = await runContainer(image.tag, { args: ['--help'] })
+    expect(help.code).toBe(EXIT.PASS)
+    expect(help.stdout).toContain('Exit codes:')
+    const usage = await runContainer(image.tag, { args: ['--gate', 'high', 'registry.example.com/app:latest'] })
+    expect(usage.code).toBe(EXIT.USAGE)
+    expect(usage.stderr).toContain('has no sha256 digest')
+  })
+
+  it('runs as uid 65532 and writes nothing, on a read-only root filesystem', async () => {
+    const probe = await runContainer(image.tag, {
+      entrypoint: ['/nodejs/bin/node', '-e', "const fs=require('fs');let w='writable';try{fs.writeFileSync('/app/x','')}catch(e){w=e.code}console.log(process.getuid(),process.getgid(),w)"],
+    })
+    expect(probe.stdout.trim()).toBe('65532 65532 EROFS')
+    const info = await imageInfo(image.tag)
+    expect(info.Config.User).toBe('65532:65532')
+    expect(info.Config.Entrypoint).toEqual(['/nodejs/bin/node', '/app/policy.mjs'])
+  })
+
+  it('carries OCI labels with the package version and adds at most 2 MB to its base', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+    const info = await imageInfo(image.tag)
+    expect(info.Config.Labels).toMatchObject({
+      'org.opencontainers.image.title': 'amr-policy-gate',
+      'org.opencontainers.image.version': version,
+      'org.opencontainers.image.licenses': 'Apache-2.0',
+    })
+    expect(info.Config.Labels?.['org.opencontainers.image.description']).toBeTruthy()
+    expect(info.Config.Labels?.['org.opencontainers.image.source']).toBeTruthy()
+    const base = await imageInfo(image.base)
+    const added = info.Size - base.Size
+    console.info(`the image is ${info.Size} bytes: its base plus ${added} bytes`)
+    expect(added).toBeGreaterThan(0)
+    expect(added).toBeLessThanOrEqual(2 * 1024 * 1024)
+  })
+})
