@@ -7,7 +7,8 @@
  * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs'
+import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { getCACertificates } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
@@ -63,6 +64,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: '--poll-interval', env: ['POLICY_POLL_INTERVAL'], value: 'DURATION', defaultText: DEFAULT_POLL_INTERVAL, help: 'pause between polls while the store answers 404 (jittered by 20%)' },
   { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store' },
   { flag: '--format', env: ['POLICY_FORMAT'], value: 'FORMAT', defaultText: 'text', help: 'text (for people) or json (one document on stdout)' },
+  { flag: '--results-dir', env: ['POLICY_RESULTS_DIR'], value: 'DIR', help: 'also write Tekton results there, one file each: verdict, critical, high, medium, low, unknown, blocking (e.g. /tekton/results)' },
   { flag: '--help', help: 'show this help' },
   { flag: '--version', help: 'show the version' },
 ]
@@ -126,6 +128,8 @@ export interface Config {
   readonly image: ImageRef
   readonly gate: Gate
   readonly format: Format
+  /** Tekton results are written here, one file per result. */
+  readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
   readonly source?: { readonly input: string } | { readonly store: StoreSettings }
 }
@@ -545,6 +549,20 @@ export function renderHelp(): string {
   ].join('\n')
 }
 
+/** Listed in the `blocking` Tekton result at most; the whole set of results stays far below Tekton's 4 KB. */
+const MAX_RESULT_IDS = 10
+
+/** The Tekton results, name → content: the verdict, the count per severity, the blocking IDs. */
+export function tektonResults(report: JsonReport): Record<string, string> {
+  const ids = [...new Set(report.blocking.map((finding) => finding.id))]
+  const listed = ids.slice(0, MAX_RESULT_IDS).join(',')
+  return {
+    verdict: report.verdict,
+    ...Object.fromEntries(SEVERITIES.map((severity) => [severity, report.counts ? String(report.counts[severity]) : ''])),
+    blocking: ids.length > MAX_RESULT_IDS ? `${listed} (+${ids.length - MAX_RESULT_IDS} more)` : listed,
+  }
+}
+
 /** Replaces every secret with [redacted]; applied to all output, in every mode. */
 export function redact(output: string, secrets: readonly string[]): string {
   return secrets.reduce((result, secret) => (secret ? result.split(secret).join('[redacted]') : result), output)
@@ -557,6 +575,7 @@ export interface Environment {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly readFile: (path: string) => string
   readonly fileExists: (path: string) => boolean
+  readonly isWritableDirectory: (path: string) => boolean
 }
 
 function pick(values: ReadonlyMap<string, string>, env: Environment['env'], flag: string, envName?: string): { value: string; origin: string } | undefined {
@@ -588,10 +607,15 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const gate = parseGate(gateInput.value, gateInput.origin)
   const formatInput = pick(values, env, '--format', 'POLICY_FORMAT')
   const format = formatInput ? parseFormat(formatInput.value, formatInput.origin) : 'text'
-  if (gate === 'none') return { image, gate, format }
+  const resultsInput = pick(values, env, '--results-dir', 'POLICY_RESULTS_DIR')
+  if (resultsInput && !environment.isWritableDirectory(resultsInput.value)) {
+    throw new UsageError('RESULTS_DIR', `${resultsInput.origin} ${resultsInput.value} is not a writable directory: in a Task use /tekton/results`)
+  }
+  const common = { image, gate, format, ...(resultsInput ? { resultsDir: resultsInput.value } : {}) }
+  if (gate === 'none') return common
   const input = values.get('--input')
-  if (input !== undefined) return { image, gate, format, source: { input } }
-  return { image, gate, format, source: { store: resolveStoreSettings(values, environment) } }
+  if (input !== undefined) return { ...common, source: { input } }
+  return { ...common, source: { store: resolveStoreSettings(values, environment) } }
 }
 
 function resolveStoreSettings(values: ReadonlyMap<string, string>, environment: Environment): StoreSettings {
@@ -868,6 +892,18 @@ function defaultIo(signal: AbortSignal): Io {
 const fileSystem = {
   readFile: (path: string) => readFileSync(path, 'utf8'),
   fileExists: (path: string) => existsSync(path),
+  isWritableDirectory: (path: string) => {
+    try {
+      accessSync(path, fsConstants.W_OK)
+      return statSync(path).isDirectory()
+    } catch {
+      return false
+    }
+  },
+}
+
+function writeResults(dir: string, results: Record<string, string>): void {
+  for (const [name, content] of Object.entries(results)) writeFileSync(join(dir, name), content)
 }
 
 /** Runs the gate and returns its exit code; the only place that decides one. */
@@ -892,13 +928,24 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     return EXIT.USAGE
   }
   if (config.source && 'store' in config.source) secrets.push(config.source.store.token)
-  const { image, gate, format } = config
-  const emitJson = (report: JsonReport) => stdout(`${JSON.stringify(report, null, 2)}\n`)
+  const { image, gate, format, resultsDir } = config
+  /** Every verdict, and every failure to reach one, ends here: the summary or JSON, then the Tekton results. */
+  const finish = (report: JsonReport, summary?: string): number => {
+    if (format === 'json') stdout(`${JSON.stringify(report, null, 2)}\n`)
+    else if (summary) stdout(summary)
+    if (!resultsDir) return report.exitCode
+    try {
+      writeResults(resultsDir, tektonResults(report))
+      return report.exitCode
+    } catch (error) {
+      say(`no verdict: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+      return EXIT.NO_VERDICT
+    }
+  }
 
   if (!config.source) {
     say(`gate none: no policy enforced for ${image.reference}; the store was not asked`)
-    if (format === 'json') emitJson(buildJsonReport({ image, gate, exitCode: EXIT.PASS, skipped: true }))
-    return EXIT.PASS
+    return finish(buildJsonReport({ image, gate, exitCode: EXIT.PASS, skipped: true }))
   }
 
   let fetcher: Awaited<ReturnType<typeof createStoreFetcher>> | undefined
@@ -921,9 +968,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     const evaluation = evaluate(document, gate, image.digest)
     const exitCode = evaluation.passed ? EXIT.PASS : EXIT.VIOLATION
-    if (format === 'json') emitJson(buildJsonReport({ image, gate, exitCode, evaluation }))
-    else stdout(renderText(evaluation, image, { color: io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb' }))
-    return exitCode
+    const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
+    return finish(buildJsonReport({ image, gate, exitCode, evaluation }), renderText(evaluation, image, { color }))
   } catch (caught) {
     const error = io.signal.aborted && !(caught instanceof NoVerdictError) ? io.signal.reason : caught
     if (error instanceof InterruptedError) {
@@ -937,10 +983,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const known = error instanceof NoVerdictError
     const message = known ? error.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
     say(`no verdict: ${message}`)
-    if (format === 'json') {
-      emitJson(buildJsonReport({ image, gate, exitCode: EXIT.NO_VERDICT, error: { code: known ? error.code : 'BUG', message } }))
-    }
-    return EXIT.NO_VERDICT
+    return finish(buildJsonReport({ image, gate, exitCode: EXIT.NO_VERDICT, error: { code: known ? error.code : 'BUG', message } }))
   } finally {
     await fetcher?.close().catch(() => undefined)
   }

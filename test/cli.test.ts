@@ -1,4 +1,7 @@
 // Black-box tests: the built dist/policy.mjs as a child process against the HTTPS store simulator.
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT, EXIT_CODES, OPTIONS } from '../policy.ts'
 import { runGate, writeFiles, type GateRun } from './support/gate.ts'
@@ -229,6 +232,18 @@ describe('input and configuration', () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ verdict: 'error', exitCode: 3, counts: null, error: { code: 'TOKEN_REJECTED' } })
   })
 
+  it('writes Tekton results to --results-dir, and refuses a folder it cannot write', async () => {
+    await serve([answer.image(sampleImageBody())])
+    const dir = mkdtempSync(join(tmpdir(), 'results-'))
+    const run = await gate([], { POLICY_RESULTS_DIR: dir })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    const read = (name: string) => readFileSync(`${dir}/${name}`, 'utf8')
+    expect([read('verdict'), read('critical'), read('high'), read('unknown'), read('blocking')]).toEqual(['fail', '2', '2', '0', 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286'])
+    const refused = await gate(['--results-dir', `${dir}/missing`])
+    expect(refused.code).toBe(EXIT.USAGE)
+    expect(refused.stderr).toContain(`--results-dir ${dir}/missing is not a writable directory: in a Task use /tekton/results`)
+  })
+
   it('accepts a full https:// URL with a path prefix, the token in ACCESS_TOKEN and the CA as PEM', async () => {
     await serve([answer.image(cleanImageBody())])
     const run = await runGate(['--gate', 'high', '--url', `${store!.url}/`, SAMPLE_DIGEST], { env: { ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: tls.caCert } })
@@ -247,7 +262,7 @@ describe('input and configuration', () => {
   })
 
   it('--version prints the package version', async () => {
-    const { version } = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')))
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
     const run = await runGate(['--version'])
     expect(run.stdout).toBe(`amr-policy-gate ${version}\n`)
   })

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../policy.ts'
-import { buildGateImage, dockerStatus, imageInfo, runContainer, type BuiltImage } from './support/container.ts'
+import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage } from './support/container.ts'
 import { writeFiles } from './support/gate.ts'
 import {
   answer,
@@ -21,18 +21,13 @@ import {
   type Tls,
 } from './support/simulator.ts'
 
-const docker = await dockerStatus()
-if (!docker.ok) {
-  const message = `NO DOCKER DAEMON: the container tests cannot run (${docker.reason}). Start one (scripts/dev.sh test does).`
-  if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
-  console.warn(`\n!!! ${message} They are SKIPPED here. !!!\n`)
-}
+const hasDocker = await dockerForTests()
 
 /** Where the Task mounts the secrets. */
 const CA_PATH = '/var/cert/caCrt'
 const TOKEN_PATH = '/var/run/secrets/metadata-store/accessToken'
 
-describe.skipIf(!docker.ok)('the image', () => {
+describe.skipIf(!hasDocker)('the image', () => {
   let image: BuiltImage
   let tls: Tls
   let files: Record<string, string>

@@ -16,6 +16,8 @@ import {
   parseStoreUrl,
   redact,
   renderText,
+  buildJsonReport,
+  tektonResults,
   resolveConfig,
   UsageError,
   type Gate,
@@ -117,6 +119,7 @@ describe('parseArgs and resolveConfig', () => {
       return contents[path]!
     },
     fileExists: (path: string) => path in contents,
+    isWritableDirectory: (path: string) => path === '/tekton/results',
   })
   const resolve = (argv: string[], env: Record<string, string> = {}, contents: Record<string, string> = {}) => {
     const args = parseArgs(argv)
@@ -327,6 +330,16 @@ describe('classifyResponse', () => {
 
   it('ends at once on a 200 that is not JSON', () => {
     expect(response(200, '<html>')).toMatchObject({ kind: 'fail', error: { code: 'MALFORMED_RESPONSE' } })
+  })
+})
+
+describe('tektonResults', () => {
+  it('lists at most ten blocking IDs, once each, and says how many more', () => {
+    const many = image(...Array.from({ length: 12 }, (_, i) => pkg(`p${i}`, '1', vuln(`CVE-${i}`, rating('High')), vuln(`CVE-${i}`, rating('High')))))
+    const evaluation = evaluate(many, 'high')
+    const results = tektonResults(buildJsonReport({ image: null, gate: 'high', exitCode: 1, evaluation }))
+    expect(results.blocking).toBe('CVE-0,CVE-1,CVE-10,CVE-11,CVE-2,CVE-3,CVE-4,CVE-5,CVE-6,CVE-7 (+2 more)')
+    expect(results).toMatchObject({ verdict: 'fail', high: '12', critical: '0' })
   })
 })
 

@@ -1,7 +1,7 @@
 // The gate's image in real containers through testcontainers: built from the Dockerfile, run one-shot
 // with host networking against the simulator on loopback, exit code and logs read from the runtime.
 import { execFileSync } from 'node:child_process'
-import { chmodSync, readFileSync } from 'node:fs'
+import { chmodSync, readFileSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { GenericContainer, getContainerRuntimeClient, ImageName } from 'testcontainers'
 import { captureOutput, type GateRun } from './gate.ts'
@@ -19,6 +19,19 @@ export async function dockerStatus(): Promise<{ ok: true } | { ok: false; reason
   } catch (error) {
     return { ok: false, reason: (error as Error).message }
   }
+}
+
+/**
+ * Whether the container tests can run. Without a daemon they say so loudly and are skipped, except
+ * under CI, where that is a failure: a skipped test is not a passing one.
+ */
+export async function dockerForTests(): Promise<boolean> {
+  const status = await dockerStatus()
+  if (status.ok) return true
+  const message = `NO DOCKER DAEMON: the container tests cannot run (${status.reason}). Start one (scripts/dev.sh test does).`
+  if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
+  console.warn(`\n!!! ${message} They are SKIPPED here. !!!\n`)
+  return false
 }
 
 export interface BuiltImage {
@@ -51,9 +64,13 @@ export interface ContainerRun {
   /** The image's ENTRYPOINT arguments, as `docker run IMAGE ...args`. */
   readonly args?: string[]
   readonly env?: Record<string, string>
-  /** Host file → container path, mounted read-only like a Kubernetes secret volume. */
+  /** Host file or folder → container path, mounted read-only like a Kubernetes secret volume. */
   readonly files?: Record<string, string>
+  /** Host folder → container path, writable by anyone (like Tekton's /tekton/results emptyDir). */
+  readonly writable?: Record<string, string>
   readonly entrypoint?: string[]
+  /** `uid:gid`, as a securityContext's runAsUser/runAsGroup; default the image's USER. */
+  readonly user?: string
   /** Default true: the Task runs the step with a read-only root filesystem. */
   readonly readOnly?: boolean
 }
@@ -68,12 +85,20 @@ export async function runContainer(tag: string, run: ContainerRun = {}): Promise
     .withCommand(run.args ?? [])
   if (run.readOnly ?? true) container = container.withReadOnlyRootFilesystem()
   if (run.entrypoint) container = container.withEntrypoint(run.entrypoint)
+  if (run.user) container = container.withUser(run.user)
   const files = Object.entries(run.files ?? {})
   for (const [source] of files) {
-    chmodSync(source, 0o644) // secret volumes are world-readable (defaultMode 0644); uid 65532 must read them
+    // Secret volumes are world-readable (defaultMode 0644): uid 65532 must read them.
+    chmodSync(source, statSync(source).isDirectory() ? 0o755 : 0o644)
     chmodSync(dirname(source), 0o755)
   }
-  if (files.length) container = container.withBindMounts(files.map(([source, target]) => ({ source, target, mode: 'ro' as const })))
+  const writable = Object.entries(run.writable ?? {})
+  for (const [source] of writable) chmodSync(source, 0o777)
+  const mounts = [
+    ...files.map(([source, target]) => ({ source, target, mode: 'ro' as const })),
+    ...writable.map(([source, target]) => ({ source, target, mode: 'rw' as const })),
+  ]
+  if (mounts.length) container = container.withBindMounts(mounts)
 
   const started_ = await container.start()
   try {

@@ -1,0 +1,190 @@
+// The Tekton and Cartographer manifests in config/: they parse, they name only what the gate reads, they
+// reference each other by the right names, and the Task's step, run exactly as Tekton would run it in the
+// built image, produces the exit code and the result files its description promises.
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { parse } from 'yaml'
+import { DEFAULT_CA_PATH, EXIT, OPTIONS, parseDuration, tektonResults } from '../policy.ts'
+import { buildGateImage, dockerForTests, runContainer } from './support/container.ts'
+import { answer, cleanImageBody, makeTls, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, startSimulator, storeHandlers, TEST_TOKEN, type Answer, type Simulator, type Tls } from './support/simulator.ts'
+import { configText, loadManifests, loadTask, substitute, taskStepAsContainer } from './support/tekton.ts'
+
+const task = loadTask()
+const step = task.spec.steps[0]!
+const PLACEHOLDER = 'POLICY-GATE-IMAGE'
+
+describe('config/task.yaml', () => {
+  it('is a Tekton v1 Task named as the seed names it, with one step in exec form', () => {
+    expect(task).toMatchObject({ apiVersion: 'tekton.dev/v1', kind: 'Task', metadata: { name: 'tekton-policy-enforcement' } })
+    expect(task.spec.steps).toHaveLength(1)
+    expect(step.script).toBeUndefined()
+    expect(step.command).toEqual(['/nodejs/bin/node'])
+    expect(step.args?.[0]).toBe('/app/policy.mjs')
+  })
+
+  it('takes the image to check and the gate as described params, and uses every param it declares', () => {
+    const params = Object.fromEntries(task.spec.params.map((param) => [param.name, param]))
+    expect(params.image).toMatchObject({ type: 'string' })
+    expect(params.image?.default).toBeUndefined()
+    expect(params.gate).toMatchObject({ type: 'string', default: 'high' })
+    const text = JSON.stringify(step)
+    for (const param of task.spec.params) {
+      expect(param.description, param.name).toBeTruthy()
+      expect(text, `param ${param.name} is never used`).toContain(`$(params.${param.name})`)
+    }
+  })
+
+  it('passes only flags the gate reads, each with its value', () => {
+    const flags = new Map(OPTIONS.map((option) => [option.flag, option]))
+    const args = step.args!.slice(1)
+    for (let i = 0; i < args.length; i++) {
+      if (!args[i]!.startsWith('--')) continue
+      const option = flags.get(args[i]!)
+      expect(option, `the gate has no option ${args[i]}`).toBeDefined()
+      if (option?.value) expect(args[++i], `${args[i - 1]} needs a value`).toBeDefined()
+    }
+    expect(args.at(-1)).toBe('$(params.image)')
+  })
+
+  it('sets only environment variables the gate reads, the token from the seed secret', () => {
+    const known = new Set(OPTIONS.flatMap((option) => option.env ?? []))
+    for (const variable of step.env ?? []) expect(known, `the gate does not read ${variable.name}`).toContain(variable.name)
+    expect(step.env?.find((variable) => variable.name === 'ACCESS_TOKEN')).toEqual({
+      name: 'ACCESS_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'metadata-store-access-token', key: 'accessToken' } },
+    })
+  })
+
+  it('mounts the CA secret where the gate looks for it by default', () => {
+    const [mount] = step.volumeMounts ?? []
+    const volume = task.spec.volumes.find((candidate) => candidate.name === mount?.name)
+    expect(volume?.secret?.secretName).toBe('metadata-store-cert')
+    expect(`${mount?.mountPath}/caCrt`).toBe(DEFAULT_CA_PATH)
+    expect(mount?.readOnly).toBe(true)
+  })
+
+  it('declares exactly the results the gate writes', () => {
+    const written = Object.keys(tektonResults({ verdict: 'pass', counts: null, blocking: [] } as never))
+    expect(task.spec.results.map((result) => result.name).sort()).toEqual(written.sort())
+    for (const result of task.spec.results) expect(result.description, result.name).toBeTruthy()
+  })
+
+  it('runs non-root on a read-only root filesystem, with a timeout above the wait and sized resources', () => {
+    expect(step.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false })
+    const waitDefault = task.spec.params.find((param) => param.name === 'wait-timeout')!.default!
+    expect(parseDuration(step.timeout!, 'timeout')).toBeGreaterThan(parseDuration(waitDefault, 'wait-timeout'))
+    expect(step.computeResources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) })
+    expect(step.computeResources?.limits?.memory).toBeTruthy()
+  })
+
+  it('keeps the image reference in one place to edit', () => {
+    const mentions = readdirSync(new URL('../config/', import.meta.url)).map((file) => configText(file).split(PLACEHOLDER).length - 1)
+    expect(mentions.reduce((sum, count) => sum + count, 0)).toBe(2) // the step's image, and the comment saying to edit it
+    expect(step.image).toBe(PLACEHOLDER)
+  })
+})
+
+describe('config/cartographer.yaml and config/supply-chain-example.yaml', () => {
+  const [imageTemplate, runTemplate] = loadManifests('cartographer.yaml')
+  const [supplyChain] = loadManifests('supply-chain-example.yaml')
+  // ytt annotations are YAML comments, so the template body parses as the Runnable it stamps out.
+  const runnable = parse(imageTemplate!.spec.ytt.split('---\n')[1])
+
+  it('stamps a Runnable that uses the ClusterRunTemplate, which runs the Task', () => {
+    expect(imageTemplate).toMatchObject({ apiVersion: 'carto.run/v1alpha1', kind: 'ClusterImageTemplate', spec: { imagePath: '.status.outputs.imagePath' } })
+    expect(runnable).toMatchObject({ kind: 'Runnable', spec: { runTemplateRef: { name: runTemplate!.metadata.name, kind: 'ClusterRunTemplate' } } })
+    expect(runTemplate).toMatchObject({ kind: 'ClusterRunTemplate', spec: { template: { apiVersion: 'tekton.dev/v1', kind: 'TaskRun', spec: { taskRef: { name: task.metadata.name } } } } })
+  })
+
+  it('passes the Task the params it declares, and hands the checked image on', () => {
+    const passed = [...imageTemplate!.spec.ytt.matchAll(/"name": "([\w-]+)"/g)].map((match: RegExpMatchArray) => match[1])
+    const declared = task.spec.params.map((param) => param.name)
+    expect(passed).toEqual(['image', 'gate'])
+    for (const name of passed) expect(declared).toContain(name)
+    expect(task.spec.params.filter((param) => param.default === undefined).map((param) => param.name)).toEqual(['image'])
+    expect(runTemplate!.spec.outputs.imagePath).toBe('spec.params[?(@.name=="image")].value')
+    expect(imageTemplate!.spec.params).toEqual([{ name: 'policy_gate', default: 'high' }])
+  })
+
+  it('puts the policy step after the scan step and feeds its image to what follows', () => {
+    const resources = supplyChain!.spec.resources as Array<{ name: string; templateRef: { name: string }; images?: Array<{ resource: string }> }>
+    const names = resources.map((resource) => resource.name)
+    const policy = resources.find((resource) => resource.templateRef.name === imageTemplate!.metadata.name)!
+    expect(policy.images).toEqual([{ name: 'image', resource: 'image-scanner' }])
+    expect(names.indexOf(policy.name)).toBeGreaterThan(names.indexOf('image-scanner'))
+    expect(resources.slice(names.indexOf(policy.name) + 1).flatMap((resource) => resource.images ?? []).map((image) => image.resource)).toEqual([policy.name])
+  })
+})
+
+describe('Tekton substitution (test support)', () => {
+  it('fills params from the run, then from defaults, and refuses unknown ones', () => {
+    expect(substitute('$(params.gate) $(params.image)', task, { image: 'x' })).toBe('high x')
+    expect(substitute('$(results.verdict.path)', task, {})).toBe('/tekton/results/verdict')
+    expect(() => substitute('$(params.nope)', task, {})).toThrow(/no value/)
+  })
+})
+
+const hasDocker = await dockerForTests()
+
+describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
+  let image: string
+  let tls: Tls
+  let store: Simulator | undefined
+
+  beforeAll(async () => {
+    ;[{ tag: image }, tls] = await Promise.all([buildGateImage(), makeTls()])
+  }, 300_000)
+
+  afterEach(async () => {
+    await store?.close()
+    store = undefined
+  })
+
+  async function runStep(answers: Answer[], params: Record<string, string> = {}) {
+    store = await startSimulator(storeHandlers({ token: TEST_TOKEN, images: { [SAMPLE_DIGEST]: answers } }), tls)
+    const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
+    const container = taskStepAsContainer(task, {
+      image,
+      params: { image: SAMPLE_IMAGE, 'metadata-store-url': store.hostPort, 'wait-timeout': '30s', ...params },
+      secrets: { 'metadata-store-access-token': { accessToken: TEST_TOKEN }, 'metadata-store-cert': { caCrt: tls.caCert } },
+      resultsDir,
+    })
+    const run = await runContainer(image, container)
+    const results = Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')]))
+    return { run, results, container }
+  }
+
+  it('passes a clean image and writes every result', async () => {
+    const { run, results, container } = await runStep([answer.image(cleanImageBody())])
+    expect(container).toMatchObject({ readOnly: true, user: '65532:65532', entrypoint: ['/nodejs/bin/node'] })
+    expect(run.code).toBe(EXIT.PASS)
+    expect(results).toEqual({ verdict: 'pass', critical: '0', high: '0', medium: '0', low: '0', unknown: '0', blocking: '' })
+  })
+
+  it('fails an image with critical vulnerabilities and names them in the results', async () => {
+    const { run, results } = await runStep([answer.image(sampleImageBody())])
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(results).toEqual({ verdict: 'fail', critical: '2', high: '2', medium: '1', low: '0', unknown: '0', blocking: 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286' })
+    expect(Object.values(results).join('').length).toBeLessThan(1024)
+    expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
+  })
+
+  it('waits through 404s, then judges by the gate param', async () => {
+    const { run, results } = await runStep([...repeat(2, answer.notFound()), answer.image(sampleImageBody())], { gate: 'critical' })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stderr.match(/not in the store yet \(404\)/g)).toHaveLength(2)
+    expect(results).toMatchObject({ verdict: 'fail', critical: '2', blocking: 'CVE-2021-44228,CVE-2021-45046' })
+  })
+
+  it('writes verdict error when there is no verdict, and skipped for gate none', async () => {
+    const timedOut = await runStep([answer.notFound()], { 'wait-timeout': '1s' })
+    expect(timedOut.run.code).toBe(EXIT.NO_VERDICT)
+    expect(timedOut.results).toEqual({ verdict: 'error', critical: '', high: '', medium: '', low: '', unknown: '', blocking: '' })
+    await store?.close()
+    const skipped = await runStep([answer.image(sampleImageBody())], { gate: 'none' })
+    expect(skipped.run.code).toBe(EXIT.PASS)
+    expect(skipped.results.verdict).toBe('skipped')
+  })
+})
