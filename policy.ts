@@ -8,7 +8,7 @@
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
 import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { getCACertificates } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
@@ -41,6 +41,13 @@ const RETRY_BASE_MS = 1_000
 const RETRY_MAX_MS = 30_000
 /** The text summary lists at most this many blocking findings; --format json lists all. */
 const MAX_LISTED_FINDINGS = 20
+/** Exemptions that expire within this are warned about. */
+const EXPIRY_WARNING_MS = 14 * 24 * 3_600_000
+/** Triage states that suppress a finding; in_triage and exploitable suppress nothing. */
+export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affected', 'false_positive', 'resolved', 'resolved_with_pedigree'])
+/** Triage pages are fetched this many records at a time, and at most this many pages. */
+const TRIAGE_PAGE_SIZE = 100
+const MAX_TRIAGE_PAGES = 1_000
 /** A report larger than this ends with exit 3; real ones are a few MB (documented in the README). */
 export const MAX_BODY_BYTES = 256 * 1024 * 1024
 
@@ -65,6 +72,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store' },
   { flag: '--format', env: ['POLICY_FORMAT'], value: 'FORMAT', defaultText: 'text', help: 'text (for people) or json (one document on stdout)' },
   { flag: '--results-dir', env: ['POLICY_RESULTS_DIR'], value: 'DIR', help: 'also write Tekton results there, one file each: verdict, critical, high, medium, low, unknown, blocking (e.g. /tekton/results)' },
+  { flag: '--exemptions', env: ['POLICY_EXEMPTIONS'], value: 'FILE', help: 'YAML file of exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire' },
+  { flag: '--triage', env: ['POLICY_TRIAGE'], help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree" },
+  { flag: '--newer-than', env: ['POLICY_NEWER_THAN'], value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)' },
+  { flag: '--fail-on-score', env: ['POLICY_FAIL_ON_SCORE'], value: 'N', help: 'also fail on any rating whose CVSS score is at least N (0 to 10)' },
+  { flag: '--unknown-as', env: ['POLICY_UNKNOWN_AS'], value: 'SEVERITY', defaultText: 'ignore', help: 'what a vulnerability without a known severity counts as: low, medium, high, critical or ignore' },
+  { flag: '--mode', env: ['POLICY_MODE'], value: 'MODE', defaultText: 'enforce', help: 'enforce, or audit: the same evaluation and output, but exit 0 and say plainly that the gate would have failed' },
+  { flag: '--report-file', env: ['POLICY_REPORT_FILE'], value: 'PATH', help: 'also write a machine report to PATH' },
+  { flag: '--report-format', env: ['POLICY_REPORT_FORMAT'], value: 'FORMAT', defaultText: 'json', help: 'json, sarif (SARIF 2.1.0, for code-scanning dashboards) or junit (JUnit XML, one test case per blocking finding)' },
   { flag: '--help', help: 'show this help' },
   { flag: '--version', help: 'show the version' },
 ]
@@ -95,6 +110,13 @@ export interface ImageRef {
   readonly digest: string
 }
 
+export type Mode = 'enforce' | 'audit'
+export type ReportFormat = 'json' | 'sarif' | 'junit'
+export type UnknownAs = Exclude<Severity, 'unknown'> | 'ignore'
+
+/** Which rule made a finding block: its severity against the gate, --unknown-as, or --fail-on-score. */
+export type Rule = 'severity' | 'unknown-as' | 'score'
+
 export interface Finding {
   readonly id: string
   readonly severity: Severity
@@ -102,6 +124,52 @@ export interface Finding {
   readonly score: number | null
   readonly package: string
   readonly version: string
+  readonly rule: Rule
+}
+
+export interface PackageMatch {
+  readonly name: string
+  readonly version?: string
+}
+
+/** One entry of the --exemptions file. */
+export interface Exemption {
+  readonly id: string
+  readonly package?: PackageMatch
+  readonly reason: string
+  /** As written in the file. */
+  readonly expires: string
+  /** The last instant it applies: the end of that day (UTC) for a plain date. */
+  readonly expiresAt: number
+  readonly owner?: string
+}
+
+/** The current analysis of one triage record of the store. */
+export interface TriageDecision {
+  readonly id: string
+  readonly package?: PackageMatch
+  readonly state: string
+  readonly justification?: string
+}
+
+export type Suppression =
+  | { readonly kind: 'exemption'; readonly reason: string; readonly expires: string; readonly owner?: string }
+  | { readonly kind: 'triage'; readonly state: string; readonly justification?: string }
+
+export interface SuppressedFinding extends Finding {
+  readonly suppressedBy: Suppression
+}
+
+/** Everything besides the gate that decides what blocks. */
+export interface Policy {
+  readonly gate: Gate
+  /** Also block on a rating score at or above this. */
+  readonly failOnScore?: number
+  readonly unknownAs: UnknownAs
+  readonly exemptions: readonly Exemption[]
+  readonly triage: readonly TriageDecision[]
+  /** The clock for exemption expiry, ms since the epoch. */
+  readonly now: number
 }
 
 export interface Evaluation {
@@ -111,8 +179,18 @@ export interface Evaluation {
   readonly uniqueVulnerabilities: number
   /** (package, vulnerability) pairs. */
   readonly findings: number
-  /** Findings at or above the gate, worst first. */
+  /** Findings the policy blocks on, worst first. */
   readonly blocking: readonly Finding[]
+  /** Findings that would block but an exemption or the store's triage suppresses, worst first. */
+  readonly suppressed: readonly SuppressedFinding[]
+  readonly exemptions: {
+    /** No longer applied. */
+    readonly expired: readonly Exemption[]
+    /** Applied, but expiring within 14 days. */
+    readonly expiringSoon: readonly Exemption[]
+    /** Applied, but matching no finding of this image. */
+    readonly stale: readonly Exemption[]
+  }
   readonly passed: boolean
 }
 
@@ -128,6 +206,15 @@ export interface Config {
   readonly image: ImageRef
   readonly gate: Gate
   readonly format: Format
+  readonly mode: Mode
+  readonly failOnScore?: number
+  readonly unknownAs: UnknownAs
+  /** The exemptions file; it is read (and checked) before any request. */
+  readonly exemptionsFile?: string
+  readonly triage: boolean
+  /** Wait for a scan report generated at or after this instant (ms since the epoch). */
+  readonly newerThan?: number
+  readonly report?: { readonly path: string; readonly format: ReportFormat }
   /** Tekton results are written here, one file per result. */
   readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
@@ -244,6 +331,130 @@ export function parseFormat(text: string, option = '--format'): Format {
   throw new UsageError('FORMAT', `${option} "${text}" is not a format: use text or json`)
 }
 
+function parseChoice<T extends string>(text: string, option: string, choices: readonly T[], what: string): T {
+  const value = text.trim().toLowerCase()
+  if ((choices as readonly string[]).includes(value)) return value as T
+  throw new UsageError(what.toUpperCase().replace(/ /g, '_'), `${option} "${text}" is not a ${what}: use ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`)
+}
+
+export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, ['enforce', 'audit'], 'mode')
+export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, ['json', 'sarif', 'junit'], 'report format')
+export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, ['low', 'medium', 'high', 'critical', 'ignore'], 'severity')
+
+export function parseBoolean(text: string, option: string): boolean {
+  const value = text.trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true
+  if (['0', 'false', 'no', 'off', ''].includes(value)) return false
+  throw new UsageError('BOOLEAN', `${option} "${text}" is not true or false`)
+}
+
+export function parseScore(text: string, option = '--fail-on-score'): number {
+  const value = text.trim()
+  const score = Number(value)
+  if (!/^\d+(?:\.\d+)?$/.test(value) || score > 10) throw new UsageError('SCORE', `${option} "${text}" is not a CVSS score: use a number from 0 to 10, e.g. 9 or 7.5`)
+  return score
+}
+
+const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/
+
+/** An RFC 3339 instant, or a duration before `now` (`2h`: two hours ago), to ms since the epoch. */
+export function parseNewerThan(text: string, now: number, option = '--newer-than'): number {
+  const value = text.trim()
+  if (RFC3339_RE.test(value)) return Date.parse(value)
+  try {
+    return now - parseDuration(value, option)
+  } catch {
+    throw new UsageError('TIME', `${option} "${text}" is neither an RFC 3339 time (2026-11-28T09:00:00Z) nor a duration (2h, 30m)`)
+  }
+}
+
+/** A plain date applies to the end of that day (UTC); a timestamp, to that instant. Undefined when invalid. */
+export function parseExpiry(text: string): number | undefined {
+  const date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text)
+  if (date) {
+    const end = Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3]), 23, 59, 59, 999)
+    return new Date(end).toISOString().startsWith(text) ? end : undefined
+  }
+  return RFC3339_RE.test(text) ? Date.parse(text) : undefined
+}
+
+/**
+ * The exemptions of a parsed YAML document: `exemptions:` a list of entries with id, reason and expires
+ * (required), package (a name, or {name, version}) and owner. Throws a UsageError naming the entry and field.
+ */
+export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
+  const fail = (where: string, problem: string) => new UsageError('EXEMPTIONS', `${origin}: ${where}: ${problem}`)
+  if (!isObject(document) || !Array.isArray(document.exemptions)) {
+    throw fail('the file', 'must hold a top-level "exemptions:" list (see README, Exemptions)')
+  }
+  const known = new Set(['id', 'package', 'reason', 'expires', 'owner'])
+  return document.exemptions.map((raw: unknown, index: number): Exemption => {
+    const label = isObject(raw) && typeof raw.id === 'string' ? `entry ${index + 1} (${raw.id})` : `entry ${index + 1}`
+    if (!isObject(raw)) throw fail(label, 'is not a mapping of id, package, reason, expires, owner')
+    const unknownKey = Object.keys(raw).find((key) => !known.has(key))
+    if (unknownKey) throw fail(label, `"${unknownKey}" is not a field: use id, package, reason, expires, owner`)
+    const field = (key: string, example: string): string => {
+      const value = raw[key]
+      if (value === undefined || value === null || String(value).trim() === '') throw fail(label, `"${key}" is missing: ${example}`)
+      if (typeof value !== 'string' && typeof value !== 'number') throw fail(label, `"${key}" must be text`)
+      return String(value).trim()
+    }
+    const id = field('id', 'the CVE or GHSA it exempts, e.g. CVE-2023-0286')
+    const reason = field('reason', 'say why the finding is acceptable, e.g. "not reachable: we never parse X.400 addresses"')
+    const expires = field('expires', 'the last day it applies, e.g. 2027-01-31')
+    const expiresAt = parseExpiry(expires)
+    if (expiresAt === undefined) throw fail(label, `"expires" "${expires}" is not a date: use YYYY-MM-DD or an RFC 3339 time`)
+    let pkg: PackageMatch | undefined
+    if (typeof raw.package === 'string' && raw.package.trim()) pkg = { name: raw.package.trim() }
+    else if (isObject(raw.package) && typeof raw.package.name === 'string' && raw.package.name.trim()) {
+      const version = raw.package.version === undefined || raw.package.version === null ? undefined : String(raw.package.version).trim()
+      pkg = { name: raw.package.name.trim(), ...(version ? { version } : {}) }
+    } else if (raw.package !== undefined && raw.package !== null) {
+      throw fail(label, '"package" must be a name, or a mapping with name and an optional version')
+    }
+    const owner = raw.owner === undefined || raw.owner === null ? undefined : String(raw.owner).trim()
+    return { id, reason, expires, expiresAt, ...(pkg ? { package: pkg } : {}), ...(owner ? { owner } : {}) }
+  })
+}
+
+/** One page of `GET /api/v1/triage`: the current analysis of each record. */
+export function triagePageFrom(document: unknown): { decisions: TriageDecision[]; records: number; lastPage: number } {
+  const page = objectAt(document, 'the triage page')
+  const records = listAt(page, 'Results', 'the triage page.')
+  const decisions: TriageDecision[] = []
+  records.forEach((raw, index) => {
+    const record = objectAt(raw, `the triage page.Results[${index}]`)
+    const vulnerability = isObject(record.vulnerability) ? record.vulnerability : {}
+    const pkg = isObject(record.package) ? record.package : {}
+    const analyses = listAt(record, 'Analysis', `the triage page.Results[${index}].`)
+    const current = analyses.at(-1)
+    const id = text(vulnerability.CVEID)
+    if (!id || !isObject(current)) return
+    const name = text(pkg.Name)
+    const version = text(pkg.Version)
+    const justification = text(current.Justification)
+    decisions.push({
+      id,
+      state: text(current.State).toLowerCase(),
+      ...(name ? { package: { name, ...(version ? { version } : {}) } } : {}),
+      ...(justification ? { justification } : {}),
+    })
+  })
+  const lastPage = typeof page.LastPage === 'number' ? page.LastPage : 1
+  return { decisions, records: records.length, lastPage }
+}
+
+/** The newest `GeneratedAt` on a page of `GET /api/v1/reports?ordering=DESC`, ms since the epoch. */
+export function newestReportFrom(document: unknown): number | undefined {
+  const page = objectAt(document, 'the reports page')
+  let newest: number | undefined
+  listAt(page, 'Results', 'the reports page.').forEach((raw, index) => {
+    const generated = Date.parse(text(objectAt(raw, `the reports page.Results[${index}]`).GeneratedAt))
+    if (!Number.isNaN(generated) && (newest === undefined || generated > newest)) newest = generated
+  })
+  return newest
+}
+
 /** The seed's `host[:port][/prefix]` (https implied) or an https:// URL. http:// would send the token in clear. */
 export function parseStoreUrl(text: string, option = '--url'): URL {
   const value = text.trim()
@@ -266,10 +477,16 @@ export function parseStoreUrl(text: string, option = '--url'): URL {
   return url
 }
 
-export function imageEndpoint(baseUrl: URL, digest: string): URL {
+/** `{base}{path}?{query}`, keeping the base's path prefix. */
+export function storeEndpoint(baseUrl: URL, path: string, query: Record<string, string> = {}): URL {
   const url = new URL(baseUrl)
-  url.pathname = `${baseUrl.pathname.replace(/\/+$/, '')}/api/v1/images/${digest}`
+  url.pathname = `${baseUrl.pathname.replace(/\/+$/, '')}${path}`
+  url.search = new URLSearchParams(query).toString()
   return url
+}
+
+export function imageEndpoint(baseUrl: URL, digest: string): URL {
+  return storeEndpoint(baseUrl, `/api/v1/images/${digest}`)
 }
 
 /** A bearer token must be one visible ASCII word; otherwise the header is invalid (or the file is wrong). */
@@ -305,7 +522,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     const eq = arg.indexOf('=')
     const flag = eq === -1 ? arg : arg.slice(0, eq)
-    const spec = OPTIONS.find((option) => option.flag === flag && option.value)
+    const spec = OPTIONS.find((option) => option.flag === flag)
+    if (spec && !spec.value) {
+      if (eq !== -1) throw new UsageError('OPTION', `${flag} takes no value; set ${spec.env?.[0] ?? 'it'}=false to turn it off`)
+      values.set(flag, 'true')
+      continue
+    }
     if (!spec) {
       const hint = flag === '--token' ? ': the token is read from a file (--token-file) or ACCESS_TOKEN, never from a flag' : ': run with --help for the options'
       throw new UsageError('OPTION', `unknown option ${flag}${hint}`)
@@ -332,16 +554,18 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** `null` or missing means none; anything else that is not a list is malformed. */
-function listAt(owner: Record<string, unknown>, key: string, path: string): readonly unknown[] {
+const NO_ITEMS: readonly unknown[] = []
+
+/** `null` or missing means none; anything else that is not a list is malformed. Paths are built only on error. */
+function listAt(owner: Record<string, unknown>, key: string, path: string | (() => string)): readonly unknown[] {
   const value = owner[key]
-  if (value === null || value === undefined) return []
-  if (!Array.isArray(value)) throw malformed(`${path}${key} is ${describeJson(value)}, expected a list`)
+  if (value === null || value === undefined) return NO_ITEMS
+  if (!Array.isArray(value)) throw malformed(`${typeof path === 'string' ? path : path()}${key} is ${describeJson(value)}, expected a list`)
   return value
 }
 
-function objectAt(value: unknown, path: string): Record<string, unknown> {
-  if (!isObject(value)) throw malformed(`${path} is ${describeJson(value)}, expected an object`)
+function objectAt(value: unknown, path: string | (() => string)): Record<string, unknown> {
+  if (!isObject(value)) throw malformed(`${typeof path === 'string' ? path : path()} is ${describeJson(value)}, expected an object`)
   return value
 }
 
@@ -359,12 +583,39 @@ function text(value: unknown): string {
   return typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : ''
 }
 
+export function basePolicy(gate: Gate, now = Date.now()): Policy {
+  return { gate, unknownAs: 'ignore', exemptions: [], triage: [], now }
+}
+
+/** Which rule, if any, makes a finding of this severity and score block. */
+export function blockingRule(severity: Severity, score: number | null, policy: Policy): Rule | undefined {
+  if (isAtOrAbove(severity, policy.gate)) return 'severity'
+  if (severity === 'unknown' && policy.unknownAs !== 'ignore' && isAtOrAbove(policy.unknownAs, policy.gate)) return 'unknown-as'
+  if (policy.failOnScore !== undefined && score !== null && score >= policy.failOnScore) return 'score'
+  return undefined
+}
+
+function byLowerCaseId<T extends { readonly id: string }>(entries: readonly T[]): Map<string, T[]> {
+  const map = new Map<string, T[]>()
+  for (const entry of entries) {
+    const key = entry.id.toLowerCase()
+    map.get(key)?.push(entry) ?? map.set(key, [entry])
+  }
+  return map
+}
+
+function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<string, T[]>, id: string, name: string, version: string): T | undefined {
+  return byId.get(id.toLowerCase())?.find((entry) => !entry.package || (entry.package.name === name && (!entry.package.version || entry.package.version === version)))
+}
+
 /**
  * The verdict on one Image document (`GET /api/v1/images/{digest}`). A vulnerability's severity is the
- * highest of its ratings; the gate fails when any is at or above the threshold. Throws
+ * highest of its ratings; a finding blocks when that is at or above the gate (or --unknown-as or
+ * --fail-on-score say so), unless an exemption or the store's triage suppresses it. Throws
  * NoVerdictError('MALFORMED_RESPONSE') when the document is not an Image of the expected shape.
  */
-export function evaluate(document: unknown, gate: Gate, expectedDigest?: string): Evaluation {
+export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
+  const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
   const image = objectAt(document, 'the document')
   if (typeof image.Digest !== 'string' && !('Packages' in image)) {
     throw malformed('it has neither Digest nor Packages, so it is not an Image')
@@ -372,37 +623,72 @@ export function evaluate(document: unknown, gate: Gate, expectedDigest?: string)
   if (expectedDigest && typeof image.Digest === 'string' && image.Digest.trim().toLowerCase() !== expectedDigest) {
     throw malformed(`it describes ${image.Digest}, not ${expectedDigest}`)
   }
+  const active = policy.exemptions.filter((exemption) => exemption.expiresAt >= policy.now)
+  const exemptionsById = byLowerCaseId(active)
+  const triageById = byLowerCaseId(policy.triage.filter((decision) => SUPPRESSING_TRIAGE_STATES.has(decision.state)))
+  const matchedExemptions = new Set<Exemption>()
   const worstById = new Map<string, Severity>()
   const blocking: Finding[] = []
+  const suppressed: SuppressedFinding[] = []
   let findings = 0
-  listAt(image, 'Packages', '').forEach((rawPackage, p) => {
-    const packagePath = `Packages[${p}]`
-    const pkg = objectAt(rawPackage, packagePath)
-    listAt(pkg, 'Vulnerabilities', `${packagePath}.`).forEach((rawVulnerability, v) => {
-      const vulnerabilityPath = `${packagePath}.Vulnerabilities[${v}]`
-      const vulnerability = objectAt(rawVulnerability, vulnerabilityPath)
+
+  const packages = listAt(image, 'Packages', '')
+  for (let p = 0; p < packages.length; p++) {
+    const pkg = objectAt(packages[p], () => `Packages[${p}]`)
+    const vulnerabilities = listAt(pkg, 'Vulnerabilities', () => `Packages[${p}].`)
+    if (vulnerabilities.length === 0) continue
+    const packageName = text(pkg.Name) || '(unnamed package)'
+    const packageVersion = text(pkg.Version)
+    for (let v = 0; v < vulnerabilities.length; v++) {
+      const vulnerability = objectAt(vulnerabilities[v], () => `Packages[${p}].Vulnerabilities[${v}]`)
+      const ratings = listAt(vulnerability, 'Ratings', () => `Packages[${p}].Vulnerabilities[${v}].`)
       let severity: Severity = 'unknown'
       let score: number | null = null
-      listAt(vulnerability, 'Ratings', `${vulnerabilityPath}.`).forEach((rawRating, r) => {
-        const rating = objectAt(rawRating, `${vulnerabilityPath}.Ratings[${r}]`)
+      for (let r = 0; r < ratings.length; r++) {
+        const rating = objectAt(ratings[r], () => `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
         const ratingSeverity = normaliseSeverity(rating.Severity)
         if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
         const ratingScore = rating.Score
         if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
-      })
-      const id = text(vulnerability.CVEID) || (text(vulnerability.ID) ? `store-id:${text(vulnerability.ID)}` : `${vulnerabilityPath}`)
+      }
+      const id = text(vulnerability.CVEID) || (text(vulnerability.ID) ? `store-id:${text(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
       const seen = worstById.get(id)
       if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
       findings++
-      if (isAtOrAbove(severity, gate)) {
-        blocking.push({ id, severity, score, package: text(pkg.Name) || '(unnamed package)', version: text(pkg.Version) })
+      const exemption = exemptionsById.size ? findMatch(exemptionsById, id, packageName, packageVersion) : undefined
+      if (exemption) matchedExemptions.add(exemption)
+      const rule = blockingRule(severity, score, policy)
+      if (!rule) continue
+      const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule }
+      const triage = exemption || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
+      if (exemption) {
+        suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exemption.reason, expires: exemption.expires, ...(exemption.owner ? { owner: exemption.owner } : {}) } })
+      } else if (triage) {
+        suppressed.push({ ...finding, suppressedBy: { kind: 'triage', state: triage.state, ...(triage.justification ? { justification: triage.justification } : {}) } })
+      } else {
+        blocking.push(finding)
       }
-    })
-  })
+    }
+  }
   const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
   for (const severity of worstById.values()) counts[severity]++
   blocking.sort(compareFindings)
-  return { gate, counts, uniqueVulnerabilities: worstById.size, findings, blocking, passed: blocking.length === 0 }
+  suppressed.sort(compareFindings)
+  const warnBefore = policy.now + EXPIRY_WARNING_MS
+  return {
+    gate: policy.gate,
+    counts,
+    uniqueVulnerabilities: worstById.size,
+    findings,
+    blocking,
+    suppressed,
+    exemptions: {
+      expired: policy.exemptions.filter((exemption) => exemption.expiresAt < policy.now),
+      expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),
+      stale: active.filter((exemption) => !matchedExemptions.has(exemption)),
+    },
+    passed: blocking.length === 0,
+  }
 }
 
 /** Worst first: severity, then score, then ID and package for a stable order. */
@@ -435,39 +721,75 @@ export function describeGate(gate: Gate): string {
   return `${gate} (fails on ${levels.join(' or ')})`
 }
 
-/** The summary a developer reads when the pipeline turns red: counts, verdict, and what to fix. */
-export function renderText(evaluation: Evaluation, image: ImageRef, options: RenderOptions): string {
+/** The policy beyond the gate, one clause each, for the summary. */
+export function describePolicy(policy: Policy, triage: boolean): string[] {
+  return [
+    ...(policy.failOnScore === undefined ? [] : [`also fails on a score of ${policy.failOnScore} or more`]),
+    ...(policy.unknownAs === 'ignore' ? [] : [`unknown severity counts as ${policy.unknownAs}`]),
+    ...(policy.exemptions.length ? [plural(policy.exemptions.length, 'exemption')] : []),
+    ...(triage ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
+  ]
+}
+
+function findingRow(finding: Finding, idWidth: number): string {
+  const score = finding.score === null ? '   -' : finding.score.toFixed(1).padStart(4)
+  const where = finding.version ? `${finding.package}@${finding.version}` : finding.package
+  const why = finding.rule === 'score' ? '  (by score)' : finding.rule === 'unknown-as' ? '  (unknown counted per --unknown-as)' : ''
+  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${finding.id.padEnd(idWidth)}  ${where}${why}`
+}
+
+function describeSuppression(suppression: Suppression): string {
+  if (suppression.kind === 'triage') return `triage ${suppression.state}${suppression.justification ? `: ${suppression.justification}` : ''}`
+  return `exempt until ${suppression.expires}${suppression.owner ? ` (${suppression.owner})` : ''}: ${suppression.reason}`
+}
+
+function describeExemption(exemption: Exemption): string {
+  const scope = exemption.package ? ` in ${exemption.package.name}${exemption.package.version ? `@${exemption.package.version}` : ''}` : ''
+  return `${exemption.id}${scope}${exemption.owner ? ` (${exemption.owner})` : ''}`
+}
+
+/** The summary a developer reads when the pipeline turns red: counts, verdict, what to fix, and what was let through. */
+export function renderText(evaluation: Evaluation, image: ImageRef, options: RenderOptions & { policy?: Policy; triage?: boolean }): string {
   const paint = painter(options.color)
-  const { counts, gate, blocking } = evaluation
-  const lines = [`Image  ${image.reference}`, `Gate   ${describeGate(gate)}`, '']
+  const { counts, gate, blocking, suppressed, exemptions } = evaluation
+  const policyClauses = options.policy ? describePolicy(options.policy, options.triage ?? false) : []
+  const lines = [`Image  ${image.reference}`, `Gate   ${describeGate(gate)}`]
+  if (policyClauses.length) lines.push(`Policy ${policyClauses.join('; ')}`)
+  lines.push('')
   if (evaluation.findings === 0) {
     lines.push('No vulnerabilities reported for this image.')
   } else {
     const width = Math.max(...SEVERITIES.map((severity) => String(counts[severity]).length))
+    const blockingSeverities = new Set(blocking.map((finding) => finding.severity))
     for (const severity of SEVERITIES) {
       const row = `  ${severity.padEnd(8)}  ${String(counts[severity]).padStart(width)}`
-      lines.push(isAtOrAbove(severity, gate) && counts[severity] > 0 ? paint('red', `${row}  blocking`) : row)
+      lines.push(blockingSeverities.has(severity) ? paint('red', `${row}  blocking`) : row)
     }
     lines.push(`  ${plural(evaluation.uniqueVulnerabilities, 'unique vulnerability', 'unique vulnerabilities')} in ${plural(evaluation.findings, 'finding')} (package, vulnerability pairs)`)
   }
-  if (blocking.length > 0) {
-    const listed = blocking.slice(0, MAX_LISTED_FINDINGS)
+  const section = (title: string, rows: readonly Finding[], detail?: (finding: Finding) => string) => {
+    if (rows.length === 0) return
+    const listed = rows.slice(0, MAX_LISTED_FINDINGS)
     const idWidth = Math.max(...listed.map((finding) => finding.id.length))
-    lines.push('', `Blocking findings, worst first:`)
-    for (const finding of listed) {
-      const score = finding.score === null ? '   -' : finding.score.toFixed(1).padStart(4)
-      const where = finding.version ? `${finding.package}@${finding.version}` : finding.package
-      lines.push(`  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${finding.id.padEnd(idWidth)}  ${where}`)
-    }
-    if (blocking.length > listed.length) lines.push(`  ... and ${blocking.length - listed.length} more (--format json lists them all)`)
+    lines.push('', title)
+    for (const finding of listed) lines.push(`${findingRow(finding, idWidth)}${detail ? `  ${detail(finding)}` : ''}`)
+    if (rows.length > listed.length) lines.push(`  ... and ${rows.length - listed.length} more (--format json lists them all)`)
   }
+  section('Blocking findings, worst first:', blocking)
+  section('Suppressed, would block otherwise:', suppressed, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
+  const notes = [
+    ...exemptions.expired.map((exemption) => `expired ${exemption.expires}, no longer applies: ${describeExemption(exemption)}`),
+    ...exemptions.expiringSoon.map((exemption) => `expires ${exemption.expires}, within 14 days: ${describeExemption(exemption)}`),
+    ...exemptions.stale.map((exemption) => `stale, matches nothing in this image: ${describeExemption(exemption)}`),
+  ]
+  if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${note}`)))
   lines.push('')
   if (evaluation.passed) {
-    lines.push(paint('green', `PASS: nothing at or above ${gate}.`))
+    lines.push(paint('green', `PASS: nothing blocks at gate ${gate}${suppressed.length ? ` (${plural(suppressed.length, 'finding')} suppressed)` : ''}.`))
   } else {
     const ids = new Set(blocking.map((finding) => finding.id)).size
     lines.push(
-      paint('red', `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) at or above ${gate}.`) +
+      paint('red', `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) block at gate ${gate}.`) +
         ' Upgrade the packages above, or rebuild on a patched base image.',
     )
   }
@@ -485,17 +807,23 @@ export interface JsonReport {
   readonly tool: { readonly name: string; readonly version: string }
   readonly image: ImageRef | null
   readonly gate: Gate | null
+  readonly mode: Mode
   readonly verdict: Verdict
+  /** The process exit code: 0 in audit mode. */
   readonly exitCode: number
+  /** What enforce mode exits with; equals exitCode there. */
+  readonly enforcedExitCode: number
   readonly counts: Record<Severity, number> | null
   readonly uniqueVulnerabilities: number | null
   readonly findings: number | null
   readonly blocking: readonly Finding[]
+  readonly suppressed: readonly SuppressedFinding[]
+  readonly exemptions: Evaluation['exemptions'] | null
   readonly error: { readonly code: string; readonly message: string } | null
 }
 
 export function buildJsonReport(
-  outcome: { image: ImageRef | null; gate: Gate | null; exitCode: number } & (
+  outcome: { image: ImageRef | null; gate: Gate | null; exitCode: number; mode?: Mode } & (
     | { evaluation: Evaluation }
     | { skipped: true }
     | { error: { code: string; message: string } }
@@ -503,19 +831,114 @@ export function buildJsonReport(
 ): JsonReport {
   const evaluation = 'evaluation' in outcome ? outcome.evaluation : null
   const verdict: Verdict = evaluation ? (evaluation.passed ? 'pass' : 'fail') : 'skipped' in outcome ? 'skipped' : 'error'
+  const mode = outcome.mode ?? 'enforce'
   return {
     schemaVersion: 1,
     tool: { name: NAME, version: VERSION },
     image: outcome.image,
     gate: outcome.gate,
+    mode,
     verdict,
-    exitCode: outcome.exitCode,
+    exitCode: mode === 'audit' && (outcome.exitCode === EXIT.VIOLATION || outcome.exitCode === EXIT.NO_VERDICT) ? EXIT.PASS : outcome.exitCode,
+    enforcedExitCode: outcome.exitCode,
     counts: evaluation?.counts ?? null,
     uniqueVulnerabilities: evaluation?.uniqueVulnerabilities ?? null,
     findings: evaluation?.findings ?? null,
     blocking: evaluation?.blocking ?? [],
+    suppressed: evaluation?.suppressed ?? [],
+    exemptions: evaluation?.exemptions ?? null,
     error: 'error' in outcome ? outcome.error : null,
   }
+}
+
+const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = { critical: 'error', high: 'error', medium: 'warning', low: 'note', unknown: 'note' }
+
+/** SARIF 2.1.0: one rule per vulnerability ID, one result per blocking or suppressed finding. */
+export function renderSarif(report: JsonReport): string {
+  const findings: ReadonlyArray<Finding & { suppressedBy?: Suppression }> = [...report.blocking, ...report.suppressed]
+  const ids = [...new Set(findings.map((finding) => finding.id))]
+  const worst = new Map<string, Finding>()
+  for (const finding of findings) if (!worst.has(finding.id)) worst.set(finding.id, finding)
+  const artifact = report.image ? report.image.reference.split('@')[0] || report.image.digest : 'image'
+  const sarif = {
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    version: '2.1.0',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: NAME,
+            version: VERSION,
+            informationUri: 'https://github.com/amr-policy-gate/amr-policy-gate',
+            rules: ids.map((id) => {
+              const finding = worst.get(id)!
+              return {
+                id,
+                shortDescription: { text: `${id} (${finding.severity})` },
+                ...(/^CVE-\d+-\d+$/i.test(id) ? { helpUri: `https://nvd.nist.gov/vuln/detail/${id.toUpperCase()}` } : {}),
+                properties: { tags: ['security', 'vulnerability'], ...(finding.score === null ? {} : { 'security-severity': finding.score.toFixed(1) }) },
+              }
+            }),
+          },
+        },
+        invocations: [{ executionSuccessful: report.verdict !== 'error', exitCode: report.exitCode, ...(report.error ? { toolExecutionNotifications: [{ level: 'error', message: { text: report.error.message } }] } : {}) }],
+        results: findings.map((finding) => ({
+          ruleId: finding.id,
+          ruleIndex: ids.indexOf(finding.id),
+          level: SARIF_LEVEL[finding.severity],
+          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${finding.package}${finding.version ? `@${finding.version}` : ''} blocks at gate ${report.gate}` },
+          locations: [
+            {
+              physicalLocation: { artifactLocation: { uri: artifact } },
+              logicalLocations: [{ name: `${finding.package}${finding.version ? `@${finding.version}` : ''}`, kind: 'package' }],
+            },
+          ],
+          ...(finding.suppressedBy ? { suppressions: [{ kind: 'external', status: 'accepted', justification: describeSuppression(finding.suppressedBy) }] } : {}),
+        })),
+      },
+    ],
+  }
+  return `${JSON.stringify(sarif, null, 2)}\n`
+}
+
+function xml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
+}
+
+/** JUnit XML: one failing test case per blocking finding, suppressed ones skipped, an error when there is no verdict. */
+export function renderJunit(report: JsonReport): string {
+  const name = report.image?.reference ?? 'image'
+  const cases: string[] = []
+  for (const finding of report.blocking) {
+    const where = `${finding.package}${finding.version ? `@${finding.version}` : ''}`
+    cases.push(`    <testcase classname="${xml(name)}" name="${xml(`${finding.id} in ${where}`)}">\n      <failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}`)}"/>\n    </testcase>`)
+  }
+  for (const finding of report.suppressed) {
+    const where = `${finding.package}${finding.version ? `@${finding.version}` : ''}`
+    cases.push(`    <testcase classname="${xml(name)}" name="${xml(`${finding.id} in ${where}`)}">\n      <skipped message="${xml(describeSuppression(finding.suppressedBy))}"/>\n    </testcase>`)
+  }
+  if (report.error) {
+    cases.push(`    <testcase classname="${xml(name)}" name="verdict">\n      <error type="${xml(report.error.code)}" message="${xml(report.error.message)}"/>\n    </testcase>`)
+  } else if (report.blocking.length === 0) {
+    cases.push(`    <testcase classname="${xml(name)}" name="${xml(`gate ${report.gate}: ${report.verdict}`)}"/>`)
+  }
+  const failures = report.blocking.length
+  const errors = report.error ? 1 : 0
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="${NAME}" tests="${cases.length}" failures="${failures}" errors="${errors}">`,
+    `  <testsuite name="${xml(`${NAME} ${name}`)}" tests="${cases.length}" failures="${failures}" errors="${errors}" skipped="${report.suppressed.length}">`,
+    ...cases,
+    '  </testsuite>',
+    '</testsuites>',
+    '',
+  ].join('\n')
+}
+
+export function renderReport(report: JsonReport, format: ReportFormat): string {
+  if (format === 'sarif') return renderSarif(report)
+  if (format === 'junit') return renderJunit(report)
+  return `${JSON.stringify(report, null, 2)}\n`
 }
 
 export function renderHelp(): string {
@@ -595,26 +1018,57 @@ function readConfigFile(environment: Environment, path: string, origin: string, 
   }
 }
 
-export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment): Config {
+/** json unless the report file's name says sarif (.sarif, .sarif.json) or junit (.xml). */
+function reportFormatFor(path: string): ReportFormat {
+  if (/\.sarif(\.json)?$/i.test(path)) return 'sarif'
+  return /\.xml$/i.test(path) ? 'junit' : 'json'
+}
+
+export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now()): Config {
   const { env } = environment
+  const get = (flag: string) => pick(values, env, flag, OPTIONS.find((option) => option.flag === flag)?.env?.[0])
+  const read = <T>(flag: string, parse: (value: string, origin: string) => T): T | undefined => {
+    const input = get(flag)
+    return input ? parse(input.value, input.origin) : undefined
+  }
   if (env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
   if (positionals.length > 1) throw new UsageError('IMAGE', `one image at a time, got ${positionals.length}: ${positionals.join(' ')}`)
   const image = parseImageRef(positionals[0] ?? '')
-  const gateInput = pick(values, env, '--gate', 'GATE')
-  if (!gateInput) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
-  const gate = parseGate(gateInput.value, gateInput.origin)
-  const formatInput = pick(values, env, '--format', 'POLICY_FORMAT')
-  const format = formatInput ? parseFormat(formatInput.value, formatInput.origin) : 'text'
-  const resultsInput = pick(values, env, '--results-dir', 'POLICY_RESULTS_DIR')
+  const gate = read('--gate', parseGate)
+  if (!gate) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
+  const resultsInput = get('--results-dir')
   if (resultsInput && !environment.isWritableDirectory(resultsInput.value)) {
     throw new UsageError('RESULTS_DIR', `${resultsInput.origin} ${resultsInput.value} is not a writable directory: in a Task use /tekton/results`)
   }
-  const common = { image, gate, format, ...(resultsInput ? { resultsDir: resultsInput.value } : {}) }
+  const reportInput = get('--report-file')
+  if (reportInput && !environment.isWritableDirectory(dirname(reportInput.value))) {
+    throw new UsageError('REPORT_FILE', `${reportInput.origin} ${reportInput.value}: its folder is not a writable directory`)
+  }
+  const failOnScore = read('--fail-on-score', parseScore)
+  const newerThan = read('--newer-than', (value, origin) => parseNewerThan(value, now, origin))
+  const exemptionsFile = get('--exemptions')?.value
+  const common: Config = {
+    image,
+    gate,
+    format: read('--format', parseFormat) ?? 'text',
+    mode: read('--mode', parseMode) ?? 'enforce',
+    unknownAs: read('--unknown-as', parseUnknownAs) ?? 'ignore',
+    triage: read('--triage', parseBoolean) ?? false,
+    ...(failOnScore === undefined ? {} : { failOnScore }),
+    ...(newerThan === undefined ? {} : { newerThan }),
+    ...(exemptionsFile ? { exemptionsFile } : {}),
+    ...(resultsInput ? { resultsDir: resultsInput.value } : {}),
+    ...(reportInput ? { report: { path: reportInput.value, format: read('--report-format', parseReportFormat) ?? reportFormatFor(reportInput.value) } } : {}),
+  }
   if (gate === 'none') return common
   const input = values.get('--input')
-  if (input !== undefined) return { ...common, source: { input } }
+  if (input !== undefined) {
+    const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
+    if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which --input does not: drop one of them`)
+    return { ...common, source: { input } }
+  }
   return { ...common, source: { store: resolveStoreSettings(values, environment) } }
 }
 
@@ -667,7 +1121,7 @@ export interface StoreResponse {
 /** What one request's outcome means for the wait: done, wait and try again, or give up. */
 export type Step =
   | { readonly kind: 'done'; readonly document: unknown }
-  | { readonly kind: 'retry'; readonly reason: string; readonly delayMs?: number; readonly backoff: boolean }
+  | { readonly kind: 'retry'; readonly reason: string; readonly delayMs?: number; readonly backoff: boolean; readonly notFound?: true }
   | { readonly kind: 'fail'; readonly error: NoVerdictError }
 
 const TLS_ERROR_CODES = new Set([
@@ -720,7 +1174,7 @@ export function classifyResponse(response: StoreResponse, now: number): Step {
       return { kind: 'fail', error: malformed(`the store answered 200 with a body that is not JSON (${(error as Error).message}): "${firstLine(response.body, 80)}"`) }
     }
   }
-  if (status === 404) return { kind: 'retry', reason: 'not in the store yet (404)', backoff: false }
+  if (status === 404) return { kind: 'retry', reason: 'not in the store yet (404)', backoff: false, notFound: true }
   if (status === 401) {
     return {
       kind: 'fail',
@@ -771,13 +1225,27 @@ export interface WaitDeps {
   readonly random: () => number
   readonly progress: (line: string) => void
   readonly signal: AbortSignal
+  /** Every request of one run shares the --timeout that started then. */
+  readonly started: number
 }
 
-/** Polls the image endpoint until it answers 200, a fatal answer arrives, or the deadline passes. */
-export async function waitForImageReport(store: StoreSettings, digest: string, deps: WaitDeps): Promise<unknown> {
-  const url = imageEndpoint(store.baseUrl, digest)
-  const started = deps.now()
-  const deadline = started + store.timeoutMs
+export type Acceptance<T> = { readonly ready: true; readonly value: T } | { readonly ready: false; readonly reason: string }
+
+/** One resource to poll: `accept` judges a 200's JSON; a 404 means "not yet" or, for optional endpoints, "absent". */
+export interface Poll<T> {
+  readonly url: URL
+  /** For messages: "sha256:… in the store". */
+  readonly what: string
+  readonly onNotFound: 'wait' | 'absent'
+  readonly accept: (document: unknown) => Acceptance<T>
+}
+
+/**
+ * Polls until `accept` is satisfied, a fatal answer arrives, or the run's deadline passes (NoVerdictError
+ * TIMEOUT). 404 and not-yet answers wait the poll interval; 429, 5xx and network errors back off.
+ */
+export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: WaitDeps): Promise<T | undefined> {
+  const deadline = deps.started + store.timeoutMs
   let lastReason = 'no answer yet'
   let failures = 0
   for (let attempt = 1; ; attempt++) {
@@ -785,13 +1253,13 @@ export async function waitForImageReport(store: StoreSettings, digest: string, d
     if (remaining <= 0) {
       throw new NoVerdictError(
         'TIMEOUT',
-        `timed out after ${formatDuration(store.timeoutMs)} waiting for ${digest} in the store (${attempt - 1} requests; last: ${lastReason}). If the scan ran, check the AMR observer (see README, troubleshooting)`,
+        `timed out after ${formatDuration(store.timeoutMs)} waiting for ${poll.what} (${attempt - 1} requests; last: ${lastReason}). If the scan ran, check the AMR observer (see README, troubleshooting)`,
       )
     }
     const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(Math.min(REQUEST_TIMEOUT_MS, remaining))])
     let step: Step
     try {
-      step = classifyResponse(await deps.fetch(url, requestSignal), deps.now())
+      step = classifyResponse(await deps.fetch(poll.url, requestSignal), deps.now())
     } catch (error) {
       if (deps.signal.aborted) throw deps.signal.reason
       step = requestSignal.aborted
@@ -799,21 +1267,64 @@ export async function waitForImageReport(store: StoreSettings, digest: string, d
         : classifyError(error, store.ca?.origin)
     }
     if (step.kind === 'done') {
-      deps.progress(`found the scan data; attempt ${attempt}, ${formatDuration(deps.now() - started)} elapsed`)
-      return step.document
+      const accepted = poll.accept(step.document)
+      if (accepted.ready) {
+        if (attempt > 1 || poll.onNotFound === 'wait') deps.progress(`found ${poll.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
+        return accepted.value
+      }
+      step = { kind: 'retry', reason: accepted.reason, backoff: false }
     }
     if (step.kind === 'fail') throw step.error
+    if (step.notFound && poll.onNotFound === 'absent') return undefined
     lastReason = step.reason
     failures = step.backoff ? failures + 1 : 0
     const planned = step.delayMs ?? (step.backoff ? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)) : store.pollIntervalMs)
     const delay = Math.round(planned * (step.delayMs === undefined ? 0.8 + 0.4 * deps.random() : 1))
-    const elapsed = deps.now() - started
-    const left = deadline - deps.now()
+    const left = Math.max(0, deadline - deps.now())
     deps.progress(
-      `${step.reason}; attempt ${attempt}, ${formatDuration(elapsed)} elapsed, ${formatDuration(Math.max(0, left))} left; next try in ${formatDuration(Math.min(delay, Math.max(0, left)))}`,
+      `${step.reason}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed, ${formatDuration(left)} left; next try in ${formatDuration(Math.min(delay, left))}`,
     )
-    await deps.sleep(Math.max(0, Math.min(delay, left)), deps.signal)
+    await deps.sleep(Math.min(delay, left), deps.signal)
   }
+}
+
+const ready = <T>(value: T): Acceptance<T> => ({ ready: true, value })
+
+/** The Image document of the digest, once the store has it. */
+export async function waitForImageReport(store: StoreSettings, digest: string, deps: WaitDeps): Promise<unknown> {
+  return pollStore({ url: imageEndpoint(store.baseUrl, digest), what: `${digest} in the store`, onNotFound: 'wait', accept: ready }, store, deps)
+}
+
+/** Waits until the store holds a scan report for the digest generated at or after `newerThan`. */
+export async function waitForFreshReport(store: StoreSettings, digest: string, newerThan: number, deps: WaitDeps): Promise<void> {
+  const since = new Date(newerThan).toISOString()
+  await pollStore(
+    {
+      url: storeEndpoint(store.baseUrl, '/api/v1/reports', { digest, ordering: 'DESC', page_size: '20' }),
+      what: `a scan report of ${digest} generated at or after ${since}`,
+      onNotFound: 'wait',
+      accept: (document) => {
+        const newest = newestReportFrom(document)
+        if (newest !== undefined && newest >= newerThan) return ready(newest)
+        return { ready: false, reason: newest === undefined ? 'no scan report yet' : `the newest scan report was generated ${new Date(newest).toISOString()}, before ${since}` }
+      },
+    },
+    store,
+    deps,
+  )
+}
+
+/** Every triage decision the store holds for the digest, page by page; undefined when it has no triage endpoint. */
+export async function fetchTriage(store: StoreSettings, digest: string, deps: WaitDeps): Promise<TriageDecision[] | undefined> {
+  const decisions: TriageDecision[] = []
+  for (let page = 1; page <= MAX_TRIAGE_PAGES; page++) {
+    const url = storeEndpoint(store.baseUrl, '/api/v1/triage', { digest, page: String(page), page_size: String(TRIAGE_PAGE_SIZE) })
+    const result = await pollStore({ url, what: `triage page ${page} of ${digest}`, onNotFound: 'absent', accept: (document) => ready(triagePageFrom(document)) }, store, deps)
+    if (!result) return page === 1 ? undefined : decisions
+    decisions.push(...result.decisions)
+    if (page >= result.lastPage || result.records === 0) return decisions
+  }
+  return decisions
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -906,6 +1417,21 @@ function writeResults(dir: string, results: Record<string, string>): void {
   for (const [name, content] of Object.entries(results)) writeFileSync(join(dir, name), content)
 }
 
+/** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
+async function loadExemptions(path: string): Promise<Exemption[]> {
+  let source: string
+  try {
+    source = readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UsageError('FILE', `cannot read --exemptions ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): check the path`)
+  }
+  const { parseDocument } = await import('yaml')
+  const document = parseDocument(source)
+  const [problem] = document.errors
+  if (problem) throw new UsageError('EXEMPTIONS', `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
+  return exemptionsFrom(document.toJS(), path)
+}
+
 /** Runs the gate and returns its exit code; the only place that decides one. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const secrets: string[] = []
@@ -914,6 +1440,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   const say = (line: string) => stderr(`${NAME}: ${line}\n`)
 
   let config: Config
+  let exemptions: Exemption[] = []
   try {
     const args = parseArgs(argv)
     if (args.kind === 'help' || args.kind === 'version') {
@@ -921,6 +1448,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return EXIT.PASS
     }
     config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem })
+    if (config.exemptionsFile && config.gate !== 'none') exemptions = await loadExemptions(config.exemptionsFile)
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     say(`${error.message}`)
@@ -928,48 +1456,62 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     return EXIT.USAGE
   }
   if (config.source && 'store' in config.source) secrets.push(config.source.store.token)
-  const { image, gate, format, resultsDir } = config
-  /** Every verdict, and every failure to reach one, ends here: the summary or JSON, then the Tekton results. */
-  const finish = (report: JsonReport, summary?: string): number => {
-    if (format === 'json') stdout(`${JSON.stringify(report, null, 2)}\n`)
+  const { image, gate, format, mode, resultsDir, report } = config
+
+  /** Every verdict, and every failure to reach one, ends here: the summary or JSON, the files, audit mode. */
+  const finish = (outcome: JsonReport, summary?: string): number => {
+    if (format === 'json') stdout(`${JSON.stringify(outcome, null, 2)}\n`)
     else if (summary) stdout(summary)
-    if (!resultsDir) return report.exitCode
     try {
-      writeResults(resultsDir, tektonResults(report))
-      return report.exitCode
+      if (resultsDir) writeResults(resultsDir, tektonResults(outcome))
+      if (report) writeFileSync(report.path, renderReport(outcome, report.format))
     } catch (error) {
-      say(`no verdict: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
-      return EXIT.NO_VERDICT
+      say(`no verdict: cannot write ${(error as { path?: string }).path ?? 'the results'} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+      return mode === 'audit' ? EXIT.PASS : EXIT.NO_VERDICT
     }
+    if (outcome.exitCode !== outcome.enforcedExitCode) {
+      say(`AUDIT: the gate would have failed here (exit ${outcome.enforcedExitCode}, ${outcome.verdict === 'fail' ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
+    }
+    return outcome.exitCode
   }
 
   if (!config.source) {
     say(`gate none: no policy enforced for ${image.reference}; the store was not asked`)
-    return finish(buildJsonReport({ image, gate, exitCode: EXIT.PASS, skipped: true }))
+    return finish(buildJsonReport({ image, gate, mode, exitCode: EXIT.PASS, skipped: true }))
   }
 
   let fetcher: Awaited<ReturnType<typeof createStoreFetcher>> | undefined
   try {
     let document: unknown
+    let triage: TriageDecision[] = []
     if ('input' in config.source) {
       document = await readInput(config.source.input, io.stdin)
     } else {
       const { store } = config.source
       say(`checking ${image.reference} against gate ${gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
       fetcher = await createStoreFetcher(store, io.env)
-      document = await waitForImageReport(store, image.digest, {
+      const deps: WaitDeps = {
         fetch: fetcher.fetch,
         now: Date.now,
         sleep: (ms, signal) => sleep(ms, undefined, { signal }),
         random: Math.random,
         progress: say,
         signal: io.signal,
-      })
+        started: Date.now(),
+      }
+      if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, deps)
+      document = await waitForImageReport(store, image.digest, deps)
+      if (config.triage) {
+        const decisions = await fetchTriage(store, image.digest, deps)
+        if (decisions) triage = decisions
+        else say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
+      }
     }
-    const evaluation = evaluate(document, gate, image.digest)
+    const policy: Policy = { gate, unknownAs: config.unknownAs, exemptions, triage, now: Date.now(), ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }) }
+    const evaluation = evaluate(document, policy, image.digest)
     const exitCode = evaluation.passed ? EXIT.PASS : EXIT.VIOLATION
     const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
-    return finish(buildJsonReport({ image, gate, exitCode, evaluation }), renderText(evaluation, image, { color }))
+    return finish(buildJsonReport({ image, gate, mode, exitCode, evaluation }), renderText(evaluation, image, { color, policy, triage: config.triage }))
   } catch (caught) {
     const error = io.signal.aborted && !(caught instanceof NoVerdictError) ? io.signal.reason : caught
     if (error instanceof InterruptedError) {
@@ -983,7 +1525,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const known = error instanceof NoVerdictError
     const message = known ? error.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
     say(`no verdict: ${message}`)
-    return finish(buildJsonReport({ image, gate, exitCode: EXIT.NO_VERDICT, error: { code: known ? error.code : 'BUG', message } }))
+    return finish(buildJsonReport({ image, gate, mode, exitCode: EXIT.NO_VERDICT, error: { code: known ? error.code : 'BUG', message } }))
   } finally {
     await fetcher?.close().catch(() => undefined)
   }

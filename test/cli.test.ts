@@ -58,7 +58,7 @@ describe('waiting for the scan and judging it', () => {
     const run = await gate([])
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stderr.match(/not in the store yet \(404\); attempt \d, .* elapsed, .* left; next try in/g)).toHaveLength(3)
-    expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) at or above high.')
+    expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) block at gate high.')
     expect(run.stdout).toMatch(/CRITICAL {2}10\.0 {2}CVE-2021-44228 {2}org\.apache\.logging\.log4j:log4j-core@2\.14\.1/)
     expect(store!.requests).toHaveLength(4)
     expectNoToken(run)
@@ -69,7 +69,7 @@ describe('waiting for the scan and judging it', () => {
     const run = await gate([])
     expect(run.code).toBe(EXIT.PASS)
     expect(run.stdout).toContain('No vulnerabilities reported for this image.')
-    expect(run.stdout).toContain('PASS: nothing at or above high.')
+    expect(run.stdout).toContain('PASS: nothing blocks at gate high.')
     expectNoToken(run)
   })
 
@@ -198,7 +198,7 @@ describe('input and configuration', () => {
   it('evaluates a saved report from a file or stdin without a store', async () => {
     const fromFile = await runGate(['--gate', 'critical', '--input', files['sample.json']!, SAMPLE_DIGEST])
     expect(fromFile.code).toBe(EXIT.VIOLATION)
-    expect(fromFile.stdout).toContain('FAIL: 2 vulnerabilities (2 findings) at or above critical.')
+    expect(fromFile.stdout).toContain('FAIL: 2 vulnerabilities (2 findings) block at gate critical.')
     const fromStdin = await runGate(['--gate', 'low', '--input', '-', SAMPLE_DIGEST], { stdin: JSON.stringify(cleanImageBody()) })
     expect(fromStdin.code).toBe(EXIT.PASS)
     const broken = await runGate(['--gate', 'low', '--input', '-', SAMPLE_DIGEST], { stdin: 'not json' })
@@ -222,7 +222,7 @@ describe('input and configuration', () => {
       findings: 5,
       error: null,
     })
-    expect(report.blocking[0]).toEqual({ id: 'CVE-2021-44228', severity: 'critical', score: 10, package: 'org.apache.logging.log4j:log4j-core', version: '2.14.1' })
+    expect(report.blocking[0]).toEqual({ id: 'CVE-2021-44228', severity: 'critical', score: 10, package: 'org.apache.logging.log4j:log4j-core', version: '2.14.1', rule: 'severity' })
   })
 
   it('writes a JSON document with the reason when there is no verdict', async () => {

@@ -64,7 +64,7 @@ describe.skipIf(!hasDocker)('the image', () => {
     const run = await runTaskStep()
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stderr.match(/not in the store yet \(404\)/g)).toHaveLength(3)
-    expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) at or above high.')
+    expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) block at gate high.')
     expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
   })
 
@@ -72,7 +72,7 @@ describe.skipIf(!hasDocker)('the image', () => {
     await serve([...repeat(3, answer.notFound()), answer.image(cleanImageBody())])
     const run = await runTaskStep()
     expect(run.code).toBe(EXIT.PASS)
-    expect(run.stdout).toContain('PASS: nothing at or above high.')
+    expect(run.stdout).toContain('PASS: nothing blocks at gate high.')
   })
 
   it('exits 3 on 401 with the token from ACCESS_TOKEN, as the seed Task passes it', async () => {

@@ -151,7 +151,7 @@ describe('parseArgs and resolveConfig', () => {
   })
 
   it('needs neither store nor token for gate none', () => {
-    expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'none', format: 'text' })
+    expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'none', format: 'text', mode: 'enforce', unknownAs: 'ignore', triage: false })
   })
 
   it.each([
@@ -268,7 +268,7 @@ describe('evaluate', () => {
   it('takes the highest rating, so a CVE rated High and Critical is critical and counted once', () => {
     const result = evaluate(image(pkg('a', '1', vuln('CVE-1', rating('High', 7.5), rating('CRITICAL', 9.1), rating('low')))), 'critical')
     expect(result.counts).toEqual({ critical: 1, high: 0, medium: 0, low: 0, unknown: 0 })
-    expect(result.blocking).toEqual([{ id: 'CVE-1', severity: 'critical', score: 9.1, package: 'a', version: '1' }])
+    expect(result.blocking).toEqual([{ id: 'CVE-1', severity: 'critical', score: 9.1, package: 'a', version: '1', rule: 'severity' }])
   })
 
   it('counts a CVE found in two packages once, by its worst rating, and lists both findings', () => {
@@ -347,14 +347,14 @@ describe('renderText and redact', () => {
   it('says so plainly when an image has no vulnerabilities', () => {
     const text = renderText(evaluate(image(), 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
     expect(text).toContain('No vulnerabilities reported for this image.')
-    expect(text).toContain('PASS: nothing at or above high.')
+    expect(text).toContain('PASS: nothing blocks at gate high.')
   })
 
   it('caps the listed findings and says how many more there are', () => {
     const many = image(pkg('a', '1', ...Array.from({ length: 25 }, (_, i) => vuln(`CVE-2026-${1000 + i}`, rating('High', 7)))))
     const text = renderText(evaluate(many, 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
     expect(text).toContain('... and 5 more (--format json lists them all)')
-    expect(text).toContain('FAIL: 25 vulnerabilities (25 findings) at or above high.')
+    expect(text).toContain('FAIL: 25 vulnerabilities (25 findings) block at gate high.')
   })
 
   it('colours only when asked', () => {
