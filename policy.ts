@@ -674,7 +674,8 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   for (const severity of worstById.values()) counts[severity]++
   blocking.sort(compareFindings)
   suppressed.sort(compareFindings)
-  const warnBefore = policy.now + EXPIRY_WARNING_MS
+  // "Within 14 days" counts whole days: an entry expiring on the 14th day from today is warned about.
+  const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_MS).toISOString().slice(0, 10))!
   return {
     gate: policy.gate,
     counts,
@@ -901,8 +902,10 @@ export function renderSarif(report: JsonReport): string {
   return `${JSON.stringify(sarif, null, 2)}\n`
 }
 
+const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' }
+
 function xml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
+  return text.replace(/[&<>"']/g, (char) => XML_ESCAPES[char]!)
 }
 
 /** JUnit XML: one failing test case per blocking finding, suppressed ones skipped, an error when there is no verdict. */

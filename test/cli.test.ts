@@ -2,51 +2,21 @@
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { EXIT, EXIT_CODES, OPTIONS } from '../policy.ts'
+import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles, type GateRun } from './support/gate.ts'
-import {
-  answer,
-  cleanImageBody,
-  makeTls,
-  repeat,
-  SAMPLE_DIGEST,
-  SAMPLE_IMAGE,
-  sampleImageBody,
-  startSimulator,
-  storeHandlers,
-  TEST_TOKEN,
-  type Answer,
-  type Simulator,
-  type Tls,
-} from './support/simulator.ts'
+import { answer, cleanImageBody, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN, type Tls } from './support/simulator.ts'
 
-let tls: Tls
+const fixture = useStoreFixture()
+const { serve, gate } = fixture
 let files: Record<string, string>
-let store: Simulator | undefined
+let tls: Tls
 
-beforeAll(async () => {
-  tls = await makeTls()
-  const otherCa = await makeTls('Some Other CA')
-  files = writeFiles({ 'caCrt': tls.caCert, 'other-ca.crt': otherCa.caCert, 'token': `${TEST_TOKEN}\n`, 'sample.json': JSON.stringify(sampleImageBody()) })
+beforeAll(() => {
+  files = { ...fixture.files, 'sample.json': writeFiles({ 'sample.json': JSON.stringify(sampleImageBody()) })['sample.json']! }
+  tls = fixture.tls
 })
-
-afterEach(async () => {
-  await store?.close()
-  store = undefined
-})
-
-async function serve(answers: Answer[], token = TEST_TOKEN): Promise<Simulator> {
-  store = await startSimulator(storeHandlers({ token, images: { [SAMPLE_DIGEST]: answers } }), tls)
-  return store
-}
-
-/** The gate as the Task runs it: settings in the environment, the CA and the token from files. */
-function gate(args: string[], env: Record<string, string> = {}): Promise<GateRun> {
-  return runGate([...args, SAMPLE_IMAGE], {
-    env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN_FILE: files.token!, METADATA_STORE_CA_CERT: files.caCrt!, POLICY_POLL_INTERVAL: '100ms', ...env },
-  })
-}
 
 function expectNoToken(run: GateRun): void {
   expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
@@ -60,7 +30,7 @@ describe('waiting for the scan and judging it', () => {
     expect(run.stderr.match(/not in the store yet \(404\); attempt \d, .* elapsed, .* left; next try in/g)).toHaveLength(3)
     expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) block at gate high.')
     expect(run.stdout).toMatch(/CRITICAL {2}10\.0 {2}CVE-2021-44228 {2}org\.apache\.logging\.log4j:log4j-core@2\.14\.1/)
-    expect(store!.requests).toHaveLength(4)
+    expect(fixture.store.requests).toHaveLength(4)
     expectNoToken(run)
   })
 
@@ -121,11 +91,11 @@ describe('waiting for the scan and judging it', () => {
 
 describe('ending at once without a verdict', () => {
   it('exits 3 on 401, naming the token secret', async () => {
-    await serve([answer.image(sampleImageBody())], 'the-store-expects-another-token')
+    await serve([answer.image(sampleImageBody())], { token: 'the-store-expects-another-token' })
     const run = await gate([])
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain('the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token')
-    expect(store!.requests).toHaveLength(1)
+    expect(fixture.store.requests).toHaveLength(1)
     expectNoToken(run)
   })
 
@@ -156,13 +126,13 @@ describe('ending at once without a verdict', () => {
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toMatch(/TLS with the store failed \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)/)
     expect(run.stderr).toContain(files['other-ca.crt'])
-    expect(store!.requests).toHaveLength(0)
+    expect(fixture.store.requests).toHaveLength(0)
     expectNoToken(run)
   })
 
   it('exits 3 when no CA is given for a private store, saying how to give one', async () => {
     await serve([answer.image(cleanImageBody())])
-    const run = runGate([SAMPLE_IMAGE], { env: { GATE: 'high', METADATA_STORE_URL: store!.url, ACCESS_TOKEN: TEST_TOKEN } })
+    const run = runGate([SAMPLE_IMAGE], { env: { GATE: 'high', METADATA_STORE_URL: fixture.store.url, ACCESS_TOKEN: TEST_TOKEN } })
     const result = await run
     expect(result.code).toBe(EXIT.NO_VERDICT)
     expect(result.stderr).toContain('pass the store\'s CA with --ca-cert or METADATA_STORE_CA_CERT')
@@ -176,7 +146,7 @@ describe('input and configuration', () => {
     const run = await gate([], { GATE: 'NONE' })
     expect(run.code).toBe(EXIT.PASS)
     expect(run.stderr).toContain('gate none: no policy enforced')
-    expect(store!.requests).toHaveLength(0)
+    expect(fixture.store.requests).toHaveLength(0)
   })
 
   it.each([
@@ -246,9 +216,9 @@ describe('input and configuration', () => {
 
   it('accepts a full https:// URL with a path prefix, the token in ACCESS_TOKEN and the CA as PEM', async () => {
     await serve([answer.image(cleanImageBody())])
-    const run = await runGate(['--gate', 'high', '--url', `${store!.url}/`, SAMPLE_DIGEST], { env: { ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: tls.caCert } })
+    const run = await runGate(['--gate', 'high', '--url', `${fixture.store.url}/`, SAMPLE_DIGEST], { env: { ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: tls.caCert } })
     expect(run.code).toBe(EXIT.PASS)
-    expect(store!.requests[0]?.path).toBe(`/api/v1/images/${SAMPLE_DIGEST}`)
+    expect(fixture.store.requests[0]?.path).toBe(`/api/v1/images/${SAMPLE_DIGEST}`)
   })
 
   it('--help lists every option, its environment variable and every exit code', async () => {
@@ -276,7 +246,7 @@ describe('signals', () => {
     await serve([answer.notFound()])
     let sentAt = 0
     const run = await runGate([SAMPLE_IMAGE], {
-      env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: files.caCrt!, POLICY_POLL_INTERVAL: '30s' },
+      env: { GATE: 'high', METADATA_STORE_URL: fixture.store.hostPort, ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: files.caCrt!, POLICY_POLL_INTERVAL: '30s' },
       onStderr: (stderr, child) => {
         if (!sentAt && stderr.includes('not in the store yet')) {
           sentAt = performance.now()

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../policy.ts'
-import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage } from './support/container.ts'
+import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from './support/container.ts'
 import { writeFiles } from './support/gate.ts'
 import {
   answer,
@@ -51,11 +51,12 @@ describe.skipIf(!hasDocker)('the image', () => {
   }
 
   /** The Task's step: its env names, the CA at /var/cert/caCrt, the token as a mounted file. */
-  function runTaskStep(env: Record<string, string> = {}, ca = files.caCrt!) {
+  function runTaskStep(env: Record<string, string> = {}, ca = files.caCrt!, more: Pick<ContainerRun, 'files' | 'writable'> = {}) {
     return runContainer(image.tag, {
       args: [SAMPLE_IMAGE],
       env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN_FILE: TOKEN_PATH, POLICY_POLL_INTERVAL: '200ms', ...env },
-      files: { [ca]: CA_PATH, [files.accessToken!]: TOKEN_PATH },
+      files: { [ca]: CA_PATH, [files.accessToken!]: TOKEN_PATH, ...more.files },
+      ...(more.writable ? { writable: more.writable } : {}),
     })
   }
 
@@ -100,6 +101,24 @@ describe.skipIf(!hasDocker)('the image', () => {
     const run = await runTaskStep({ GATE: 'none' })
     expect(run.code).toBe(EXIT.PASS)
     expect(store!.requests).toHaveLength(0)
+  })
+
+  it('applies the policy options from the environment, exemptions from a mounted ConfigMap, a report to a volume', async () => {
+    await serve([answer.image(sampleImageBody())])
+    const config = writeFiles({ 'exemptions.yaml': 'exemptions:\n  - id: CVE-2021-44228\n    reason: JNDI lookups disabled\n    expires: 2999-12-31\n' })
+    const reports = writeFiles({ keep: '' })
+    const reportDir = reports.keep!.replace(/\/keep$/, '')
+    const run = await runTaskStep({ GATE: 'critical', POLICY_EXEMPTIONS: '/config/exemptions.yaml', POLICY_TRIAGE: 'true', POLICY_MODE: 'audit', POLICY_REPORT_FILE: '/reports/gate.sarif' }, files.caCrt!, {
+      files: { [config['exemptions.yaml']!]: '/config/exemptions.yaml' },
+      writable: { [reportDir]: '/reports' },
+    })
+    expect(run.code).toBe(EXIT.PASS)
+    expect(run.stdout).toMatch(/CVE-2021-44228 .* exempt until 2999-12-31: JNDI lookups disabled/)
+    expect(run.stdout).toContain('FAIL: 1 vulnerability (1 finding) block at gate critical.')
+    expect(run.stderr).toContain('AUDIT: the gate would have failed here (exit 1, policy violated)')
+    expect(run.stderr).toContain('--triage: this store has no triage endpoint')
+    const sarif = JSON.parse(readFileSync(`${reportDir}/gate.sarif`, 'utf8'))
+    expect(sarif.runs[0].results.map((result: { ruleId: string }) => result.ruleId)).toEqual(['CVE-2021-45046', 'CVE-2021-44228'])
   })
 
   it('passes docker run arguments straight to the gate', async () => {

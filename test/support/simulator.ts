@@ -72,20 +72,65 @@ export function repeat(count: number, reply: Answer): Answer[] {
   return Array.from({ length: count }, () => reply)
 }
 
-/** The image endpoint as the store and its kube-rbac-proxy answer it. */
-export function storeHandlers(options: { token: string; images: Record<string, Answer[]> }): RequestHandler[] {
+/** A triage record as GET /api/v1/triage returns it (TAP 1.7 API, alpha). */
+export function triageRecord(cveId: string, pkg: { Name: string; Version: string }, state: string, justification = ''): Record<string, unknown> {
+  return {
+    UID: `triage-${cveId}-${pkg.Name}`,
+    image: { Digest: SAMPLE_DIGEST, Name: 'tap/workloads/tanzu-java-web-app-dev', Registry: 'registry.example.com' },
+    package: { ...pkg, PackageManager: 'deb' },
+    vulnerability: { CVEID: cveId, Description: '' },
+    Analysis: [{ State: 'in_triage', Justification: '', Response: [], Comments: '', CreatedBy: 'alice' }, { State: state, Justification: justification, Response: [], Comments: '', CreatedBy: 'bob' }],
+  }
+}
+
+/** A scan report as GET /api/v1/reports lists it. */
+export function scanReport(generatedAt: string): Record<string, unknown> {
+  return { UID: `report-${generatedAt}`, GeneratedAt: generatedAt, OriginalLocation: 'registry.example.com/scans@sha256:0', tool: { Name: 'grype', Vendor: 'anchore', Version: '0.80.0' } }
+}
+
+/** `{Count, CurrentPage, LastPage, PageSize, Results}`, the store's pagination wrapper. */
+export function paginated(items: unknown[], page: number, pageSize: number): Record<string, unknown> {
+  const lastPage = Math.max(1, Math.ceil(items.length / pageSize))
+  return { Count: items.length, CurrentPage: page, LastPage: lastPage, PageSize: pageSize, Results: items.slice((page - 1) * pageSize, page * pageSize) }
+}
+
+export interface StoreContent {
+  readonly token: string
+  /** Digest → the image endpoint's answers in turn (the last repeats). */
+  readonly images: Record<string, Answer[]>
+  /** Digest → triage records, served in pages as asked; absent: the endpoint answers 404 as on a store without it. */
+  readonly triage?: Record<string, unknown[]>
+  /** Digest → the reports endpoint's answers in turn. */
+  readonly reports?: Record<string, Answer[]>
+}
+
+/** The store's endpoints as it and its kube-rbac-proxy answer them. */
+export function storeHandlers(options: StoreContent): RequestHandler[] {
   const served = new Map<string, number>()
+  const inTurn = (key: string, answers: Answer[] | undefined) => {
+    if (!answers || answers.length === 0) return answer.notFound()()
+    const index = served.get(key) ?? 0
+    served.set(key, index + 1)
+    return answers[Math.min(index, answers.length - 1)]!()
+  }
+  const authorised = (request: Request) => request.headers.get('authorization') === `Bearer ${options.token}`
+  const unauthorised = () => new HttpResponse('Unauthorized\n', { status: 401, headers: { 'content-type': 'text/plain; charset=utf-8' } })
   return [
     http.get('/api/v1/images/:digest', ({ request, params }) => {
-      if (request.headers.get('authorization') !== `Bearer ${options.token}`) {
-        return new HttpResponse('Unauthorized\n', { status: 401, headers: { 'content-type': 'text/plain; charset=utf-8' } })
-      }
-      const digest = String(params.digest)
-      const answers = options.images[digest]
-      if (!answers || answers.length === 0) return answer.notFound()()
-      const index = served.get(digest) ?? 0
-      served.set(digest, index + 1)
-      return answers[Math.min(index, answers.length - 1)]!()
+      if (!authorised(request)) return unauthorised()
+      return inTurn(`image ${params.digest}`, options.images[String(params.digest)])
+    }),
+    http.get('/api/v1/reports', ({ request }) => {
+      if (!authorised(request)) return unauthorised()
+      const digest = new URL(request.url).searchParams.get('digest') ?? ''
+      return inTurn(`reports ${digest}`, options.reports?.[digest])
+    }),
+    http.get('/api/v1/triage', ({ request }) => {
+      if (!authorised(request)) return unauthorised()
+      if (!options.triage) return HttpResponse.json({ message: 'Not Found' }, { status: 404 })
+      const query = new URL(request.url).searchParams
+      const records = options.triage[query.get('digest') ?? ''] ?? []
+      return HttpResponse.json(paginated(records, Number(query.get('page') ?? 1), Number(query.get('page_size') ?? 20)) as JsonBodyType)
     }),
   ]
 }
