@@ -49,7 +49,7 @@ export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affe
 const TRIAGE_PAGE_SIZE = 100
 const MAX_TRIAGE_PAGES = 1_000
 /** A report larger than this ends with exit 3; real ones are a few MB (documented in the README). */
-export const MAX_BODY_BYTES = 256 * 1024 * 1024
+const DEFAULT_MAX_BODY = '256MiB'
 
 // ---------------------------------------------------------------------------------------------
 // Options: this table feeds the parser, --help, the README and the tests.
@@ -80,6 +80,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { flag: '--mode', env: ['POLICY_MODE'], value: 'MODE', defaultText: 'enforce', help: 'enforce, or audit: the same evaluation and output, but exit 0 and say plainly that the gate would have failed' },
   { flag: '--report-file', env: ['POLICY_REPORT_FILE'], value: 'PATH', help: 'also write a machine report to PATH' },
   { flag: '--report-format', env: ['POLICY_REPORT_FORMAT'], value: 'FORMAT', defaultText: 'json', help: 'json, sarif (SARIF 2.1.0, for code-scanning dashboards) or junit (JUnit XML, one test case per blocking finding)' },
+  { flag: '--max-body-size', env: ['POLICY_MAX_BODY_SIZE'], value: 'SIZE', defaultText: DEFAULT_MAX_BODY, help: 'a larger answer (or --input) ends with exit 3: bytes, or with KiB, MiB, GiB, KB, MB, GB' },
   { flag: '--help', help: 'show this help' },
   { flag: '--version', help: 'show the version' },
 ]
@@ -215,6 +216,8 @@ export interface Config {
   /** Wait for a scan report generated at or after this instant (ms since the epoch). */
   readonly newerThan?: number
   readonly report?: { readonly path: string; readonly format: ReportFormat }
+  /** A larger answer or --input ends with exit 3. */
+  readonly maxBodyBytes: number
   /** Tekton results are written here, one file per result. */
   readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
@@ -340,6 +343,17 @@ function parseChoice<T extends string>(text: string, option: string, choices: re
 export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, ['enforce', 'audit'], 'mode')
 export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, ['json', 'sarif', 'junit'], 'report format')
 export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, ['low', 'medium', 'high', 'critical', 'ignore'], 'severity')
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
+
+/** `1048576`, `512KiB`, `10MB`, `256MiB` to bytes; more than zero. */
+export function parseSize(text: string, option = '--max-body-size'): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim())
+  const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined
+  const bytes = match && unit ? Math.floor(Number(match[1]) * unit) : 0
+  if (!(bytes >= 1)) throw new UsageError('SIZE', `${option} "${text}" is not a size: use bytes, or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 256MiB)`)
+  return bytes
+}
 
 export function parseBoolean(text: string, option: string): boolean {
   const value = text.trim().toLowerCase()
@@ -1059,6 +1073,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     mode: read('--mode', parseMode) ?? 'enforce',
     unknownAs: read('--unknown-as', parseUnknownAs) ?? 'ignore',
     triage: read('--triage', parseBoolean) ?? false,
+    maxBodyBytes: read('--max-body-size', parseSize) ?? parseSize(DEFAULT_MAX_BODY),
     ...(failOnScore === undefined ? {} : { failOnScore }),
     ...(newerThan === undefined ? {} : { newerThan }),
     ...(exemptionsFile ? { exemptionsFile } : {}),
@@ -1334,7 +1349,7 @@ export async function fetchTriage(store: StoreSettings, digest: string, deps: Wa
 // I/O at the edges
 
 /** An undici client that trusts the store's CA besides the default roots, through a proxy if the env names one. */
-async function createStoreFetcher(store: StoreSettings, env: Environment['env']) {
+async function createStoreFetcher(store: StoreSettings, env: Environment['env'], maxBodyBytes: number) {
   const { Agent, EnvHttpProxyAgent, request } = await import('undici')
   const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
   const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
@@ -1346,7 +1361,7 @@ async function createStoreFetcher(store: StoreSettings, env: Environment['env'])
   return {
     async fetch(url: URL, signal: AbortSignal): Promise<StoreResponse> {
       const response = await request(url, { dispatcher, method: 'GET', headers, signal })
-      return { status: response.statusCode, headers: response.headers, body: await readCapped(response.body, MAX_BODY_BYTES) }
+      return { status: response.statusCode, headers: response.headers, body: await readCapped(response.body, maxBodyBytes) }
     },
     close: () => dispatcher.close(),
   }
@@ -1360,21 +1375,23 @@ async function readCapped(body: AsyncIterable<Buffer | string>, limit: number): 
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     size += buffer.length
     if (size > limit) {
-      throw new NoVerdictError('BODY_TOO_LARGE', `the store's answer is larger than ${Math.round(limit / 1024 / 1024)} MiB, far above any real image report`)
+      throw new NoVerdictError('BODY_TOO_LARGE', `the answer is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it if this image really has that many findings`)
     }
     chunks.push(buffer)
   }
   return Buffer.concat(chunks, size).toString('utf8')
 }
 
-async function readInput(path: string, stdin: NodeJS.ReadableStream): Promise<unknown> {
+async function readInput(path: string, stdin: NodeJS.ReadableStream, maxBodyBytes: number): Promise<unknown> {
   let body: string
   if (path === '-') {
-    body = await readCapped(stdin as AsyncIterable<Buffer>, MAX_BODY_BYTES)
+    body = await readCapped(stdin as AsyncIterable<Buffer>, maxBodyBytes)
   } else {
     try {
+      if (statSync(path).size > maxBodyBytes) throw new NoVerdictError('BODY_TOO_LARGE', `--input ${path} is larger than the --max-body-size of ${maxBodyBytes} bytes`)
       body = readFileSync(path, 'utf8')
     } catch (error) {
+      if (error instanceof NoVerdictError) throw error
       throw new UsageError('FILE', `cannot read --input ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): check the path`)
     }
   }
@@ -1488,11 +1505,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     let document: unknown
     let triage: TriageDecision[] = []
     if ('input' in config.source) {
-      document = await readInput(config.source.input, io.stdin)
+      document = await readInput(config.source.input, io.stdin, config.maxBodyBytes)
     } else {
       const { store } = config.source
       say(`checking ${image.reference} against gate ${gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
-      fetcher = await createStoreFetcher(store, io.env)
+      fetcher = await createStoreFetcher(store, io.env, config.maxBodyBytes)
       const deps: WaitDeps = {
         fetch: fetcher.fetch,
         now: Date.now,

@@ -13,6 +13,7 @@ import {
   parseGate,
   parseImageRef,
   parseRetryAfter,
+  parseSize,
   parseStoreUrl,
   redact,
   renderText,
@@ -151,7 +152,7 @@ describe('parseArgs and resolveConfig', () => {
   })
 
   it('needs neither store nor token for gate none', () => {
-    expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'none', format: 'text', mode: 'enforce', unknownAs: 'ignore', triage: false })
+    expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'none', format: 'text', mode: 'enforce', unknownAs: 'ignore', triage: false, maxBodyBytes: 256 * 1024 * 1024 })
   })
 
   it.each([
@@ -179,6 +180,18 @@ describe('parseArgs and resolveConfig', () => {
   it.each([['--help'], ['-h'], ['--gate', 'x', '--help']])('%s asks for help before anything is checked', (...argv) => {
     expect(parseArgs(argv).kind).toBe('help')
   })
+})
+
+describe('parseSize', () => {
+  it.each([
+    ['1048576', 1_048_576],
+    ['512KiB', 524_288],
+    ['10MB', 10_000_000],
+    ['256MiB', 268_435_456],
+    ['1.5 GiB', 1_610_612_736],
+  ])('%s is %i bytes', (text, bytes) => expect(parseSize(text)).toBe(bytes))
+
+  it.each(['', '0', '10 parsecs', '-1MB', 'MB'])('refuses %j', (text) => expect(() => parseSize(text)).toThrow(/is not a size/))
 })
 
 describe('normaliseSeverity', () => {
