@@ -9,7 +9,6 @@
  */
 import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { getCACertificates } from 'node:tls'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 
@@ -95,14 +94,14 @@ export type Gate = (typeof GATES)[number]
 export type Format = 'text' | 'json'
 
 const SEVERITY_RANK: Record<Severity, number> = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 }
-const SEVERITY_NAMES: Record<string, Severity> = {
-  critical: 'critical',
-  high: 'high',
-  important: 'high',
-  medium: 'medium',
-  moderate: 'medium',
-  low: 'low',
-}
+const SEVERITY_NAMES: ReadonlyMap<string, Severity> = new Map([
+  ['critical', 'critical'],
+  ['high', 'high'],
+  ['important', 'high'],
+  ['medium', 'medium'],
+  ['moderate', 'medium'],
+  ['low', 'low'],
+])
 
 export interface ImageRef {
   /** What the user passed, without surrounding spaces. */
@@ -556,8 +555,17 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 // ---------------------------------------------------------------------------------------------
 // Pure functions: evaluation
 
+/** The store's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
+const STORE_SEVERITIES: ReadonlyMap<string, Severity> = new Map([
+  ['Critical', 'critical'],
+  ['High', 'high'],
+  ['Medium', 'medium'],
+  ['Low', 'low'],
+])
+
 export function normaliseSeverity(raw: unknown): Severity {
-  return typeof raw === 'string' ? (SEVERITY_NAMES[raw.trim().toLowerCase()] ?? 'unknown') : 'unknown'
+  if (typeof raw !== 'string') return 'unknown'
+  return STORE_SEVERITIES.get(raw) ?? SEVERITY_NAMES.get(raw.trim().toLowerCase()) ?? 'unknown'
 }
 
 export function isAtOrAbove(severity: Severity, gate: Gate): boolean {
@@ -570,17 +578,21 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 const NO_ITEMS: readonly unknown[] = []
 
-/** `null` or missing means none; anything else that is not a list is malformed. Paths are built only on error. */
-function listAt(owner: Record<string, unknown>, key: string, path: string | (() => string)): readonly unknown[] {
+/** `null` or missing means none; anything else that is not a list is malformed. */
+function listAt(owner: Record<string, unknown>, key: string, path: string): readonly unknown[] {
   const value = owner[key]
   if (value === null || value === undefined) return NO_ITEMS
-  if (!Array.isArray(value)) throw malformed(`${typeof path === 'string' ? path : path()}${key} is ${describeJson(value)}, expected a list`)
+  if (!Array.isArray(value)) throw malformed(`${path}${key} is ${describeJson(value)}, expected a list`)
   return value
 }
 
-function objectAt(value: unknown, path: string | (() => string)): Record<string, unknown> {
-  if (!isObject(value)) throw malformed(`${typeof path === 'string' ? path : path()} is ${describeJson(value)}, expected an object`)
+function objectAt(value: unknown, path: string): Record<string, unknown> {
+  if (!isObject(value)) throw notAnObject(value, path)
   return value
+}
+
+function notAnObject(value: unknown, path: string): NoVerdictError {
+  return malformed(`${path} is ${describeJson(value)}, expected an object`)
 }
 
 function describeJson(value: unknown): string {
@@ -646,20 +658,24 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   const suppressed: SuppressedFinding[] = []
   let findings = 0
 
+  // The hot loop of a 50 MB report: plain loops, and error paths built only when something is wrong.
   const packages = listAt(image, 'Packages', '')
   for (let p = 0; p < packages.length; p++) {
-    const pkg = objectAt(packages[p], () => `Packages[${p}]`)
-    const vulnerabilities = listAt(pkg, 'Vulnerabilities', () => `Packages[${p}].`)
+    const pkg = packages[p]
+    if (!isObject(pkg)) throw notAnObject(pkg, `Packages[${p}]`)
+    const vulnerabilities = Array.isArray(pkg.Vulnerabilities) ? pkg.Vulnerabilities : listAt(pkg, 'Vulnerabilities', `Packages[${p}].`)
     if (vulnerabilities.length === 0) continue
     const packageName = text(pkg.Name) || '(unnamed package)'
     const packageVersion = text(pkg.Version)
     for (let v = 0; v < vulnerabilities.length; v++) {
-      const vulnerability = objectAt(vulnerabilities[v], () => `Packages[${p}].Vulnerabilities[${v}]`)
-      const ratings = listAt(vulnerability, 'Ratings', () => `Packages[${p}].Vulnerabilities[${v}].`)
+      const vulnerability = vulnerabilities[v]
+      if (!isObject(vulnerability)) throw notAnObject(vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
+      const ratings = Array.isArray(vulnerability.Ratings) ? vulnerability.Ratings : listAt(vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
       let severity: Severity = 'unknown'
       let score: number | null = null
       for (let r = 0; r < ratings.length; r++) {
-        const rating = objectAt(ratings[r], () => `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
+        const rating = ratings[r]
+        if (!isObject(rating)) throw notAnObject(rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
         const ratingSeverity = normaliseSeverity(rating.Severity)
         if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
         const ratingScore = rating.Score
@@ -706,15 +722,19 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   }
 }
 
-/** Worst first: severity, then score, then ID and package for a stable order. */
+/** Worst first: severity, then score, then ID and package for a stable order (code-unit order: fast, locale-free). */
 function compareFindings(a: Finding, b: Finding): number {
   return (
     SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
     (b.score ?? -1) - (a.score ?? -1) ||
-    a.id.localeCompare(b.id) ||
-    a.package.localeCompare(b.package) ||
-    a.version.localeCompare(b.version)
+    compareText(a.id, b.id) ||
+    compareText(a.package, b.package) ||
+    compareText(a.version, b.version)
   )
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1350,7 +1370,8 @@ export async function fetchTriage(store: StoreSettings, digest: string, deps: Wa
 
 /** An undici client that trusts the store's CA besides the default roots, through a proxy if the env names one. */
 async function createStoreFetcher(store: StoreSettings, env: Environment['env'], maxBodyBytes: number) {
-  const { Agent, EnvHttpProxyAgent, request } = await import('undici')
+  // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
+  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([import('undici'), import('node:tls')])
   const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
   const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
   const proxied = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'].some((name) => env[name])

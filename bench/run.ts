@@ -1,0 +1,94 @@
+// `npm run bench`: the gate beside its floor and the seed's curl/jq script, measured side by side in one run
+// (rounds interleave the contenders, so machine noise falls on all of them), medians of several repetitions,
+// reported as ratios. Not part of the test suite. Needs jq and GNU time (installed from Debian when missing).
+//   npm run bench                 1, 10 and 50 MB bodies, 5 repetitions
+//   BENCH_SIZES=1,10 BENCH_REPS=3 npm run bench
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { evaluate } from '../policy.ts'
+import { BENCH_DIGEST, ensureBody } from './generate.ts'
+
+const SIZES = (process.env.BENCH_SIZES ?? '1,10,50').split(',').map(Number)
+const REPS = Number(process.env.BENCH_REPS ?? 5)
+const ROOT = new URL('..', import.meta.url).pathname
+const BUNDLE = `${ROOT}dist/policy.mjs`
+const NODE = process.execPath
+const SEVERITY_WORDS = ['Critical', 'High', 'Medium', 'Low']
+
+function ensureTools(): void {
+  const missing = [['jq', '/usr/bin/jq'], ['time', '/usr/bin/time']].filter(([, path]) => !existsSync(path!)).map(([name]) => name!)
+  if (missing.length === 0) return
+  console.error(`bench: installing ${missing.join(' ')} from Debian`)
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+/** Wall time (ms, measured here: GNU time rounds to 10 ms) and peak RSS (MiB, from GNU time) of one command. */
+function measure(command: string[]): { ms: number; rssMiB: number } {
+  const started = performance.now()
+  const result = spawnSync('/usr/bin/time', ['-f', '%M', ...command], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, maxBuffer: 1 << 30 })
+  const ms = performance.now() - started
+  const kib = Number(result.stderr.trim().split('\n').at(-1))
+  if (!Number.isFinite(kib)) throw new Error(`bench: could not measure ${command.join(' ')}: ${result.stderr}`)
+  return { ms, rssMiB: kib / 1024 }
+}
+
+/** Runs every contender once per round, REPS rounds; medians per contender. */
+function sideBySide(contenders: Record<string, string[]>, reps = REPS): Record<string, { ms: number; rssMiB: number }> {
+  const samples: Record<string, Array<{ ms: number; rssMiB: number }>> = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]))
+  for (let round = 0; round < reps; round++) for (const [name, command] of Object.entries(contenders)) samples[name]!.push(measure(command))
+  return Object.fromEntries(Object.entries(samples).map(([name, runs]) => [name, { ms: median(runs.map((run) => run.ms)), rssMiB: median(runs.map((run) => run.rssMiB)) }]))
+}
+
+/** In one process: JSON.parse alone against JSON.parse + evaluate, alternating. */
+function inProcess(path: string): { parseMs: number; evaluateMs: number } {
+  const text = readFileSync(path, 'utf8')
+  const parse: number[] = []
+  const full: number[] = []
+  for (let round = 0; round < REPS + 1; round++) {
+    let started = performance.now()
+    JSON.parse(text)
+    parse.push(performance.now() - started)
+    started = performance.now()
+    evaluate(JSON.parse(text), 'high', BENCH_DIGEST)
+    full.push(performance.now() - started)
+  }
+  return { parseMs: median(parse.slice(1)), evaluateMs: median(full.slice(1)) }
+}
+
+const fmt = (value: number, digits = 0) => value.toFixed(digits)
+const row = (cells: string[]) => `| ${cells.join(' | ')} |`
+
+ensureTools()
+execFileSync(NODE, [`${ROOT}build.mjs`], { stdio: 'inherit' })
+console.log(`# amr-policy-gate benchmark: ${new Date().toISOString()}, Node ${process.version}, ${REPS} repetitions, medians\n`)
+
+const startup = sideBySide({ "node -e ''": [NODE, '-e', ''], '--version': [NODE, BUNDLE, '--version'], '--help': [NODE, BUNDLE, '--help'] }, Math.max(REPS, 11))
+const bare = startup["node -e ''"]!
+console.log('## Start-up\n')
+console.log(row(['command', 'ms', 'x bare node', 'peak RSS MiB']))
+console.log(row(['---', '---', '---', '---']))
+for (const [name, result] of Object.entries(startup)) console.log(row([name, fmt(result.ms), fmt(result.ms / bare.ms, 2), fmt(result.rssMiB, 1)]))
+
+console.log('\n## Evaluating a saved report (`--input`), against the JSON.parse floor and the seed\'s four jq passes\n')
+console.log(row(['body', 'gate ms', 'floor ms', 'seed jq ms', 'gate / floor', 'jq / gate', 'in-process evaluate / parse', 'gate RSS MiB', 'RSS / (5 x body + bare node)']))
+console.log(row(Array(9).fill('---')))
+for (const megabytes of SIZES) {
+  const path = ensureBody(megabytes)
+  const bodyMiB = statSync(path).size / 1024 / 1024
+  const jqPasses = SEVERITY_WORDS.map((word) => `jq '[.Packages[].Vulnerabilities[] | select(.Ratings[].Severity | contains("${word}"))] | unique | length' ${path} >/dev/null`).join(' && ')
+  const results = sideBySide({
+    gate: [NODE, BUNDLE, '--gate', 'high', '--input', path, BENCH_DIGEST],
+    floor: [NODE, '-e', `JSON.parse(require('node:fs').readFileSync(${JSON.stringify(path)}, 'utf8'))`],
+    seed: ['bash', '-c', jqPasses],
+  })
+  const gate = results.gate!
+  const floor = results.floor!
+  const seed = results.seed!
+  const own = inProcess(path)
+  const memoryBudget = 5 * bodyMiB + bare.rssMiB
+  console.log(row([`${megabytes} MB`, fmt(gate.ms), fmt(floor.ms), fmt(seed.ms), fmt(gate.ms / floor.ms, 2), fmt(seed.ms / gate.ms, 1), fmt(own.evaluateMs / own.parseMs, 2), fmt(gate.rssMiB, 1), fmt(gate.rssMiB / memoryBudget, 2)]))
+}
+console.log('\nTargets: gate / floor <= 1.5; jq / gate >= 20 at 50 MB; RSS / (5 x body + bare node) < 1; --help <= 2 x bare node.')
