@@ -1,21 +1,46 @@
-// Bundles policy.ts and undici into one ESM file for Node 24: dist/policy.mjs (+ source map).
+// Bundles policy.ts, undici and yaml into one ESM file for Node 24: dist/policy.mjs (+ source map).
 import { build } from 'esbuild'
 import { readFileSync } from 'node:fs'
 
 const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'))
+const common = { bundle: true, platform: 'node', target: 'node24', legalComments: 'eof', logLevel: 'warning' }
+
+// undici (for a request) and yaml (for --exemptions) are 1.3 MB of code that --help, usage errors and
+// --input never run, but V8 would still parse them at start-up, which made --help 2.2x bare node (bench/).
+// So each goes into the one file as the text of its own CommonJS bundle, compiled on first import with
+// vm.compileFunction, as Node compiles any CommonJS file. Stack frames inside them name `bundled:undici`.
+const LAZY_MODULES = ['undici', 'yaml']
+const lazySources = Object.fromEntries(
+  await Promise.all(
+    LAZY_MODULES.map(async (name) => {
+      const { outputFiles } = await build({ ...common, stdin: { contents: `module.exports = require(${JSON.stringify(name)})`, resolveDir: import.meta.dirname }, format: 'cjs', write: false })
+      return [name, outputFiles[0].text]
+    }),
+  ),
+)
+const compileOnFirstImport = {
+  name: 'compile-on-first-import',
+  setup(builder) {
+    builder.onResolve({ filter: new RegExp(`^(${LAZY_MODULES.join('|')})$`) }, ({ path }) => ({ path, namespace: 'lazy' }))
+    builder.onLoad({ filter: /.*/, namespace: 'lazy' }, ({ path }) => ({
+      loader: 'js',
+      contents: `const { compileFunction } = require('node:vm')
+const compiled = { exports: {} }
+compileFunction(${JSON.stringify(lazySources[path])}, ['exports', 'require', 'module'], { filename: 'bundled:${path}' })(compiled.exports, require, compiled)
+module.exports = compiled.exports`,
+    }));
+  },
+}
 
 await build({
+  ...common,
   entryPoints: [new URL('./policy.ts', import.meta.url).pathname],
   outfile: new URL('./dist/policy.mjs', import.meta.url).pathname,
-  bundle: true,
-  platform: 'node',
   format: 'esm',
-  target: 'node24',
   sourcemap: true,
   minify: false, // readable stack traces; minifying saves no start-up time (stack notes)
-  legalComments: 'eof',
   define: { __VERSION__: JSON.stringify(pkg.version) },
+  plugins: [compileOnFirstImport],
   // undici is CommonJS: its require('node:...') calls need a real require inside an ES module.
   banner: { js: "#!/usr/bin/env node\nimport { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-  logLevel: 'warning',
 })

@@ -1,25 +1,12 @@
 // The image users deploy, in real containers: built from the Dockerfile with testcontainers, run one-shot
 // with the CA and token mounted where the Task mounts them, against the simulator on loopback.
 import { readFileSync } from 'node:fs'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../policy.ts'
 import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from './support/container.ts'
+import { useStoreFixture } from './support/fixture.ts'
 import { writeFiles } from './support/gate.ts'
-import {
-  answer,
-  cleanImageBody,
-  makeTls,
-  repeat,
-  SAMPLE_DIGEST,
-  SAMPLE_IMAGE,
-  sampleImageBody,
-  startSimulator,
-  storeHandlers,
-  TEST_TOKEN,
-  type Answer,
-  type Simulator,
-  type Tls,
-} from './support/simulator.ts'
+import { answer, cleanImageBody, repeat, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN } from './support/simulator.ts'
 
 const hasDocker = await dockerForTests()
 
@@ -28,34 +15,21 @@ const CA_PATH = '/var/cert/caCrt'
 const TOKEN_PATH = '/var/run/secrets/metadata-store/accessToken'
 
 describe.skipIf(!hasDocker)('the image', () => {
+  const fixture = useStoreFixture()
+  const { serve } = fixture
   let image: BuiltImage
-  let tls: Tls
-  let files: Record<string, string>
-  let store: Simulator | undefined
 
   beforeAll(async () => {
-    ;[image, tls] = await Promise.all([buildGateImage(), makeTls()])
+    image = await buildGateImage()
     console.info(`container tests use ${image.tag}, built on ${image.base}`)
-    const otherCa = await makeTls('Some Other CA')
-    files = writeFiles({ caCrt: tls.caCert, 'other-ca.crt': otherCa.caCert, accessToken: TEST_TOKEN })
   }, 300_000)
 
-  afterEach(async () => {
-    await store?.close()
-    store = undefined
-  })
-
-  async function serve(answers: Answer[], token = TEST_TOKEN): Promise<Simulator> {
-    store = await startSimulator(storeHandlers({ token, images: { [SAMPLE_DIGEST]: answers } }), tls)
-    return store
-  }
-
   /** The Task's step: its env names, the CA at /var/cert/caCrt, the token as a mounted file. */
-  function runTaskStep(env: Record<string, string> = {}, ca = files.caCrt!, more: Pick<ContainerRun, 'files' | 'writable'> = {}) {
+  function runTaskStep(env: Record<string, string> = {}, ca = fixture.files.caCrt!, more: Pick<ContainerRun, 'files' | 'writable'> = {}) {
     return runContainer(image.tag, {
       args: [SAMPLE_IMAGE],
-      env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN_FILE: TOKEN_PATH, POLICY_POLL_INTERVAL: '200ms', ...env },
-      files: { [ca]: CA_PATH, [files.accessToken!]: TOKEN_PATH, ...more.files },
+      env: { GATE: 'high', METADATA_STORE_URL: fixture.store.hostPort, ACCESS_TOKEN_FILE: TOKEN_PATH, POLICY_POLL_INTERVAL: '200ms', ...env },
+      files: { [ca]: CA_PATH, [fixture.files.token!]: TOKEN_PATH, ...more.files },
       ...(more.writable ? { writable: more.writable } : {}),
     })
   }
@@ -77,11 +51,11 @@ describe.skipIf(!hasDocker)('the image', () => {
   })
 
   it('exits 3 on 401 with the token from ACCESS_TOKEN, as the seed Task passes it', async () => {
-    await serve([answer.image(cleanImageBody())], 'another-token')
+    await serve([answer.image(cleanImageBody())], { token: 'another-token' })
     const run = await runContainer(image.tag, {
       args: [SAMPLE_IMAGE],
-      env: { GATE: 'high', METADATA_STORE_URL: store!.hostPort, ACCESS_TOKEN: TEST_TOKEN },
-      files: { [files.caCrt!]: CA_PATH },
+      env: { GATE: 'high', METADATA_STORE_URL: fixture.store.hostPort, ACCESS_TOKEN: TEST_TOKEN },
+      files: { [fixture.files.caCrt!]: CA_PATH },
     })
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain('the store rejected the token (401 Unauthorized)')
@@ -90,7 +64,7 @@ describe.skipIf(!hasDocker)('the image', () => {
 
   it('exits 3 when the mounted CA does not sign the store, naming /var/cert/caCrt', async () => {
     await serve([answer.image(cleanImageBody())])
-    const run = await runTaskStep({}, files['other-ca.crt'])
+    const run = await runTaskStep({}, fixture.files['other-ca.crt'])
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain(`TLS with the store failed`)
     expect(run.stderr).toContain(`check that ${CA_PATH} is the store's CA`)
@@ -100,7 +74,7 @@ describe.skipIf(!hasDocker)('the image', () => {
     await serve([answer.image(sampleImageBody())])
     const run = await runTaskStep({ GATE: 'none' })
     expect(run.code).toBe(EXIT.PASS)
-    expect(store!.requests).toHaveLength(0)
+    expect(fixture.store.requests).toHaveLength(0)
   })
 
   it('applies the policy options from the environment, exemptions from a mounted ConfigMap, a report to a volume', async () => {
@@ -108,7 +82,7 @@ describe.skipIf(!hasDocker)('the image', () => {
     const config = writeFiles({ 'exemptions.yaml': 'exemptions:\n  - id: CVE-2021-44228\n    reason: JNDI lookups disabled\n    expires: 2999-12-31\n' })
     const reports = writeFiles({ keep: '' })
     const reportDir = reports.keep!.replace(/\/keep$/, '')
-    const run = await runTaskStep({ GATE: 'critical', POLICY_EXEMPTIONS: '/config/exemptions.yaml', POLICY_TRIAGE: 'true', POLICY_MODE: 'audit', POLICY_REPORT_FILE: '/reports/gate.sarif' }, files.caCrt!, {
+    const run = await runTaskStep({ GATE: 'critical', POLICY_EXEMPTIONS: '/config/exemptions.yaml', POLICY_TRIAGE: 'true', POLICY_MODE: 'audit', POLICY_REPORT_FILE: '/reports/gate.sarif' }, fixture.files.caCrt!, {
       files: { [config['exemptions.yaml']!]: '/config/exemptions.yaml' },
       writable: { [reportDir]: '/reports' },
     })

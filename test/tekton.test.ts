@@ -4,11 +4,12 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { DEFAULT_CA_PATH, EXIT, OPTIONS, parseDuration, tektonResults } from '../policy.ts'
 import { buildGateImage, dockerForTests, runContainer } from './support/container.ts'
-import { answer, cleanImageBody, makeTls, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, startSimulator, storeHandlers, TEST_TOKEN, type Answer, type Simulator, type Tls } from './support/simulator.ts'
+import { useStoreFixture } from './support/fixture.ts'
+import { answer, cleanImageBody, repeat, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN, type Answer } from './support/simulator.ts'
 import { configText, loadManifests, loadTask, substitute, taskStepAsContainer } from './support/tekton.ts'
 
 const task = loadTask()
@@ -129,26 +130,20 @@ describe('Tekton substitution (test support)', () => {
 const hasDocker = await dockerForTests()
 
 describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
+  const fixture = useStoreFixture()
   let image: string
-  let tls: Tls
-  let store: Simulator | undefined
 
   beforeAll(async () => {
-    ;[{ tag: image }, tls] = await Promise.all([buildGateImage(), makeTls()])
+    image = (await buildGateImage()).tag
   }, 300_000)
 
-  afterEach(async () => {
-    await store?.close()
-    store = undefined
-  })
-
   async function runStep(answers: Answer[], params: Record<string, string> = {}) {
-    store = await startSimulator(storeHandlers({ token: TEST_TOKEN, images: { [SAMPLE_DIGEST]: answers } }), tls)
+    const store = await fixture.serve(answers)
     const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
     const container = taskStepAsContainer(task, {
       image,
       params: { image: SAMPLE_IMAGE, 'metadata-store-url': store.hostPort, 'wait-timeout': '30s', ...params },
-      secrets: { 'metadata-store-access-token': { accessToken: TEST_TOKEN }, 'metadata-store-cert': { caCrt: tls.caCert } },
+      secrets: { 'metadata-store-access-token': { accessToken: TEST_TOKEN }, 'metadata-store-cert': { caCrt: fixture.tls.caCert } },
       resultsDir,
     })
     const run = await runContainer(image, container)
@@ -182,7 +177,7 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     const timedOut = await runStep([answer.notFound()], { 'wait-timeout': '1s' })
     expect(timedOut.run.code).toBe(EXIT.NO_VERDICT)
     expect(timedOut.results).toEqual({ verdict: 'error', critical: '', high: '', medium: '', low: '', unknown: '', blocking: '' })
-    await store?.close()
+    await fixture.store.close()
     const skipped = await runStep([answer.image(sampleImageBody())], { gate: 'none' })
     expect(skipped.run.code).toBe(EXIT.PASS)
     expect(skipped.results.verdict).toBe('skipped')
