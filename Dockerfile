@@ -17,7 +17,7 @@ LABEL org.opencontainers.image.title="amr-policy-gate" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# Only the bundle: it is unminified, so stack traces read without the source map (which would cost 2.4 MB).
-COPY dist/policy.mjs /app/policy.mjs
+# Only the bundle and its source map (for NODE_OPTIONS=--enable-source-maps when reporting a bug).
+COPY dist/policy.mjs dist/policy.mjs.map /app/
 USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/policy.mjs"]

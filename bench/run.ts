@@ -77,8 +77,8 @@ for (const [name, result] of Object.entries(startup)) {
 }
 
 console.log('\n## Evaluating a saved report (`--input`), against the JSON.parse floor and the seed\'s four jq passes\n')
-console.log(row(['body', 'gate ms', 'floor ms', 'seed jq ms', 'gate / floor (<= 1.5)', 'jq / gate (>= 20 at 50 MB)', 'in-process (parse + evaluate) / parse', 'gate RSS MiB', 'floor RSS MiB', 'gate RSS / (5 x body + bare node) (< 1)']))
-console.log(row(Array(10).fill('---')))
+console.log(row(['body', 'gate ms', 'floor ms', 'seed jq ms', 'gate / floor (<= 1.5)', 'jq / gate (>= 20 at 50 MB)', 'in-process (parse + evaluate) / parse', 'gate RSS MiB', 'floor RSS MiB', 'seed jq RSS MiB', 'gate RSS / (5 x body + bare node) (< 1)']))
+console.log(row(Array(11).fill('---')))
 for (const megabytes of SIZES) {
   const path = ensureBody(megabytes)
   const bodyMiB = statSync(path).size / 1024 / 1024
@@ -107,6 +107,7 @@ for (const megabytes of SIZES) {
       fmt(own.evaluateMs / own.parseMs, 2),
       fmt(gate.rssMiB, 1),
       fmt(floor.rssMiB, 1),
+      fmt(seed.rssMiB, 1),
       `${fmt(memory, 2)} ${mark(memory < 1)}`,
     ]),
   )

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { EXIT, EXIT_CODES, OPTIONS } from '../policy.ts'
 import { useStoreFixture } from './support/fixture.ts'
+import { startConnectProxy } from './support/proxy.ts'
 import { runGate, writeFiles, type GateRun } from './support/gate.ts'
 import { answer, cleanImageBody, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN, type Tls } from './support/simulator.ts'
 
@@ -219,6 +220,21 @@ describe('input and configuration', () => {
     const run = await runGate(['--gate', 'high', '--url', `${fixture.store.url}/`, SAMPLE_DIGEST], { env: { ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: tls.caCert } })
     expect(run.code).toBe(EXIT.PASS)
     expect(fixture.store.requests[0]?.path).toBe(`/api/v1/images/${SAMPLE_DIGEST}`)
+  })
+
+  it('goes through HTTPS_PROXY with the store CA, and straight to hosts in NO_PROXY', async () => {
+    await serve([answer.image(cleanImageBody())])
+    const proxy = await startConnectProxy()
+    try {
+      const proxied = await gate([], { HTTPS_PROXY: proxy.url })
+      expect(proxied.code).toBe(EXIT.PASS)
+      expect(proxy.connects).toEqual([fixture.store.hostPort])
+      const direct = await gate([], { HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' })
+      expect(direct.code).toBe(EXIT.PASS)
+      expect(proxy.connects).toHaveLength(1)
+    } finally {
+      await proxy.close()
+    }
   })
 
   it('--help lists every option, its environment variable and every exit code', async () => {

@@ -6,7 +6,7 @@ import { EXIT } from '../policy.ts'
 import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from './support/container.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { writeFiles } from './support/gate.ts'
-import { answer, cleanImageBody, repeat, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN } from './support/simulator.ts'
+import { answer, cleanImageBody, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, scanReport, TEST_TOKEN } from './support/simulator.ts'
 
 const hasDocker = await dockerForTests()
 
@@ -93,6 +93,16 @@ describe.skipIf(!hasDocker)('the image', () => {
     expect(run.stderr).toContain('--triage: this store has no triage endpoint')
     const sarif = JSON.parse(readFileSync(`${reportDir}/gate.sarif`, 'utf8'))
     expect(sarif.runs[0].results.map((result: { ruleId: string }) => result.ruleId)).toEqual(['CVE-2021-45046', 'CVE-2021-44228'])
+  })
+
+  it('reads the freshness, score and unknown-severity options from the environment', async () => {
+    const body = { Digest: SAMPLE_DIGEST, Packages: [{ Name: 'busybox', Version: '1.36', Vulnerabilities: [{ CVEID: 'CVE-2026-1', Ratings: [{ Severity: 'Low', Score: 9.8 }] }, { CVEID: 'CVE-2026-2', Ratings: [{ Severity: 'Negligible' }] }] }] }
+    await serve([answer.image(body)], { reports: { [SAMPLE_DIGEST]: [answer.image({ Results: [scanReport(new Date().toISOString())] })] } })
+    const run = await runTaskStep({ GATE: 'critical', POLICY_NEWER_THAN: '1h', POLICY_FAIL_ON_SCORE: '9', POLICY_UNKNOWN_AS: 'critical' })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain(`found a scan report of ${SAMPLE_DIGEST} generated at or after`)
+    expect(run.stdout).toMatch(/LOW +9\.8 +CVE-2026-1 +busybox@1\.36 +\(by score\)/)
+    expect(run.stdout).toMatch(/UNKNOWN +- +CVE-2026-2 +busybox@1\.36 +\(unknown counted per --unknown-as\)/)
   })
 
   it('passes docker run arguments straight to the gate', async () => {
