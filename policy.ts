@@ -22,8 +22,8 @@ export const NAME = 'amr-policy-gate'
 export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 130, SIGTERM: 143 } as const
 
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
-  [EXIT.PASS, 'passed: nothing at or above the gate, or gate none'],
-  [EXIT.VIOLATION, 'policy violated: a vulnerability at or above the gate'],
+  [EXIT.PASS, 'passed: nothing blocks at the gate, or gate none'],
+  [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, or by --fail-on-score or --unknown-as)'],
   [EXIT.USAGE, 'invalid usage or configuration, found before any request'],
   [EXIT.NO_VERDICT, 'no verdict: timed out waiting for scan data, token rejected (401/403), TLS failure, malformed response, or the store kept failing'],
   [EXIT.SIGINT, 'interrupted by SIGINT'],

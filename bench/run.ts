@@ -3,9 +3,12 @@
 // reported as ratios. Not part of the test suite. Needs jq and GNU time (installed from Debian when missing).
 //   npm run bench                 1, 10 and 50 MB bodies, 5 repetitions
 //   BENCH_SIZES=1,10 BENCH_REPS=3 npm run bench
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
+import { promisify } from 'node:util'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { evaluate } from '../policy.ts'
+import { writeFiles } from '../test/support/gate.ts'
+import { answer, makeTls, startSimulator, storeHandlers, TEST_TOKEN } from '../test/support/simulator.ts'
 import { BENCH_DIGEST, ensureBody } from './generate.ts'
 
 const SIZES = (process.env.BENCH_SIZES ?? '1,10,50').split(',').map(Number)
@@ -113,3 +116,26 @@ for (const megabytes of SIZES) {
   )
 }
 console.log("\ngate: node dist/policy.mjs --gate high --input FILE; floor: node reading and JSON.parse-ing FILE, nothing else; seed: the TAP docs' four jq passes over FILE. Whole processes, so start-up counts.")
+
+// Through the store: TLS and undici load too. This sizes the Task's memory request and limit.
+console.log('\n## Through the store (HTTPS simulator on loopback), for the Task\'s resources\n')
+console.log(row(['body', 'gate ms', 'gate peak RSS MiB']))
+console.log(row(['---', '---', '---']))
+const tls = await makeTls()
+const files = writeFiles({ ca: tls.caCert })
+for (const [label, path] of [['reference sample (5 CVEs)', `${ROOT}test/fixtures/image-sample.json`], ['10 MB', ensureBody(10)]] as const) {
+  const body = JSON.parse(readFileSync(path, 'utf8'))
+  const digest = body.Digest as string
+  const store = await startSimulator(storeHandlers({ token: TEST_TOKEN, images: { [digest]: [answer.image(body)] } }), tls)
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', GATE: 'high', METADATA_STORE_URL: store.hostPort, ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: files.ca! }
+  const runs: Array<{ ms: number; rssMiB: number }> = []
+  for (let round = 0; round < REPS; round++) {
+    const started = performance.now()
+    // Asynchronous: the simulator answers from this process.
+    const { stderr } = await promisify(execFile)('/usr/bin/time', ['-f', '%M', NODE, BUNDLE, digest], { env, maxBuffer: 1 << 30 }).catch((error: { stderr: string }) => error)
+    runs.push({ ms: performance.now() - started, rssMiB: Number(stderr.trim().split('\n').at(-1)) / 1024 })
+  }
+  await store.close()
+  console.log(row([label, fmt(median(runs.map((run) => run.ms))), fmt(median(runs.map((run) => run.rssMiB)), 1)]))
+}
+

@@ -2,6 +2,7 @@
 # One entry point for a fresh machine: installs what is missing, then runs the gate or the tests.
 #   scripts/dev.sh gate [gate options] [image]  the gate against METADATA_STORE_URL, or the demo store when it is unset
 #   scripts/dev.sh test                         typecheck, build, and every test (installs Docker when missing)
+#   scripts/dev.sh bench                        npm run bench: the gate beside the JSON.parse floor and the seed's jq
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,8 +77,13 @@ case "${1:-}" in
     ' || status=1
     exit "$status"
     ;;
+  bench)
+    ensure_node
+    ensure_packages
+    npm run --silent bench
+    ;;
   *)
-    sed -n '2,4p' "$0" >&2
+    sed -n '2,5p' "$0" >&2
     exit 2
     ;;
 esac
