@@ -26,7 +26,11 @@ if [ "${1:-}" = --resolve ]; then
     echo "base image: the real $REAL_BASE" >&2
     echo "$REAL_BASE"
   else
+    # Test files build in parallel: one builds the stand-in, the others wait for it.
+    exec 9>"${TMPDIR:-/tmp}/amr-policy-gate-base-image.lock"
+    flock 9
     docker image inspect "$STAND_IN" >/dev/null 2>&1 || "$0" "$STAND_IN" >/dev/null
+    flock -u 9
     echo "base image: the offline stand-in $STAND_IN ($REAL_BASE is not here; pull it, or set PULL_BASE=1)" >&2
     echo "$STAND_IN"
   fi
