@@ -321,24 +321,14 @@ export function formatDuration(ms: number): string {
   return `${s}s`
 }
 
-export function parseGate(text: string, option = '--gate'): Gate {
-  const gate = text.trim().toLowerCase()
-  if ((GATES as readonly string[]).includes(gate)) return gate as Gate
-  throw new UsageError('GATE', `${option} "${text}" is not a gate: use none, low, medium, high or critical`)
-}
-
-export function parseFormat(text: string, option = '--format'): Format {
-  const format = text.trim().toLowerCase()
-  if (format === 'text' || format === 'json') return format
-  throw new UsageError('FORMAT', `${option} "${text}" is not a format: use text or json`)
-}
-
 function parseChoice<T extends string>(text: string, option: string, choices: readonly T[], what: string): T {
   const value = text.trim().toLowerCase()
   if ((choices as readonly string[]).includes(value)) return value as T
   throw new UsageError(what.toUpperCase().replace(/ /g, '_'), `${option} "${text}" is not a ${what}: use ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`)
 }
 
+export const parseGate = (text: string, option = '--gate') => parseChoice<Gate>(text, option, GATES, 'gate')
+export const parseFormat = (text: string, option = '--format') => parseChoice<Format>(text, option, ['text', 'json'], 'format')
 export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, ['enforce', 'audit'], 'mode')
 export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, ['json', 'sarif', 'junit'], 'report format')
 export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, ['low', 'medium', 'high', 'critical', 'ignore'], 'severity')
@@ -1061,13 +1051,22 @@ function reportFormatFor(path: string): ReportFormat {
   return /\.xml$/i.test(path) ? 'junit' : 'json'
 }
 
-export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now()): Config {
-  const { env } = environment
+/** Each option from its flag, else from its first environment variable in the OPTIONS table. */
+function optionReader(values: ReadonlyMap<string, string>, env: Environment['env']) {
   const get = (flag: string) => pick(values, env, flag, OPTIONS.find((option) => option.flag === flag)?.env?.[0])
   const read = <T>(flag: string, parse: (value: string, origin: string) => T): T | undefined => {
     const input = get(flag)
     return input ? parse(input.value, input.origin) : undefined
   }
+  return { get, read }
+}
+
+type OptionReader = ReturnType<typeof optionReader>
+
+export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now()): Config {
+  const { env } = environment
+  const options = optionReader(values, env)
+  const { get, read } = options
   if (env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
@@ -1107,23 +1106,23 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which --input does not: drop one of them`)
     return { ...common, source: { input } }
   }
-  return { ...common, source: { store: resolveStoreSettings(values, environment) } }
+  return { ...common, source: { store: resolveStoreSettings(options, environment) } }
 }
 
-function resolveStoreSettings(values: ReadonlyMap<string, string>, environment: Environment): StoreSettings {
+function resolveStoreSettings({ get, read }: OptionReader, environment: Environment): StoreSettings {
   const { env } = environment
-  const urlInput = pick(values, env, '--url', 'METADATA_STORE_URL')
+  const urlInput = get('--url')
   if (!urlInput) throw new UsageError('URL', 'no store given: set --url or METADATA_STORE_URL (e.g. metadata-store.<ingress domain>), or evaluate a saved report with --input')
   const baseUrl = parseStoreUrl(urlInput.value, urlInput.origin)
 
-  const tokenFile = pick(values, env, '--token-file', 'ACCESS_TOKEN_FILE')
+  const tokenFile = get('--token-file')
   const tokenValue = env.ACCESS_TOKEN
   let token: string
   if (tokenFile) token = checkToken(readConfigFile(environment, tokenFile.value, tokenFile.origin, 'the token file'), `${tokenFile.origin} (${tokenFile.value})`)
   else if (tokenValue !== undefined) token = checkToken(tokenValue, 'ACCESS_TOKEN')
   else throw new UsageError('TOKEN', 'no token given: set ACCESS_TOKEN (from secret metadata-store-access-token), ACCESS_TOKEN_FILE or --token-file')
 
-  const caInput = pick(values, env, '--ca-cert', 'METADATA_STORE_CA_CERT')
+  const caInput = get('--ca-cert')
   let ca: StoreSettings['ca']
   if (caInput && caInput.origin !== '--ca-cert' && caInput.value.includes('-----BEGIN')) {
     ca = { pem: caInput.value, origin: caInput.origin }
@@ -1136,14 +1135,12 @@ function resolveStoreSettings(values: ReadonlyMap<string, string>, environment: 
     throw new UsageError('CA', `the CA from ${ca.origin} holds no PEM certificate: give the store's CA (secret metadata-store-cert, key caCrt)`)
   }
 
-  const timeoutInput = pick(values, env, '--timeout', 'POLICY_TIMEOUT')
-  const pollInput = pick(values, env, '--poll-interval', 'POLICY_POLL_INTERVAL')
   return {
     baseUrl,
     token,
     ...(ca ? { ca } : {}),
-    timeoutMs: parseDuration(timeoutInput?.value ?? DEFAULT_TIMEOUT, timeoutInput?.origin ?? '--timeout'),
-    pollIntervalMs: parseDuration(pollInput?.value ?? DEFAULT_POLL_INTERVAL, pollInput?.origin ?? '--poll-interval'),
+    timeoutMs: read('--timeout', parseDuration) ?? parseDuration(DEFAULT_TIMEOUT, '--timeout'),
+    pollIntervalMs: read('--poll-interval', parseDuration) ?? parseDuration(DEFAULT_POLL_INTERVAL, '--poll-interval'),
   }
 }
 
