@@ -756,9 +756,14 @@ export function describePolicy(policy: Policy, triage: boolean): string[] {
   ]
 }
 
+/** `name@version`, or the name alone when the version is unknown. */
+function packageLabel(name: string, version?: string): string {
+  return version ? `${name}@${version}` : name
+}
+
 function findingRow(finding: Finding, idWidth: number): string {
   const score = finding.score === null ? '   -' : finding.score.toFixed(1).padStart(4)
-  const where = finding.version ? `${finding.package}@${finding.version}` : finding.package
+  const where = packageLabel(finding.package, finding.version)
   const why = finding.rule === 'score' ? '  (by score)' : finding.rule === 'unknown-as' ? '  (unknown counted per --unknown-as)' : ''
   return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${finding.id.padEnd(idWidth)}  ${where}${why}`
 }
@@ -769,7 +774,7 @@ function describeSuppression(suppression: Suppression): string {
 }
 
 function describeExemption(exemption: Exemption): string {
-  const scope = exemption.package ? ` in ${exemption.package.name}${exemption.package.version ? `@${exemption.package.version}` : ''}` : ''
+  const scope = exemption.package ? ` in ${packageLabel(exemption.package.name, exemption.package.version)}` : ''
   return `${exemption.id}${scope}${exemption.owner ? ` (${exemption.owner})` : ''}`
 }
 
@@ -911,11 +916,11 @@ export function renderSarif(report: JsonReport): string {
           ruleId: finding.id,
           ruleIndex: ids.indexOf(finding.id),
           level: SARIF_LEVEL[finding.severity],
-          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${finding.package}${finding.version ? `@${finding.version}` : ''} blocks at gate ${report.gate}` },
+          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${packageLabel(finding.package, finding.version)} blocks at gate ${report.gate}` },
           locations: [
             {
               physicalLocation: { artifactLocation: { uri: artifact } },
-              logicalLocations: [{ name: `${finding.package}${finding.version ? `@${finding.version}` : ''}`, kind: 'package' }],
+              logicalLocations: [{ name: packageLabel(finding.package, finding.version), kind: 'package' }],
             },
           ],
           ...(finding.suppressedBy ? { suppressions: [{ kind: 'external', status: 'accepted', justification: describeSuppression(finding.suppressedBy) }] } : {}),
@@ -935,20 +940,17 @@ function xml(text: string): string {
 /** JUnit XML: one failing test case per blocking finding, suppressed ones skipped, an error when there is no verdict. */
 export function renderJunit(report: JsonReport): string {
   const name = report.image?.reference ?? 'image'
-  const cases: string[] = []
-  for (const finding of report.blocking) {
-    const where = `${finding.package}${finding.version ? `@${finding.version}` : ''}`
-    cases.push(`    <testcase classname="${xml(name)}" name="${xml(`${finding.id} in ${where}`)}">\n      <failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}`)}"/>\n    </testcase>`)
-  }
-  for (const finding of report.suppressed) {
-    const where = `${finding.package}${finding.version ? `@${finding.version}` : ''}`
-    cases.push(`    <testcase classname="${xml(name)}" name="${xml(`${finding.id} in ${where}`)}">\n      <skipped message="${xml(describeSuppression(finding.suppressedBy))}"/>\n    </testcase>`)
-  }
-  if (report.error) {
-    cases.push(`    <testcase classname="${xml(name)}" name="verdict">\n      <error type="${xml(report.error.code)}" message="${xml(report.error.message)}"/>\n    </testcase>`)
-  } else if (report.blocking.length === 0) {
-    cases.push(`    <testcase classname="${xml(name)}" name="${xml(`gate ${report.gate}: ${report.verdict}`)}"/>`)
-  }
+  const testCase = (title: string, outcome?: string) =>
+    `    <testcase classname="${xml(name)}" name="${xml(title)}"${outcome ? `>\n      ${outcome}\n    </testcase>` : '/>'}`
+  const findingTitle = (finding: Finding) => `${finding.id} in ${packageLabel(finding.package, finding.version)}`
+  const cases = [
+    ...report.blocking.map((finding) =>
+      testCase(findingTitle(finding), `<failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}`)}"/>`),
+    ),
+    ...report.suppressed.map((finding) => testCase(findingTitle(finding), `<skipped message="${xml(describeSuppression(finding.suppressedBy))}"/>`)),
+  ]
+  if (report.error) cases.push(testCase('verdict', `<error type="${xml(report.error.code)}" message="${xml(report.error.message)}"/>`))
+  else if (report.blocking.length === 0) cases.push(testCase(`gate ${report.gate}: ${report.verdict}`))
   const failures = report.blocking.length
   const errors = report.error ? 1 : 0
   return [
