@@ -886,9 +886,10 @@ const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = { critical: 
 /** SARIF 2.1.0: one rule per vulnerability ID, one result per blocking or suppressed finding. */
 export function renderSarif(report: JsonReport): string {
   const findings: ReadonlyArray<Finding & { suppressedBy?: Suppression }> = [...report.blocking, ...report.suppressed]
-  const ids = [...new Set(findings.map((finding) => finding.id))]
-  const worst = new Map<string, Finding>()
-  for (const finding of findings) if (!worst.has(finding.id)) worst.set(finding.id, finding)
+  // Findings come worst first, so the first one of an ID describes its rule.
+  const firstById = new Map<string, Finding>()
+  for (const finding of findings) if (!firstById.has(finding.id)) firstById.set(finding.id, finding)
+  const ruleIndex = new Map([...firstById.keys()].map((id, index) => [id, index]))
   const artifact = report.image ? report.image.reference.split('@')[0] || report.image.digest : 'image'
   const sarif = {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
@@ -900,21 +901,18 @@ export function renderSarif(report: JsonReport): string {
             name: NAME,
             version: VERSION,
             informationUri: 'https://github.com/amr-policy-gate/amr-policy-gate',
-            rules: ids.map((id) => {
-              const finding = worst.get(id)!
-              return {
-                id,
-                shortDescription: { text: `${id} (${finding.severity})` },
-                ...(/^CVE-\d+-\d+$/i.test(id) ? { helpUri: `https://nvd.nist.gov/vuln/detail/${id.toUpperCase()}` } : {}),
-                properties: { tags: ['security', 'vulnerability'], ...(finding.score === null ? {} : { 'security-severity': finding.score.toFixed(1) }) },
-              }
-            }),
+            rules: [...firstById.values()].map(({ id, severity, score }) => ({
+              id,
+              shortDescription: { text: `${id} (${severity})` },
+              ...(/^CVE-\d+-\d+$/i.test(id) ? { helpUri: `https://nvd.nist.gov/vuln/detail/${id.toUpperCase()}` } : {}),
+              properties: { tags: ['security', 'vulnerability'], ...(score === null ? {} : { 'security-severity': score.toFixed(1) }) },
+            })),
           },
         },
         invocations: [{ executionSuccessful: report.verdict !== 'error', exitCode: report.exitCode, ...(report.error ? { toolExecutionNotifications: [{ level: 'error', message: { text: report.error.message } }] } : {}) }],
         results: findings.map((finding) => ({
           ruleId: finding.id,
-          ruleIndex: ids.indexOf(finding.id),
+          ruleIndex: ruleIndex.get(finding.id),
           level: SARIF_LEVEL[finding.severity],
           message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${packageLabel(finding.package, finding.version)} blocks at gate ${report.gate}` },
           locations: [
