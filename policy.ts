@@ -1488,8 +1488,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem })
     if (config.exemptionsFile && config.gate !== 'none') exemptions = await loadExemptions(config.exemptionsFile)
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    say(`${error.message}`)
+    if (!(error instanceof UsageError)) {
+      say(`no verdict: unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`)
+      return EXIT.NO_VERDICT
+    }
+    say(error.message)
     say('run with --help for usage')
     return EXIT.USAGE
   }
