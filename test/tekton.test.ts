@@ -58,8 +58,10 @@ describe('config/task.yaml', () => {
     })
   })
 
-  it('mounts the CA secret where the gate looks for it by default', () => {
-    const [mount] = step.volumeMounts ?? []
+  it('mounts the CA secret where the gate looks for it by default, and the optional exemptions ConfigMap beside it', () => {
+    const [mount, exemptions] = step.volumeMounts ?? []
+    expect(task.spec.volumes.find((volume) => volume.name === exemptions?.name)?.configMap).toEqual({ name: 'amr-policy-gate-exemptions', optional: true })
+    expect(task.spec.params.find((param) => param.name === 'exemptions-file')?.description).toContain(`${exemptions?.mountPath}/exemptions.yaml`)
     const volume = task.spec.volumes.find((candidate) => candidate.name === mount?.name)
     expect(volume?.secret?.secretName).toBe('metadata-store-cert')
     expect(`${mount?.mountPath}/caCrt`).toBe(DEFAULT_CA_PATH)
@@ -102,11 +104,14 @@ describe('config/cartographer.yaml and config/supply-chain-example.yaml', () => 
   it('passes the Task the params it declares, and hands the checked image on', () => {
     const passed = [...imageTemplate!.spec.ytt.matchAll(/"name": "([\w-]+)"/g)].map((match: RegExpMatchArray) => match[1])
     const declared = task.spec.params.map((param) => param.name)
-    expect(passed).toEqual(['image', 'gate'])
+    expect(passed).toEqual(['image', 'gate', 'mode'])
     for (const name of passed) expect(declared).toContain(name)
     expect(task.spec.params.filter((param) => param.default === undefined).map((param) => param.name)).toEqual(['image'])
     expect(runTemplate!.spec.outputs.imagePath).toBe('spec.params[?(@.name=="image")].value')
-    expect(imageTemplate!.spec.params).toEqual([{ name: 'policy_gate', default: 'high' }])
+    expect(imageTemplate!.spec.params).toEqual([
+      { name: 'policy_gate', default: 'high' },
+      { name: 'policy_mode', default: 'enforce' },
+    ])
   })
 
   it('puts the policy step after the scan step and feeds its image to what follows', () => {
@@ -137,13 +142,14 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     image = (await buildGateImage()).tag
   }, 300_000)
 
-  async function runStep(answers: Answer[], params: Record<string, string> = {}) {
+  async function runStep(answers: Answer[], params: Record<string, string> = {}, configMaps: Record<string, Record<string, string>> = {}) {
     const store = await fixture.serve(answers)
     const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
     const container = taskStepAsContainer(task, {
       image,
       params: { image: SAMPLE_IMAGE, 'metadata-store-url': store.hostPort, 'wait-timeout': '30s', ...params },
       secrets: { 'metadata-store-access-token': { accessToken: TEST_TOKEN }, 'metadata-store-cert': { caCrt: fixture.tls.caCert } },
+      configMaps,
       resultsDir,
     })
     const run = await runContainer(image, container)
@@ -171,6 +177,15 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stderr.match(/not in the store yet \(404\)/g)).toHaveLength(2)
     expect(results).toMatchObject({ verdict: 'fail', critical: '2', blocking: 'CVE-2021-44228,CVE-2021-45046' })
+  })
+
+  it('rolls out in audit mode with exemptions from the ConfigMap: the run succeeds, the results tell the truth', async () => {
+    const exemptions = { 'exemptions.yaml': 'exemptions:\n  - id: CVE-2021-44228\n    reason: JNDI lookups disabled\n    expires: 2999-12-31\n' }
+    const { run, results } = await runStep([answer.image(sampleImageBody())], { mode: 'audit', 'exemptions-file': '/etc/amr-policy-gate/exemptions.yaml' }, { 'amr-policy-gate-exemptions': exemptions })
+    expect(run.code).toBe(EXIT.PASS)
+    expect(run.stderr).toContain('AUDIT: the gate would have failed here (exit 1, policy violated)')
+    expect(run.stdout).toMatch(/CVE-2021-44228 .* exempt until 2999-12-31: JNDI lookups disabled/)
+    expect(results).toMatchObject({ verdict: 'fail', critical: '2', blocking: 'CVE-2021-45046,CVE-2023-0464,CVE-2023-0286' })
   })
 
   it('writes verdict error when there is no verdict, and skipped for gate none', async () => {

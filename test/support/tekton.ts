@@ -1,6 +1,7 @@
 // Reads the manifests in config/ and turns the Task's step into the container Tekton would run:
-// params and result paths substituted, env from secrets, secret volumes mounted read-only as folders
-// of files, /tekton/results writable, the securityContext's user and read-only root filesystem.
+// params and result paths substituted, env from secrets, secret and ConfigMap volumes mounted read-only as
+// folders of files (an optional ConfigMap that does not exist as an empty folder), /tekton/results
+// writable, the securityContext's user and read-only root filesystem.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -31,7 +32,7 @@ export interface Task {
   spec: {
     params: Param[]
     results: Array<{ name: string; description?: string }>
-    volumes: Array<{ name: string; secret?: { secretName: string } }>
+    volumes: Array<{ name: string; secret?: { secretName: string }; configMap?: { name: string; optional?: boolean } }>
     steps: Step[]
   }
 }
@@ -70,7 +71,7 @@ export function substitute(text: string, task: Task, params: Record<string, stri
 /** The container Tekton would run for the Task's step, with `image` instead of the placeholder. */
 export function taskStepAsContainer(
   task: Task,
-  run: { image: string; params: Record<string, string>; secrets: Record<string, Record<string, string>>; resultsDir: string },
+  run: { image: string; params: Record<string, string>; secrets: Record<string, Record<string, string>>; configMaps?: Record<string, Record<string, string>>; resultsDir: string },
 ): ContainerRun {
   const [step] = task.spec.steps
   if (!step) throw new Error('the Task has no step')
@@ -88,9 +89,10 @@ export function taskStepAsContainer(
   const files: Record<string, string> = {}
   for (const mount of step.volumeMounts ?? []) {
     const volume = task.spec.volumes.find((candidate) => candidate.name === mount.name)
-    if (!volume?.secret) throw new Error(`volume ${mount.name} is not a secret volume`)
-    const folder = mkdtempSync(join(tmpdir(), 'policy-gate-secret-'))
-    for (const [key, value] of Object.entries(run.secrets[volume.secret.secretName] ?? {})) writeFileSync(join(folder, key), value)
+    const data = volume?.secret ? run.secrets[volume.secret.secretName] : volume?.configMap ? run.configMaps?.[volume.configMap.name] : undefined
+    if (!data && !volume?.configMap?.optional) throw new Error(`volume ${mount.name} has no secret or ConfigMap in this run`)
+    const folder = mkdtempSync(join(tmpdir(), 'policy-gate-volume-'))
+    for (const [key, value] of Object.entries(data ?? {})) writeFileSync(join(folder, key), value)
     files[folder] = mount.mountPath
   }
   const security = step.securityContext ?? {}
