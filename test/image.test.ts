@@ -124,6 +124,24 @@ describe.skipIf(!hasDocker)('the image', () => {
     expect(info.Config.Entrypoint).toEqual(['/nodejs/bin/node', '/app/policy.mjs'])
   })
 
+  it('stands on a base with what distroless has: CA bundle, time zones, nonroot user, sticky /tmp, no shell', async () => {
+    const probe = await runContainer(image.tag, {
+      entrypoint: [
+        '/nodejs/bin/node',
+        '-e',
+        `const fs = require('fs')
+         console.log(JSON.stringify({
+           caBundle: fs.statSync('/etc/ssl/certs/ca-certificates.crt').size > 100000,
+           nonroot: fs.readFileSync('/etc/passwd', 'utf8').includes('nonroot:x:65532:65532:'),
+           tmpMode: (fs.statSync('/tmp').mode & 0o7777).toString(8),
+           berlin: new Date(0).toLocaleString('en-GB', { timeZone: 'Europe/Berlin' }),
+           shell: ['/bin/sh', '/bin/bash', '/usr/bin/sh'].some((path) => fs.existsSync(path)),
+         }))`,
+      ],
+    })
+    expect(JSON.parse(probe.stdout)).toEqual({ caBundle: true, nonroot: true, tmpMode: '1777', berlin: '01/01/1970, 01:00:00', shell: false })
+  })
+
   it('carries OCI labels with the package version and adds at most 2 MB to its base', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
     const info = await imageInfo(image.tag)
