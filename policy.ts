@@ -1036,12 +1036,13 @@ function pick(values: ReadonlyMap<string, string>, env: Environment['env'], flag
   return undefined
 }
 
-function readConfigFile(environment: Environment, path: string, origin: string, what: string): string {
+/** A file the user named (`what`, e.g. "--input"); unreadable is a usage error naming it and why. */
+function readNamedFile(path: string, what: string, read: (path: string) => string = (file) => readFileSync(file, 'utf8'), origin?: string): string {
   try {
-    return environment.readFile(path)
+    return read(path)
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable'
-    throw new UsageError('FILE', `cannot read ${what} ${path} (from ${origin}: ${reason}): check the path and that the file is mounted`)
+    throw new UsageError('FILE', `cannot read ${what} ${path} (${reason}${origin ? `, from ${origin}` : ''}): check the path and that the file is mounted`)
   }
 }
 
@@ -1118,7 +1119,7 @@ function resolveStoreSettings({ get, read }: OptionReader, environment: Environm
   const tokenFile = get('--token-file')
   const tokenValue = env.ACCESS_TOKEN
   let token: string
-  if (tokenFile) token = checkToken(readConfigFile(environment, tokenFile.value, tokenFile.origin, 'the token file'), `${tokenFile.origin} (${tokenFile.value})`)
+  if (tokenFile) token = checkToken(readNamedFile(tokenFile.value, 'the token file', environment.readFile, tokenFile.origin), `${tokenFile.origin} (${tokenFile.value})`)
   else if (tokenValue !== undefined) token = checkToken(tokenValue, 'ACCESS_TOKEN')
   else throw new UsageError('TOKEN', 'no token given: set ACCESS_TOKEN (from secret metadata-store-access-token), ACCESS_TOKEN_FILE or --token-file')
 
@@ -1127,9 +1128,9 @@ function resolveStoreSettings({ get, read }: OptionReader, environment: Environm
   if (caInput && caInput.origin !== '--ca-cert' && caInput.value.includes('-----BEGIN')) {
     ca = { pem: caInput.value, origin: caInput.origin }
   } else if (caInput) {
-    ca = { pem: readConfigFile(environment, caInput.value, caInput.origin, 'the CA file'), origin: caInput.value }
+    ca = { pem: readNamedFile(caInput.value, 'the CA file', environment.readFile, caInput.origin), origin: caInput.value }
   } else if (environment.fileExists(DEFAULT_CA_PATH)) {
-    ca = { pem: readConfigFile(environment, DEFAULT_CA_PATH, 'the default', 'the CA file'), origin: DEFAULT_CA_PATH }
+    ca = { pem: readNamedFile(DEFAULT_CA_PATH, 'the CA file', environment.readFile), origin: DEFAULT_CA_PATH }
   }
   if (ca && !ca.pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new UsageError('CA', `the CA from ${ca.origin} holds no PEM certificate: give the store's CA (secret metadata-store-cert, key caCrt)`)
@@ -1200,13 +1201,22 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 
+/** JSON.parse, or NoVerdictError('MALFORMED_RESPONSE'): "${source} is not JSON", quoting the start of the body. */
+function parseJsonBody(body: string, source: string): unknown {
+  try {
+    return JSON.parse(body)
+  } catch (error) {
+    throw malformed(`${source} is not JSON (${(error as Error).message}): "${firstLine(body, 80)}"`)
+  }
+}
+
 export function classifyResponse(response: StoreResponse, now: number): Step {
   const { status } = response
   if (status === 200) {
     try {
-      return { kind: 'done', document: JSON.parse(response.body) }
+      return { kind: 'done', document: parseJsonBody(response.body, 'the store answered 200 with a body that') }
     } catch (error) {
-      return { kind: 'fail', error: malformed(`the store answered 200 with a body that is not JSON (${(error as Error).message}): "${firstLine(response.body, 80)}"`) }
+      return { kind: 'fail', error: error as NoVerdictError }
     }
   }
   if (status === 404) return { kind: 'retry', reason: 'not in the store yet (404)', backoff: false, notFound: true }
@@ -1401,21 +1411,14 @@ async function readCapped(body: AsyncIterable<Buffer | string>, limit: number): 
 }
 
 async function readInput(path: string, stdin: NodeJS.ReadableStream, maxBodyBytes: number): Promise<unknown> {
-  let body: string
-  if (path === '-') {
-    body = await readCapped(stdin as AsyncIterable<Buffer>, maxBodyBytes)
-  } else {
-    try {
-      if (statSync(path).size > maxBodyBytes) throw new NoVerdictError('BODY_TOO_LARGE', `--input ${path} is larger than the --max-body-size of ${maxBodyBytes} bytes`)
-      body = readFileSync(path, 'utf8')
-    } catch (error) {
-      if (error instanceof NoVerdictError) throw error
-      throw new UsageError('FILE', `cannot read --input ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): check the path`)
-    }
-  }
-  const step = classifyResponse({ status: 200, headers: {}, body }, 0)
-  if (step.kind === 'fail') throw step.error
-  return (step as { document: unknown }).document
+  if (path === '-') return parseJsonBody(await readCapped(stdin as AsyncIterable<Buffer>, maxBodyBytes), '--input -')
+  // Checked before reading, so an oversized file is never loaded; readNamedFile reports a file it cannot read.
+  let size = 0
+  try {
+    size = statSync(path).size
+  } catch {}
+  if (size > maxBodyBytes) throw new NoVerdictError('BODY_TOO_LARGE', `--input ${path} is larger than the --max-body-size of ${maxBodyBytes} bytes`)
+  return parseJsonBody(readNamedFile(path, '--input'), `--input ${path}`)
 }
 
 export interface Io {
@@ -1457,12 +1460,7 @@ function writeResults(dir: string, results: Record<string, string>): void {
 
 /** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
 async function loadExemptions(path: string): Promise<Exemption[]> {
-  let source: string
-  try {
-    source = readFileSync(path, 'utf8')
-  } catch (error) {
-    throw new UsageError('FILE', `cannot read --exemptions ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): check the path`)
-  }
+  const source = readNamedFile(path, '--exemptions')
   const { parseDocument } = await import('yaml')
   const document = parseDocument(source)
   const [problem] = document.errors
