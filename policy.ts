@@ -7,10 +7,11 @@
  * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
-import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { accessSync, constants as fsConstants, createReadStream, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
+import { getHeapStatistics } from 'node:v8'
 
 declare const __VERSION__: string // replaced by build.mjs with package.json's version
 export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev'
@@ -35,6 +36,8 @@ const DEFAULT_TIMEOUT = '30m'
 const DEFAULT_POLL_INTERVAL = '5s'
 /** One request may not take longer than this (the overall deadline may cut it sooner). */
 const REQUEST_TIMEOUT_MS = 60_000
+/** Connecting to the store, or to the proxy, may not take longer than this. */
+const CONNECT_TIMEOUT_MS = 10_000
 /** Backoff after a failed request (429, 5xx, network error): 1 s doubling up to 30 s. */
 const RETRY_BASE_MS = 1_000
 const RETRY_MAX_MS = 30_000
@@ -47,8 +50,25 @@ export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affe
 /** Triage pages are fetched this many records at a time, and at most this many pages. */
 const TRIAGE_PAGE_SIZE = 100
 const MAX_TRIAGE_PAGES = 1_000
-/** A report larger than this ends with exit 3; real ones are a few MB (documented in the README). */
-const DEFAULT_MAX_BODY = '256MiB'
+/** A report larger than this ends with exit 3; real ones are a few MB. Sized to what the Task's 512Mi can evaluate (README, Memory). */
+const DEFAULT_MAX_BODY = '64MiB'
+/** Node cannot wait longer than this in one timer; a longer one would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+/** Tokens shorter than this are refused: redacting them would cut into ordinary words (real ones are hundreds of characters). */
+const MIN_TOKEN_LENGTH = 16
+/** The token, CA and exemptions files are read up to this size; a larger one is a usage error. */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024
+/** A host that does not resolve (ENOTFOUND) is retried this many times in a row, to ride out a DNS restart, then ends the run. */
+const MAX_DNS_FAILURES = 3
+/** Text output: the widest a field from outside may be before it is cut with an ellipsis. */
+const TEXT_WIDTH = { id: 40, package: 80, note: 160 } as const
+/** Machine reports: the longest a field from outside may be, and the most findings listed per list (worst first). */
+const MAX_REPORT_FIELD = 256
+const MAX_REPORTED_FINDINGS = 5_000
+/** Tekton results: the longest vulnerability ID in `blocking`. */
+const MAX_RESULT_ID = 64
+/** A body larger than this gets a progress line before it is parsed. */
+const LARGE_BODY_BYTES = 8 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
 // Options: this table feeds the parser, --help, the README and the tests.
@@ -194,12 +214,27 @@ export interface Evaluation {
   readonly passed: boolean
 }
 
+/** Where the store is and how to reach it, as configured; the files it names are read by loadStoreSettings. */
+export interface StoreSource {
+  readonly baseUrl: URL
+  /** The token as given (ACCESS_TOKEN) or the file that holds it. */
+  readonly token: { readonly value: string } | { readonly file: string; readonly origin: string }
+  /** The CA as PEM (METADATA_STORE_CA_CERT may hold it) or the file that holds it. */
+  readonly ca?: { readonly pem: string; readonly origin: string } | { readonly file: string; readonly origin: string }
+  readonly pollIntervalMs: number
+  /** A proxy variable is set: requests go through EnvHttpProxyAgent. */
+  readonly proxied: boolean
+}
+
+/** The store, ready to ask: its files read and checked. */
 export interface StoreSettings {
   readonly baseUrl: URL
   readonly token: string
   readonly ca?: { readonly pem: string; readonly origin: string }
+  /** The run's --timeout: every request of the run shares it. */
   readonly timeoutMs: number
   readonly pollIntervalMs: number
+  readonly proxied: boolean
 }
 
 export interface Config {
@@ -217,10 +252,12 @@ export interface Config {
   readonly report?: { readonly path: string; readonly format: ReportFormat }
   /** A larger answer or --input ends with exit 3. */
   readonly maxBodyBytes: number
+  /** The whole run, from start to verdict, ends by then: every wait, request and file read. */
+  readonly timeoutMs: number
   /** Tekton results are written here, one file per result. */
   readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
-  readonly source?: { readonly input: string } | { readonly store: StoreSettings }
+  readonly source?: { readonly input: string } | { readonly store: StoreSource }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,7 +274,7 @@ export class UsageError extends Error {
   }
 }
 
-export type NoVerdictCode = 'TIMEOUT' | 'TOKEN_REJECTED' | 'TLS' | 'MALFORMED_RESPONSE' | 'BODY_TOO_LARGE' | 'STORE_ERROR'
+export type NoVerdictCode = 'TIMEOUT' | 'TOKEN_REJECTED' | 'TLS' | 'DNS' | 'MALFORMED_RESPONSE' | 'BODY_TOO_LARGE' | 'STORE_ERROR' | 'RESULTS_NOT_WRITTEN'
 
 /** The gate could not reach a verdict: exit 3. */
 export class NoVerdictError extends Error {
@@ -358,12 +395,35 @@ export function parseScore(text: string, option = '--fail-on-score'): number {
   return score
 }
 
-const RFC3339_RE = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/
+const RFC3339_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/
+
+/** A calendar day that exists: month 1 to 12, day within that month (leap years counted). */
+function isRealDate(year: number, month: number, day: number): boolean {
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate()
+}
+
+/**
+ * An RFC 3339 instant that exists, as ms since the epoch; undefined otherwise. Date.parse alone would
+ * take hour 24, roll February 30 over into March, or give NaN for hour 25 and let it pass unnoticed.
+ * A leap second (:60) is refused: Node's clock has none.
+ */
+export function parseInstant(text: string): number | undefined {
+  const match = RFC3339_RE.exec(text)
+  if (!match) return undefined
+  const [year, month, day, hour, minute, second, offsetHours = 0, offsetMinutes = 0] = match.slice(1).map((part) => (part === undefined ? undefined : Number(part))) as number[]
+  if (!isRealDate(year!, month!, day!) || hour! > 23 || minute! > 59 || second! > 59 || offsetHours > 23 || offsetMinutes > 59) return undefined
+  return Date.parse(text.replace(' ', 'T'))
+}
 
 /** An RFC 3339 instant, or a duration before `now` (`2h`: two hours ago), to ms since the epoch. */
 export function parseNewerThan(text: string, now: number, option = '--newer-than'): number {
   const value = text.trim()
-  if (RFC3339_RE.test(value)) return Date.parse(value)
+  if (RFC3339_RE.test(value)) {
+    const instant = parseInstant(value)
+    if (instant === undefined) throw new UsageError('TIME', `${option} "${value}" is not a real time: check the month (1-12), the day of that month, hour (0-23), minute and second (0-59)`)
+    return instant
+  }
   try {
     return now - parseDuration(value, option)
   } catch {
@@ -371,14 +431,14 @@ export function parseNewerThan(text: string, now: number, option = '--newer-than
   }
 }
 
-/** A plain date applies to the end of that day (UTC); a timestamp, to that instant. Undefined when invalid. */
+/** A plain date applies to the end of that day (UTC); a timestamp, to that instant. Undefined when it is no real day or instant. */
 export function parseExpiry(text: string): number | undefined {
-  const date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text)
+  const date = DATE_RE.exec(text)
   if (date) {
-    const end = Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3]), 23, 59, 59, 999)
-    return new Date(end).toISOString().startsWith(text) ? end : undefined
+    const [year, month, day] = date.slice(1).map(Number) as [number, number, number]
+    return isRealDate(year, month, day) ? Date.UTC(year, month - 1, day, 23, 59, 59, 999) : undefined
   }
-  return RFC3339_RE.test(text) ? Date.parse(text) : undefined
+  return parseInstant(text)
 }
 
 /**
@@ -406,10 +466,16 @@ export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
     const reason = field('reason', 'say why the finding is acceptable, e.g. "not reachable: we never parse X.400 addresses"')
     const expires = field('expires', 'the last day it applies, e.g. 2027-01-31')
     const expiresAt = parseExpiry(expires)
-    if (expiresAt === undefined) throw fail(label, `"expires" "${expires}" is not a date: use YYYY-MM-DD or an RFC 3339 time`)
+    if (expiresAt === undefined) throw fail(label, `"expires" "${expires}" is not a real date: use YYYY-MM-DD or an RFC 3339 time that exists (month 1-12, a day of that month, hour 0-23)`)
     let pkg: PackageMatch | undefined
     if (typeof raw.package === 'string' && raw.package.trim()) pkg = { name: raw.package.trim() }
     else if (isObject(raw.package) && typeof raw.package.name === 'string' && raw.package.name.trim()) {
+      // A typo here (versions: for version:) would otherwise widen the exemption to every version.
+      const unknownPackageKey = Object.keys(raw.package).find((key) => key !== 'name' && key !== 'version')
+      if (unknownPackageKey) throw fail(label, `"package.${unknownPackageKey}" is not a field: package takes name and an optional version`)
+      if (raw.package.version !== undefined && raw.package.version !== null && typeof raw.package.version !== 'string' && typeof raw.package.version !== 'number') {
+        throw fail(label, '"package.version" must be text')
+      }
       const version = raw.package.version === undefined || raw.package.version === null ? undefined : String(raw.package.version).trim()
       pkg = { name: raw.package.name.trim(), ...(version ? { version } : {}) }
     } else if (raw.package !== undefined && raw.package !== null) {
@@ -465,6 +531,10 @@ export function parseStoreUrl(text: string, option = '--url'): URL {
     throw new UsageError('URL', `${option} "${value}" uses http://: the token would travel in clear; use https://`)
   }
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value)
+  // `http:/host:8443` or `https:host` would otherwise become the host "http" or "https".
+  if (!hasScheme && /^[a-z][a-z0-9+.-]*:(?!\d+(?:\/|$))/i.test(value)) {
+    throw new UsageError('URL', `${option} "${value}" has a malformed scheme: use host[:port][/prefix] or https://host[:port][/prefix]`)
+  }
   let url: URL
   try {
     url = new URL(hasScheme ? value : `https://${value}`)
@@ -472,6 +542,7 @@ export function parseStoreUrl(text: string, option = '--url'): URL {
     throw new UsageError('URL', `${option} "${value}" is not a URL: use host[:port][/prefix] or https://host[:port][/prefix]`)
   }
   if (url.protocol !== 'https:') throw new UsageError('URL', `${option} "${value}" must use https://`)
+  if (!url.hostname) throw new UsageError('URL', `${option} "${value}" names no host: use host[:port][/prefix]`)
   if (url.username || url.password) {
     throw new UsageError('URL', `${option} must not hold credentials: give the token with --token-file or ACCESS_TOKEN`)
   }
@@ -492,14 +563,43 @@ export function imageEndpoint(baseUrl: URL, digest: string): URL {
   return storeEndpoint(baseUrl, `/api/v1/images/${digest}`)
 }
 
-/** A bearer token must be one visible ASCII word; otherwise the header is invalid (or the file is wrong). */
+/**
+ * A bearer token must be one visible ASCII word (otherwise the header is invalid, or the file is wrong), and
+ * long enough that redacting it from every output cannot cut into ordinary words.
+ */
 export function checkToken(raw: string, origin: string): string {
   const token = raw.trim()
   if (!token) throw new UsageError('TOKEN', `the token from ${origin} is empty: put the store's access token there`)
   if (!/^[\x21-\x7e]+$/.test(token)) {
     throw new UsageError('TOKEN', `the token from ${origin} has spaces or non-ASCII characters: it must be the bare token, as in secret metadata-store-access-token`)
   }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new UsageError(
+      'TOKEN',
+      `the token from ${origin} has ${token.length} characters, too short to be a real one (a service-account token has hundreds; at least ${MIN_TOKEN_LENGTH} are needed to keep it out of the output safely)`,
+    )
+  }
   return token
+}
+
+const PROXY_VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'] as const
+
+/** The proxy variables that are set must be http(s) URLs; undici would otherwise fail at the first request. */
+export function checkProxyEnv(env: Readonly<Record<string, string | undefined>>): boolean {
+  let proxied = false
+  for (const name of PROXY_VARIABLES) {
+    const value = env[name]?.trim()
+    if (!value) continue
+    proxied = true
+    let url: URL | undefined
+    try {
+      url = new URL(value)
+    } catch {}
+    if (!url || !/^https?:$/.test(url.protocol) || !url.hostname) {
+      throw new UsageError('PROXY', `${name} is not a proxy URL: use http://host:port (credentials, if any, as http://user:password@host:port)`)
+    }
+  }
+  return proxied
 }
 
 export type ParsedArgs =
@@ -728,6 +828,61 @@ function compareText(a: string, b: string): number {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pure functions: data from outside is data, never terminal control
+
+/**
+ * What a terminal, an XML parser or a log viewer would act on instead of showing: C0 and C1 controls, DEL,
+ * line and paragraph separators, bidirectional overrides and isolates (Trojan Source), zero-width marks,
+ * the BOM, non-characters and lone surrogates.
+ */
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+/** The same, less what JSON.stringify escapes itself (C0, lone surrogates) and the line breaks of its indentation. */
+const JSON_UNSAFE_CHARS = /[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\ufffe\uffff]/g
+
+const hex = (char: string, digits: number) => char.charCodeAt(0).toString(16).padStart(digits, '0')
+
+/** Every unsafe character shown as an escape (`\x1b`, `\u202e`): one line of plain text, whatever came in. */
+export function escapeControls(value: string): string {
+  return value.replace(UNSAFE_CHARS, (char) => (char.charCodeAt(0) < 0x100 ? `\\x${hex(char, 2)}` : `\\u${hex(char, 4)}`))
+}
+
+/** At most `max` characters, the last an ellipsis when cut; a surrogate pair is never split. */
+export function cut(value: string, max: number): string {
+  if (value.length <= max) return value
+  const end = /[\ud800-\udbff]/.test(value[max - 2] ?? '') ? max - 2 : max - 1
+  return `${value.slice(0, end)}…`
+}
+
+/** A field from outside, fit for one cell of the text summary. */
+export function displayText(value: string, max: number): string {
+  return cut(escapeControls(value), max)
+}
+
+/** JSON (indented, with a final newline) that no terminal acts on: C1, DEL and the rest are \u-escaped too. */
+export function toJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2).replace(JSON_UNSAFE_CHARS, (char) => `\\u${hex(char, 4)}`)}\n`
+}
+
+const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' }
+
+/** XML 1.0 cannot hold most control characters even as references, so they are shown escaped first. */
+function xml(value: string): string {
+  return escapeControls(value).replace(/[&<>"']/g, (char) => XML_ESCAPES[char]!)
+}
+
+/** Replaces every secret with [redacted]: as written, and in the escaped forms JSON and XML give it. */
+export function redact(output: string, secrets: readonly string[]): string {
+  let result = output
+  for (const secret of secrets) {
+    if (!secret) continue
+    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1), xml(secret)])) {
+      if (result.includes(form)) result = result.split(form).join('[redacted]')
+    }
+  }
+  return result
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pure functions: rendering
 
 export interface RenderOptions {
@@ -763,9 +918,9 @@ function packageLabel(name: string, version?: string): string {
 
 function findingRow(finding: Finding, idWidth: number): string {
   const score = finding.score === null ? '   -' : finding.score.toFixed(1).padStart(4)
-  const where = packageLabel(finding.package, finding.version)
+  const where = displayText(packageLabel(finding.package, finding.version), TEXT_WIDTH.package)
   const why = finding.rule === 'score' ? '  (by score)' : finding.rule === 'unknown-as' ? '  (unknown counted per --unknown-as)' : ''
-  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${finding.id.padEnd(idWidth)}  ${where}${why}`
+  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${displayText(finding.id, TEXT_WIDTH.id).padEnd(idWidth)}  ${where}${why}`
 }
 
 function describeSuppression(suppression: Suppression): string {
@@ -800,10 +955,10 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   const section = (title: string, rows: readonly Finding[], detail?: (finding: Finding) => string) => {
     if (rows.length === 0) return
     const listed = rows.slice(0, MAX_LISTED_FINDINGS)
-    const idWidth = Math.max(...listed.map((finding) => finding.id.length))
+    const idWidth = Math.max(...listed.map((finding) => displayText(finding.id, TEXT_WIDTH.id).length))
     lines.push('', title)
-    for (const finding of listed) lines.push(`${findingRow(finding, idWidth)}${detail ? `  ${detail(finding)}` : ''}`)
-    if (rows.length > listed.length) lines.push(`  ... and ${rows.length - listed.length} more (--format json lists them all)`)
+    for (const finding of listed) lines.push(`${findingRow(finding, idWidth)}${detail ? `  ${displayText(detail(finding), TEXT_WIDTH.note)}` : ''}`)
+    if (rows.length > listed.length) lines.push(`  ... and ${rows.length - listed.length} more (--format json lists up to ${MAX_REPORTED_FINDINGS})`)
   }
   section('Blocking findings, worst first:', blocking)
   section('Suppressed, would block otherwise:', suppressed, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
@@ -812,7 +967,7 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
     ...exemptions.expiringSoon.map((exemption) => `expires ${exemption.expires}, within 14 days: ${describeExemption(exemption)}`),
     ...exemptions.stale.map((exemption) => `stale, matches nothing in this image: ${describeExemption(exemption)}`),
   ]
-  if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${note}`)))
+  if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
   lines.push('')
   if (evaluation.passed) {
     lines.push(paint('green', `PASS: nothing blocks at gate ${gate}${suppressed.length ? ` (${plural(suppressed.length, 'finding')} suppressed)` : ''}.`))
@@ -848,20 +1003,39 @@ export interface JsonReport {
   readonly findings: number | null
   readonly blocking: readonly Finding[]
   readonly suppressed: readonly SuppressedFinding[]
+  /** Findings left out of `blocking` and `suppressed` beyond the first MAX_REPORTED_FINDINGS of each. */
+  readonly omitted: { readonly blocking: number; readonly suppressed: number }
   readonly exemptions: Evaluation['exemptions'] | null
   readonly error: { readonly code: string; readonly message: string } | null
 }
 
-export function buildJsonReport(
-  outcome: { image: ImageRef | null; gate: Gate | null; exitCode: number; mode?: Mode } & (
-    | { evaluation: Evaluation }
-    | { skipped: true }
-    | { error: { code: string; message: string } }
-  ),
-): JsonReport {
-  const evaluation = 'evaluation' in outcome ? outcome.evaluation : null
-  const verdict: Verdict = evaluation ? (evaluation.passed ? 'pass' : 'fail') : 'skipped' in outcome ? 'skipped' : 'error'
+/** Every string in a finding or exemption cut to MAX_REPORT_FIELD, so that a report stays proportional to what a reader can use. */
+function bounded<T>(value: T): T {
+  if (typeof value === 'string') return cut(value, MAX_REPORT_FIELD) as T
+  if (Array.isArray(value)) return value.map(bounded) as T
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, bounded(item)])) as T
+  return value
+}
+
+const listed = <T>(items: readonly T[]): T[] => items.slice(0, MAX_REPORTED_FINDINGS).map(bounded)
+
+/**
+ * The machine report of one run. `evaluation` is there whenever a verdict was reached, `error` whenever the
+ * exit code is not the verdict's (no verdict, or the Tekton results could not be written).
+ */
+export function buildJsonReport(outcome: {
+  image: ImageRef | null
+  gate: Gate | null
+  exitCode: number
+  mode?: Mode
+  evaluation?: Evaluation
+  skipped?: true
+  error?: { code: string; message: string }
+}): JsonReport {
+  const evaluation = outcome.evaluation ?? null
+  const verdict: Verdict = evaluation ? (evaluation.passed ? 'pass' : 'fail') : outcome.skipped ? 'skipped' : 'error'
   const mode = outcome.mode ?? 'enforce'
+  const exemptions = evaluation?.exemptions
   return {
     schemaVersion: 1,
     tool: { name: NAME, version: VERSION },
@@ -874,10 +1048,14 @@ export function buildJsonReport(
     counts: evaluation?.counts ?? null,
     uniqueVulnerabilities: evaluation?.uniqueVulnerabilities ?? null,
     findings: evaluation?.findings ?? null,
-    blocking: evaluation?.blocking ?? [],
-    suppressed: evaluation?.suppressed ?? [],
-    exemptions: evaluation?.exemptions ?? null,
-    error: 'error' in outcome ? outcome.error : null,
+    blocking: listed(evaluation?.blocking ?? []),
+    suppressed: listed(evaluation?.suppressed ?? []),
+    omitted: {
+      blocking: Math.max(0, (evaluation?.blocking.length ?? 0) - MAX_REPORTED_FINDINGS),
+      suppressed: Math.max(0, (evaluation?.suppressed.length ?? 0) - MAX_REPORTED_FINDINGS),
+    },
+    exemptions: exemptions ? { expired: listed(exemptions.expired), expiringSoon: listed(exemptions.expiringSoon), stale: listed(exemptions.stale) } : null,
+    error: outcome.error ? { code: outcome.error.code, message: cut(outcome.error.message, 4 * MAX_REPORT_FIELD) } : null,
   }
 }
 
@@ -914,7 +1092,7 @@ export function renderSarif(report: JsonReport): string {
           ruleId: finding.id,
           ruleIndex: ruleIndex.get(finding.id),
           level: SARIF_LEVEL[finding.severity],
-          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${packageLabel(finding.package, finding.version)} blocks at gate ${report.gate}` },
+          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${packageLabel(finding.package, finding.version)} ${finding.suppressedBy ? 'would block' : 'blocks'} at gate ${report.gate}` },
           locations: [
             {
               physicalLocation: { artifactLocation: { uri: artifact } },
@@ -926,13 +1104,7 @@ export function renderSarif(report: JsonReport): string {
       },
     ],
   }
-  return `${JSON.stringify(sarif, null, 2)}\n`
-}
-
-const XML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' }
-
-function xml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => XML_ESCAPES[char]!)
+  return toJson(sarif)
 }
 
 /** JUnit XML: one failing test case per blocking finding, suppressed ones skipped, an error when there is no verdict. */
@@ -965,7 +1137,7 @@ export function renderJunit(report: JsonReport): string {
 export function renderReport(report: JsonReport, format: ReportFormat): string {
   if (format === 'sarif') return renderSarif(report)
   if (format === 'junit') return renderJunit(report)
-  return `${JSON.stringify(report, null, 2)}\n`
+  return toJson(report)
 }
 
 export function renderHelp(): string {
@@ -1002,29 +1174,30 @@ export function renderHelp(): string {
 /** Listed in the `blocking` Tekton result at most; the whole set of results stays far below Tekton's 4 KB. */
 const MAX_RESULT_IDS = 10
 
-/** The Tekton results, name → content: the verdict, the count per severity, the blocking IDs. */
+/** One ID of the comma-separated `blocking` result: one short line with no comma of its own. */
+function resultId(id: string): string {
+  return cut(escapeControls(id).replace(/,/g, '\\x2c'), MAX_RESULT_ID)
+}
+
+/** The Tekton results, name → content: the verdict, the count per severity, the blocking IDs (about 800 bytes at most). */
 export function tektonResults(report: JsonReport): Record<string, string> {
   const ids = [...new Set(report.blocking.map((finding) => finding.id))]
-  const listed = ids.slice(0, MAX_RESULT_IDS).join(',')
+  const more = ids.length - MAX_RESULT_IDS + report.omitted.blocking
+  const listed = ids.slice(0, MAX_RESULT_IDS).map(resultId).join(',')
   return {
     verdict: report.verdict,
     ...Object.fromEntries(SEVERITIES.map((severity) => [severity, report.counts ? String(report.counts[severity]) : ''])),
-    blocking: ids.length > MAX_RESULT_IDS ? `${listed} (+${ids.length - MAX_RESULT_IDS} more)` : listed,
+    blocking: more > 0 ? `${listed} (+${more} more)` : listed,
   }
 }
 
-/** Replaces every secret with [redacted]; applied to all output, in every mode. */
-export function redact(output: string, secrets: readonly string[]): string {
-  return secrets.reduce((result, secret) => (secret ? result.split(secret).join('[redacted]') : result), output)
-}
-
 // ---------------------------------------------------------------------------------------------
-// Configuration: flags, then env, then defaults; files are read here, before any request.
+// Configuration: flags, then env, then defaults; all checked before any file is read or request sent.
 
 export interface Environment {
   readonly env: Readonly<Record<string, string | undefined>>
-  readonly readFile: (path: string) => string
   readonly fileExists: (path: string) => boolean
+  readonly isDirectory: (path: string) => boolean
   readonly isWritableDirectory: (path: string) => boolean
 }
 
@@ -1034,16 +1207,6 @@ function pick(values: ReadonlyMap<string, string>, env: Environment['env'], flag
   const fromEnv = envName ? env[envName] : undefined
   if (fromEnv !== undefined && fromEnv.trim() !== '') return { value: fromEnv, origin: envName! }
   return undefined
-}
-
-/** A file the user named (`what`, e.g. "--input"); unreadable is a usage error naming it and why. */
-function readNamedFile(path: string, what: string, read: (path: string) => string = (file) => readFileSync(file, 'utf8'), origin?: string): string {
-  try {
-    return read(path)
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable'
-    throw new UsageError('FILE', `cannot read ${what} ${path} (${reason}${origin ? `, from ${origin}` : ''}): check the path and that the file is mounted`)
-  }
 }
 
 /** json unless the report file's name says sarif (.sarif, .sarif.json) or junit (.xml). */
@@ -1064,6 +1227,23 @@ function optionReader(values: ReadonlyMap<string, string>, env: Environment['env
 
 type OptionReader = ReturnType<typeof optionReader>
 
+/** --report-file must name a file whose folder exists and is writable: found now, not after a 20-minute wait. */
+function checkReportPath(input: { value: string; origin: string }, environment: Environment): string {
+  const fail = (problem: string) => new UsageError('REPORT_FILE', `${input.origin} ${JSON.stringify(input.value)} ${problem}`)
+  if (!input.value.trim()) throw fail('is empty: name the file to write, e.g. report.sarif')
+  if (input.value.endsWith('/') || environment.isDirectory(input.value)) throw fail('is a folder: name a file in it, e.g. report.json')
+  if (!environment.isWritableDirectory(dirname(input.value))) throw fail('cannot be written: its folder is missing or not writable')
+  return input.value
+}
+
+function checkResultsDir(input: { value: string; origin: string }, environment: Environment): string {
+  if (!input.value.trim()) throw new UsageError('RESULTS_DIR', `${input.origin} is empty: in a Task use /tekton/results`)
+  if (!environment.isWritableDirectory(input.value)) {
+    throw new UsageError('RESULTS_DIR', `${input.origin} ${input.value} is not a writable directory: in a Task use /tekton/results`)
+  }
+  return input.value
+}
+
 export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now()): Config {
   const { env } = environment
   const options = optionReader(values, env)
@@ -1076,13 +1256,9 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const gate = read('--gate', parseGate)
   if (!gate) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
   const resultsInput = get('--results-dir')
-  if (resultsInput && !environment.isWritableDirectory(resultsInput.value)) {
-    throw new UsageError('RESULTS_DIR', `${resultsInput.origin} ${resultsInput.value} is not a writable directory: in a Task use /tekton/results`)
-  }
+  const resultsDir = resultsInput ? checkResultsDir(resultsInput, environment) : undefined
   const reportInput = get('--report-file')
-  if (reportInput && !environment.isWritableDirectory(dirname(reportInput.value))) {
-    throw new UsageError('REPORT_FILE', `${reportInput.origin} ${reportInput.value}: its folder is not a writable directory`)
-  }
+  const reportPath = reportInput ? checkReportPath(reportInput, environment) : undefined
   const failOnScore = read('--fail-on-score', parseScore)
   const newerThan = read('--newer-than', (value, origin) => parseNewerThan(value, now, origin))
   const exemptionsFile = get('--exemptions')?.value
@@ -1094,55 +1270,60 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     unknownAs: read('--unknown-as', parseUnknownAs) ?? 'ignore',
     triage: read('--triage', parseBoolean) ?? false,
     maxBodyBytes: read('--max-body-size', parseSize) ?? parseSize(DEFAULT_MAX_BODY),
+    timeoutMs: read('--timeout', parseDuration) ?? parseDuration(DEFAULT_TIMEOUT, '--timeout'),
     ...(failOnScore === undefined ? {} : { failOnScore }),
     ...(newerThan === undefined ? {} : { newerThan }),
     ...(exemptionsFile ? { exemptionsFile } : {}),
-    ...(resultsInput ? { resultsDir: resultsInput.value } : {}),
-    ...(reportInput ? { report: { path: reportInput.value, format: read('--report-format', parseReportFormat) ?? reportFormatFor(reportInput.value) } } : {}),
+    ...(resultsDir ? { resultsDir } : {}),
+    ...(reportPath ? { report: { path: reportPath, format: read('--report-format', parseReportFormat) ?? reportFormatFor(reportPath) } } : {}),
   }
   if (gate === 'none') return common
   const input = values.get('--input')
   if (input !== undefined) {
     const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
     if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which --input does not: drop one of them`)
+    if (!input.trim()) throw new UsageError('INPUT', '--input is empty: name the saved report, or - for stdin')
     return { ...common, source: { input } }
   }
-  return { ...common, source: { store: resolveStoreSettings(options, environment) } }
+  return { ...common, source: { store: resolveStoreSource(options, environment) } }
 }
 
-function resolveStoreSettings({ get, read }: OptionReader, environment: Environment): StoreSettings {
+function resolveStoreSource({ get, read }: OptionReader, environment: Environment): StoreSource {
   const { env } = environment
   const urlInput = get('--url')
   if (!urlInput) throw new UsageError('URL', 'no store given: set --url or METADATA_STORE_URL (e.g. metadata-store.<ingress domain>), or evaluate a saved report with --input')
   const baseUrl = parseStoreUrl(urlInput.value, urlInput.origin)
+  const proxied = checkProxyEnv(env)
 
   const tokenFile = get('--token-file')
-  const tokenValue = env.ACCESS_TOKEN
-  let token: string
-  if (tokenFile) token = checkToken(readNamedFile(tokenFile.value, 'the token file', environment.readFile, tokenFile.origin), `${tokenFile.origin} (${tokenFile.value})`)
-  else if (tokenValue !== undefined) token = checkToken(tokenValue, 'ACCESS_TOKEN')
+  let token: StoreSource['token']
+  if (tokenFile) {
+    if (!tokenFile.value.trim()) throw new UsageError('TOKEN', `${tokenFile.origin} is empty: name the file that holds the token`)
+    token = { file: tokenFile.value, origin: tokenFile.origin }
+  } else if (env.ACCESS_TOKEN !== undefined) token = { value: checkToken(env.ACCESS_TOKEN, 'ACCESS_TOKEN') }
   else throw new UsageError('TOKEN', 'no token given: set ACCESS_TOKEN (from secret metadata-store-access-token), ACCESS_TOKEN_FILE or --token-file')
 
   const caInput = get('--ca-cert')
-  let ca: StoreSettings['ca']
-  if (caInput && caInput.origin !== '--ca-cert' && caInput.value.includes('-----BEGIN')) {
-    ca = { pem: caInput.value, origin: caInput.origin }
-  } else if (caInput) {
-    ca = { pem: readNamedFile(caInput.value, 'the CA file', environment.readFile, caInput.origin), origin: caInput.value }
-  } else if (environment.fileExists(DEFAULT_CA_PATH)) {
-    ca = { pem: readNamedFile(DEFAULT_CA_PATH, 'the CA file', environment.readFile), origin: DEFAULT_CA_PATH }
-  }
-  if (ca && !ca.pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new UsageError('CA', `the CA from ${ca.origin} holds no PEM certificate: give the store's CA (secret metadata-store-cert, key caCrt)`)
-  }
+  let ca: StoreSource['ca']
+  if (caInput && caInput.origin !== '--ca-cert' && caInput.value.includes('-----BEGIN')) ca = { pem: caInput.value, origin: caInput.origin }
+  else if (caInput) ca = { file: caInput.value, origin: caInput.origin }
+  else if (environment.fileExists(DEFAULT_CA_PATH)) ca = { file: DEFAULT_CA_PATH, origin: 'the default' }
 
   return {
     baseUrl,
     token,
     ...(ca ? { ca } : {}),
-    timeoutMs: read('--timeout', parseDuration) ?? parseDuration(DEFAULT_TIMEOUT, '--timeout'),
     pollIntervalMs: read('--poll-interval', parseDuration) ?? parseDuration(DEFAULT_POLL_INTERVAL, '--poll-interval'),
+    proxied,
   }
+}
+
+/** The CA's PEM must hold a certificate; anything else is the wrong file or secret key. */
+export function checkCa(pem: string, origin: string): string {
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new UsageError('CA', `the CA from ${origin} holds no PEM certificate: give the store's CA (secret metadata-store-cert, key caCrt)`)
+  }
+  return pem
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1157,7 +1338,16 @@ export interface StoreResponse {
 /** What one request's outcome means for the wait: done, wait and try again, or give up. */
 export type Step =
   | { readonly kind: 'done'; readonly document: unknown }
-  | { readonly kind: 'retry'; readonly reason: string; readonly delayMs?: number; readonly backoff: boolean; readonly notFound?: true }
+  | {
+      readonly kind: 'retry'
+      readonly reason: string
+      /** What Retry-After asked for; the wait is still at least RETRY_BASE_MS and at most the time left. */
+      readonly delayMs?: number
+      readonly backoff: boolean
+      readonly notFound?: true
+      /** Give up with `error` after this many such answers in a row (a host that does not resolve). */
+      readonly giveUp?: { readonly after: number; readonly error: NoVerdictError }
+    }
   | { readonly kind: 'fail'; readonly error: NoVerdictError }
 
 const TLS_ERROR_CODES = new Set([
@@ -1192,13 +1382,33 @@ function firstLine(body: string, max = 200): string {
   return line.length > max ? `${line.slice(0, max)}...` : line
 }
 
-/** Seconds or an HTTP date, as milliseconds from `now`; undefined when absent or unreadable. */
+/** An HTTP date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime forms). Date.parse alone takes "1.5" or "-1" as dates. */
+const HTTP_DATE_RE = /^(?:[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]+, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/
+
+/** Whole seconds or an HTTP date, as milliseconds from `now` (0 for a date past); undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
-  const header = Array.isArray(value) ? value[0] : value
+  const header = (Array.isArray(value) ? value[0] : value)?.trim()
   if (!header) return undefined
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1_000
-  const date = Date.parse(header)
+  if (/^\d+$/.test(header)) return Number(header) * 1_000
+  const date = HTTP_DATE_RE.test(header) ? Date.parse(header) : Number.NaN
   return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+}
+
+/** What a timer may be set to: Node turns anything above 2^31-1 ms (or below 0) into 1 ms. */
+export function timerMs(ms: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(0, Math.round(ms)))
+}
+
+/**
+ * How long to wait before the next try: the poll interval (jittered) after "not yet"; after a failure,
+ * what Retry-After asked for, or 1 s doubling to 30 s (jittered), and never less than 1 s, so that no
+ * answer can make a hot loop. The caller cuts it to the time left.
+ */
+export function retryDelay(step: Extract<Step, { kind: 'retry' }>, failures: number, pollIntervalMs: number, random: number): number {
+  const jitter = 0.8 + 0.4 * random
+  if (!step.backoff) return Math.round(pollIntervalMs * jitter)
+  if (step.delayMs !== undefined) return Math.max(RETRY_BASE_MS, step.delayMs)
+  return Math.max(RETRY_BASE_MS, Math.round(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)) * jitter))
 }
 
 /** JSON.parse, or NoVerdictError('MALFORMED_RESPONSE'): "${source} is not JSON", quoting the start of the body. */
@@ -1249,15 +1459,40 @@ export function classifyResponse(response: StoreResponse, now: number): Step {
   }
 }
 
-export function classifyError(error: unknown, caOrigin: string | undefined): Step {
+/** The first `field` (e.g. hostname) along an error's cause chain. */
+function errorField(error: unknown, field: string): string | undefined {
+  for (let current = error, depth = 0; (isObject(current) || current instanceof Error) && depth < 6; depth++) {
+    const value = (current as Record<string, unknown>)[field]
+    if (typeof value === 'string' && value) return value
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/**
+ * What a failed request means. TLS failures end the run; a host that does not resolve (ENOTFOUND) is
+ * retried MAX_DNS_FAILURES times in a row, to ride out a restart of the cluster DNS, then ends it naming
+ * the host; other network errors are retried until the deadline.
+ */
+export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUrl' | 'proxied'> & { readonly ca?: { readonly origin: string } }): Exclude<Step, { kind: 'done' }> {
   if (error instanceof NoVerdictError) return { kind: 'fail', error }
   const codes = errorCodes(error)
   const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
   if (tlsCode) {
-    const hint = caOrigin
-      ? `check that ${caOrigin} is the store's CA (secret metadata-store-cert, key caCrt) and the URL's host is in its certificate`
+    const hint = store.ca
+      ? `check that ${store.ca.origin} is the store's CA (secret metadata-store-cert, key caCrt) and the URL's host is in its certificate`
       : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT`
     return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with the store failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
+  }
+  if (codes.includes('ENOTFOUND')) {
+    const host = errorField(error, 'hostname') ?? store.baseUrl.hostname
+    const check = store.proxied ? 'check HTTPS_PROXY (the proxy resolves the store) and --url' : 'check --url (METADATA_STORE_URL) and, in a pod, the cluster DNS'
+    return {
+      kind: 'retry',
+      reason: `cannot resolve host ${host} (ENOTFOUND)`,
+      backoff: true,
+      giveUp: { after: MAX_DNS_FAILURES, error: new NoVerdictError('DNS', `host ${host} does not resolve (ENOTFOUND, ${MAX_DNS_FAILURES} tries in a row): ${check}`, { cause: error }) },
+    }
   }
   const code = codes[0] ?? (error as Error)?.name ?? 'error'
   return { kind: 'retry', reason: `request failed (${code}: ${(error as Error)?.message ?? String(error)})`, backoff: true }
@@ -1269,9 +1504,12 @@ export interface WaitDeps {
   readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
   readonly random: () => number
   readonly progress: (line: string) => void
+  /** Aborts on SIGINT or SIGTERM. */
   readonly signal: AbortSignal
   /** Every request of one run shares the --timeout that started then. */
   readonly started: number
+  /** Runs synchronous work (parsing a body) so that a signal still ends the process at once. */
+  readonly blocking: <T>(work: () => T) => T
 }
 
 export type Acceptance<T> = { readonly ready: true; readonly value: T } | { readonly ready: false; readonly reason: string }
@@ -1293,6 +1531,7 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
   const deadline = deps.started + store.timeoutMs
   let lastReason = 'no answer yet'
   let failures = 0
+  let repeated = 0
   for (let attempt = 1; ; attempt++) {
     const remaining = deadline - deps.now()
     if (remaining <= 0) {
@@ -1301,35 +1540,35 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
         `timed out after ${formatDuration(store.timeoutMs)} waiting for ${poll.what} (${attempt - 1} requests; last: ${lastReason}). If the scan ran, check the AMR observer (see README, troubleshooting)`,
       )
     }
-    const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(Math.min(REQUEST_TIMEOUT_MS, remaining))])
-    let step: Step
+    const requestMs = Math.min(REQUEST_TIMEOUT_MS, remaining)
+    const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(timerMs(requestMs))])
+    let step: Exclude<Step, { kind: 'done' }> | { readonly kind: 'accepted'; readonly value: T }
     try {
-      step = classifyResponse(await deps.fetch(poll.url, requestSignal), deps.now())
+      const response = await deps.fetch(poll.url, requestSignal)
+      step = deps.blocking(() => {
+        const classified = classifyResponse(response, deps.now())
+        if (classified.kind !== 'done') return classified
+        const accepted = poll.accept(classified.document)
+        return accepted.ready ? { kind: 'accepted' as const, value: accepted.value } : { kind: 'retry' as const, reason: accepted.reason, backoff: false }
+      })
     } catch (error) {
       if (deps.signal.aborted) throw deps.signal.reason
-      step = requestSignal.aborted
-        ? { kind: 'retry', reason: `no answer within ${formatDuration(Math.min(REQUEST_TIMEOUT_MS, remaining))}`, backoff: true }
-        : classifyError(error, store.ca?.origin)
+      step = requestSignal.aborted ? { kind: 'retry', reason: `no answer within ${formatDuration(requestMs)}`, backoff: true } : classifyError(error, store)
     }
-    if (step.kind === 'done') {
-      const accepted = poll.accept(step.document)
-      if (accepted.ready) {
-        if (attempt > 1 || poll.onNotFound === 'wait') deps.progress(`found ${poll.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
-        return accepted.value
-      }
-      step = { kind: 'retry', reason: accepted.reason, backoff: false }
+    if (step.kind === 'accepted') {
+      if (attempt > 1 || poll.onNotFound === 'wait') deps.progress(`found ${poll.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
+      return step.value
     }
     if (step.kind === 'fail') throw step.error
     if (step.notFound && poll.onNotFound === 'absent') return undefined
+    repeated = step.giveUp ? repeated + 1 : 0
+    if (step.giveUp && repeated >= step.giveUp.after) throw step.giveUp.error
     lastReason = step.reason
     failures = step.backoff ? failures + 1 : 0
-    const planned = step.delayMs ?? (step.backoff ? Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)) : store.pollIntervalMs)
-    const delay = Math.round(planned * (step.delayMs === undefined ? 0.8 + 0.4 * deps.random() : 1))
     const left = Math.max(0, deadline - deps.now())
-    deps.progress(
-      `${step.reason}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed, ${formatDuration(left)} left; next try in ${formatDuration(Math.min(delay, left))}`,
-    )
-    await deps.sleep(Math.min(delay, left), deps.signal)
+    const wait = Math.min(retryDelay(step, failures, store.pollIntervalMs, deps.random()), left)
+    deps.progress(`${step.reason}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed, ${formatDuration(left)} left; next try in ${formatDuration(wait)}`)
+    await deps.sleep(timerMs(wait), deps.signal)
   }
 }
 
@@ -1373,52 +1612,181 @@ export async function fetchTriage(store: StoreSettings, digest: string, deps: Wa
 }
 
 // ---------------------------------------------------------------------------------------------
-// I/O at the edges
+// Pure functions: what a body costs to evaluate
 
-/** An undici client that trusts the store's CA besides the default roots, through a proxy if the env names one. */
-async function createStoreFetcher(store: StoreSettings, env: Environment['env'], maxBodyBytes: number) {
-  // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
-  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([import('undici'), import('node:tls')])
-  const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
-  const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
-  const proxied = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY'].some((name) => env[name])
-  const dispatcher = proxied
-    ? new EnvHttpProxyAgent({ ...timeouts, connect: tls, requestTls: tls })
-    : new Agent({ ...timeouts, connect: { ...tls, timeout: 10_000 } })
-  const headers = { authorization: `Bearer ${store.token}`, accept: 'application/json' }
-  return {
-    async fetch(url: URL, signal: AbortSignal): Promise<StoreResponse> {
-      const response = await request(url, { dispatcher, method: 'GET', headers, signal })
-      return { status: response.statusCode, headers: response.headers, body: await readCapped(response.body, maxBodyBytes) }
-    },
-    close: () => dispatcher.close(),
+/** Counts, chunk by chunk as a body arrives, the bytes JSON.parse allocates most for: `{`, `[` and `,`. */
+export class JsonShape {
+  containers = 0
+  separators = 0
+  add(chunk: Uint8Array): void {
+    let containers = 0
+    let separators = 0
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i]!
+      // Counted inside strings too: an over-estimate, which errs on the safe side, at a third of the cost.
+      if (byte === 0x7b || byte === 0x5b) containers++
+      else if (byte === 0x2c) separators++
+    }
+    this.containers += containers
+    this.separators += separators
   }
 }
 
-/** Reads a body, giving up (and closing the stream) past `limit` bytes. */
-async function readCapped(body: AsyncIterable<Buffer | string>, limit: number): Promise<string> {
+/**
+ * About how many bytes reading, parsing and evaluating a JSON body of this size and shape takes at its
+ * peak: the body (as bytes and as a string that may be two bytes a character), the parsed strings, one
+ * object or list per container and a slot per separator. Calibrated by `npm run bench` (peak RSS against
+ * the estimate for real reports and for hostile shapes such as `[{},{},...]`); it errs high.
+ */
+export function evaluationCost(bytes: number, shape: JsonShape): number {
+  return 4 * bytes + 96 * shape.containers + 16 * shape.separators
+}
+
+/** A body that would not fit in the memory left is refused (exit 3) before it is parsed, never an out-of-memory abort. */
+export function checkFits(bytes: number, shape: JsonShape, available: number, what: string): void {
+  const needed = evaluationCost(bytes, shape)
+  if (needed <= available) return
+  const mib = (value: number) => `${Math.ceil(value / 2 ** 20)} MiB`
+  throw new NoVerdictError(
+    'BODY_TOO_LARGE',
+    `${what} (${mib(bytes)}, ${shape.containers} objects and lists) needs about ${mib(needed)} to evaluate, more than the ${mib(available)} this process may still use: raise the step's memory limit (README, Memory)`,
+  )
+}
+
+// ---------------------------------------------------------------------------------------------
+// I/O at the edges
+
+/** Rejects with the signal's reason as soon as it aborts, whether or not `work` notices (undici does not abort a proxy CONNECT that hangs). */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+/** What the V8 heap and the container's memory limit still allow, in bytes. */
+function availableMemory(): number {
+  const heap = getHeapStatistics()
+  const limit = process.constrainedMemory()
+  const containerLeft = limit > 0 && limit < 2 ** 50 ? limit - process.memoryUsage.rss() : Number.POSITIVE_INFINITY
+  return Math.min(heap.heap_size_limit - heap.used_heap_size, containerLeft)
+}
+
+interface BodyLimits {
+  readonly maxBytes: number
+  readonly tooLarge: () => Error
+  /** For JSON bodies: refuse one that would not fit in memory, naming it. */
+  readonly json?: { readonly what: string; readonly available: () => number }
+}
+
+/** Reads a stream to the end, giving up past `maxBytes` (or what memory allows), and decodes it as UTF-8. */
+async function readCapped(body: AsyncIterable<Buffer | string>, limits: BodyLimits): Promise<string> {
   const chunks: Buffer[] = []
+  const shape = new JsonShape()
   let size = 0
   for await (const chunk of body) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     size += buffer.length
-    if (size > limit) {
-      throw new NoVerdictError('BODY_TOO_LARGE', `the answer is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it if this image really has that many findings`)
-    }
+    if (size > limits.maxBytes) throw limits.tooLarge()
+    if (limits.json) shape.add(buffer)
     chunks.push(buffer)
   }
+  if (limits.json) checkFits(size, shape, limits.json.available(), limits.json.what)
   return Buffer.concat(chunks, size).toString('utf8')
 }
 
-async function readInput(path: string, stdin: NodeJS.ReadableStream, maxBodyBytes: number): Promise<unknown> {
-  if (path === '-') return parseJsonBody(await readCapped(stdin as AsyncIterable<Buffer>, maxBodyBytes), '--input -')
-  // Checked before reading, so an oversized file is never loaded; readNamedFile reports a file it cannot read.
-  let size = 0
+const bodyTooLarge = (what: string, limit: number) => () =>
+  new NoVerdictError('BODY_TOO_LARGE', `${what} is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it (and the step's memory) if this image really has that many findings`)
+
+/** An undici client for the store: its CA besides the default roots, through a proxy if the env names one, every wait bound by the caller's signal. */
+async function createStoreClient(store: StoreSettings, maxBodyBytes: number) {
+  // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
+  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([import('undici'), import('node:tls')])
+  const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
+  const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
+  const connect = { ...tls, timeout: CONNECT_TIMEOUT_MS }
+  const dispatcher = store.proxied ? new EnvHttpProxyAgent({ ...timeouts, connect, requestTls: tls }) : new Agent({ ...timeouts, connect })
+  const headers = { authorization: `Bearer ${store.token}`, accept: 'application/json' }
+  const secrets = [store.token]
+  return {
+    /** The body and headers come back redacted: a store or ingress that echoes the Authorization header cannot put the token in any output. */
+    fetch(url: URL, signal: AbortSignal): Promise<StoreResponse> {
+      const exchange = async (): Promise<StoreResponse> => {
+        const response = await request(url, { dispatcher, method: 'GET', headers, signal })
+        const body = await readCapped(response.body, { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge('the answer', maxBodyBytes), json: { what: 'the answer', available: availableMemory } })
+        const location = response.headers.location
+        return { status: response.statusCode, headers: { ...response.headers, ...(location ? { location: redact(String(location), secrets) } : {}) }, body: redact(body, secrets) }
+      }
+      return abortable(exchange(), signal)
+    },
+    /** Destroyed, not closed: a request still hanging (a proxy that never answers) must not hold the process. */
+    close: () => dispatcher.destroy(),
+  }
+}
+
+export type StoreClient = Awaited<ReturnType<typeof createStoreClient>>
+
+/**
+ * A file the user named, read to the end within `maxBytes` and the run's deadline: a FIFO, /dev/zero or a
+ * stalled mount cannot hang the gate or flood its memory. Unreadable is a usage error naming `what`; the
+ * path is left out where it may be a secret pasted in the wrong place.
+ */
+async function readNamedFile(path: string, what: string, options: { signal: AbortSignal; limits: BodyLimits; showPath?: boolean }): Promise<string> {
+  const stream = createReadStream(path, { signal: options.signal })
   try {
-    size = statSync(path).size
-  } catch {}
-  if (size > maxBodyBytes) throw new NoVerdictError('BODY_TOO_LARGE', `--input ${path} is larger than the --max-body-size of ${maxBodyBytes} bytes`)
-  return parseJsonBody(readNamedFile(path, '--input'), `--input ${path}`)
+    return await abortable(readCapped(stream, options.limits), options.signal)
+  } catch (error) {
+    if (options.signal.aborted || error instanceof NoVerdictError || error instanceof UsageError) throw options.signal.aborted ? options.signal.reason : error
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable'
+    throw new UsageError('FILE', `cannot read ${what}${options.showPath === false ? '' : ` ${path}`} (${reason}): check the path and that the file is mounted`)
+  } finally {
+    stream.destroy()
+  }
+}
+
+const configFileLimits = (what: string): BodyLimits => ({
+  maxBytes: MAX_CONFIG_FILE_BYTES,
+  tooLarge: () => new UsageError('FILE', `${what} is larger than ${MAX_CONFIG_FILE_BYTES / 1024} KiB: that is not a ${what.replace(/^the /, '')}`),
+})
+
+/** The token and CA files, read and checked: the store is then ready to ask. */
+async function loadStoreSettings(source: StoreSource, timeoutMs: number, signal: AbortSignal): Promise<StoreSettings> {
+  const token =
+    'value' in source.token
+      ? source.token.value
+      : checkToken(await readNamedFile(source.token.file, `the token file named by ${source.token.origin}`, { signal, limits: configFileLimits('the token file'), showPath: false }), source.token.origin)
+  let ca: StoreSettings['ca']
+  if (source.ca && 'pem' in source.ca) ca = { pem: checkCa(source.ca.pem, source.ca.origin), origin: source.ca.origin }
+  else if (source.ca) ca = { pem: checkCa(await readNamedFile(source.ca.file, 'the CA file', { signal, limits: configFileLimits('the CA file') }), source.ca.file), origin: source.ca.file }
+  return { baseUrl: source.baseUrl, token, ...(ca ? { ca } : {}), timeoutMs, pollIntervalMs: source.pollIntervalMs, proxied: source.proxied }
+}
+
+/** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
+async function loadExemptions(path: string, secrets: readonly string[], signal: AbortSignal, blocking: Io['blocking']): Promise<Exemption[]> {
+  const source = redact(await readNamedFile(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }), secrets)
+  const { parseDocument } = await import('yaml')
+  return blocking(() => {
+    const document = parseDocument(source, { uniqueKeys: true })
+    const [problem] = document.errors
+    if (problem) throw new UsageError('EXEMPTIONS', `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
+    let content: unknown
+    try {
+      // yaml refuses documents whose aliases expand past maxAliasCount (a "billion laughs" file).
+      content = document.toJS({ maxAliasCount: 100 })
+    } catch (error) {
+      throw new UsageError('EXEMPTIONS', `${path}: cannot be read as exemptions (${(error as Error).message.split('\n')[0]})`)
+    }
+    return exemptionsFrom(content, path)
+  })
+}
+
+/** --input: a saved body from a file or stdin, within --max-body-size, the memory left and the deadline. */
+async function readInput(path: string, io: Io, maxBodyBytes: number, signal: AbortSignal): Promise<string> {
+  const limits: BodyLimits = { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge(`--input ${path}`, maxBodyBytes), json: { what: `--input ${path}`, available: io.availableMemory } }
+  if (path === '-') return abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), signal)
+  return readNamedFile(path, '--input', { signal, limits })
 }
 
 export interface Io {
@@ -1427,23 +1795,34 @@ export interface Io {
   readonly stderr: (text: string) => void
   readonly stdin: NodeJS.ReadableStream
   readonly isTTY: boolean
+  /** Aborts on SIGINT or SIGTERM, with an InterruptedError. */
   readonly signal: AbortSignal
+  readonly now: () => number
+  /** Runs synchronous work (parsing, evaluating) so that SIGINT or SIGTERM still end the process at once. */
+  readonly blocking: <T>(work: () => T) => T
+  readonly availableMemory: () => number
 }
 
-function defaultIo(signal: AbortSignal): Io {
-  return {
-    env: process.env,
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-    stdin: process.stdin,
-    isTTY: Boolean(process.stdout.isTTY),
-    signal,
+/** Writes to a temporary name in the same folder, then renames: a reader sees the old file or the whole new one, never half. */
+function writeFilesAtomically(files: ReadonlyArray<readonly [path: string, content: string]>): void {
+  const temporary = files.map(([path]) => join(dirname(path), `.${basename(path)}.${process.pid}.tmp`))
+  try {
+    files.forEach(([, content], index) => writeFileSync(temporary[index]!, content, { flag: 'w', mode: 0o644 }))
+    files.forEach(([path], index) => renameSync(temporary[index]!, path))
+  } finally {
+    for (const path of temporary) rmSync(path, { force: true })
   }
 }
 
 const fileSystem = {
-  readFile: (path: string) => readFileSync(path, 'utf8'),
   fileExists: (path: string) => existsSync(path),
+  isDirectory: (path: string) => {
+    try {
+      return statSync(path).isDirectory()
+    } catch {
+      return false
+    }
+  },
   isWritableDirectory: (path: string) => {
     try {
       accessSync(path, fsConstants.W_OK)
@@ -1454,89 +1833,96 @@ const fileSystem = {
   },
 }
 
-function writeResults(dir: string, results: Record<string, string>): void {
-  for (const [name, content] of Object.entries(results)) writeFileSync(join(dir, name), content)
-}
-
-/** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
-async function loadExemptions(path: string): Promise<Exemption[]> {
-  const source = readNamedFile(path, '--exemptions')
-  const { parseDocument } = await import('yaml')
-  const document = parseDocument(source)
-  const [problem] = document.errors
-  if (problem) throw new UsageError('EXEMPTIONS', `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
-  return exemptionsFrom(document.toJS(), path)
-}
+/** How a run ended, before it is written anywhere. */
+type Outcome = { readonly exitCode: number; readonly evaluation?: Evaluation; readonly skipped?: true; readonly error?: { readonly code: string; readonly message: string } }
 
 /** Runs the gate and returns its exit code; the only place that decides one. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const secrets: string[] = []
   const stdout = (text: string) => io.stdout(redact(text, secrets))
-  const stderr = (text: string) => io.stderr(redact(text, secrets))
-  const say = (line: string) => stderr(`${NAME}: ${line}\n`)
+  // Messages may quote a store's answer: one line each, control characters shown escaped.
+  const say = (line: string) => io.stderr(redact(`${NAME}: ${escapeControls(line)}\n`, secrets))
 
   let config: Config
-  let exemptions: Exemption[] = []
   try {
     const args = parseArgs(argv)
     if (args.kind === 'help' || args.kind === 'version') {
       stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
       return EXIT.PASS
     }
-    config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem })
-    if (config.exemptionsFile && config.gate !== 'none') exemptions = await loadExemptions(config.exemptionsFile)
+    config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem }, io.now())
   } catch (error) {
-    if (!(error instanceof UsageError)) {
-      say(`no verdict: unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`)
-      return EXIT.NO_VERDICT
-    }
-    say(error.message)
-    say('run with --help for usage')
-    return EXIT.USAGE
+    return reportUsageError(error, say)
   }
-  if (config.source && 'store' in config.source) secrets.push(config.source.store.token)
   const { image, gate, format, mode, resultsDir, report } = config
 
-  /** Every verdict, and every failure to reach one, ends here: the summary or JSON, the files, audit mode. */
-  const finish = (outcome: JsonReport, summary?: string): number => {
-    if (format === 'json') stdout(`${JSON.stringify(outcome, null, 2)}\n`)
+  /**
+   * Every verdict, and every failure to reach one, ends here. The files are written first, so that Tekton
+   * never reads a stale or half-written result; when the results cannot be written the verdict is still
+   * printed, but the exit code says no verdict, since the Task could not record it.
+   */
+  const finish = (outcome: Outcome, summary?: string): number => {
+    let jsonReport = buildJsonReport({ image, gate, mode, ...outcome })
+    if (resultsDir) {
+      try {
+        writeFilesAtomically(Object.entries(tektonResults(jsonReport)).map(([name, content]) => [join(resultsDir, name), redact(content, secrets)] as const))
+      } catch (error) {
+        const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
+        rmSync(join(resultsDir, 'verdict'), { force: true }) // no stale verdict of an earlier run
+        say(`no verdict: ${message}`)
+        jsonReport = buildJsonReport({ image, gate, mode, ...outcome, exitCode: EXIT.NO_VERDICT, error: { code: 'RESULTS_NOT_WRITTEN', message } })
+      }
+    }
+    if (report) {
+      try {
+        writeFilesAtomically([[report.path, redact(renderReport(jsonReport, report.format), secrets)]])
+      } catch (error) {
+        say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
+      }
+    }
+    if (format === 'json') stdout(toJson(jsonReport))
     else if (summary) stdout(summary)
-    try {
-      if (resultsDir) writeResults(resultsDir, tektonResults(outcome))
-      if (report) writeFileSync(report.path, renderReport(outcome, report.format))
-    } catch (error) {
-      say(`no verdict: cannot write ${(error as { path?: string }).path ?? 'the results'} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
-      return mode === 'audit' ? EXIT.PASS : EXIT.NO_VERDICT
+    if (jsonReport.exitCode !== jsonReport.enforcedExitCode) {
+      say(`AUDIT: the gate would have failed here (exit ${jsonReport.enforcedExitCode}, ${jsonReport.verdict === 'fail' ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
     }
-    if (outcome.exitCode !== outcome.enforcedExitCode) {
-      say(`AUDIT: the gate would have failed here (exit ${outcome.enforcedExitCode}, ${outcome.verdict === 'fail' ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
-    }
-    return outcome.exitCode
+    return jsonReport.exitCode
   }
 
-  if (!config.source) {
-    say(`gate none: no policy enforced for ${image.reference}; the store was not asked`)
-    return finish(buildJsonReport({ image, gate, mode, exitCode: EXIT.PASS, skipped: true }))
-  }
-
-  let fetcher: Awaited<ReturnType<typeof createStoreFetcher>> | undefined
+  const started = io.now()
+  // The whole run ends by --timeout: file reads and every wait race this signal.
+  const deadline = AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))])
+  let client: StoreClient | undefined
+  let phase = 'reading the configuration'
   try {
+    const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, deadline) : undefined
+    if (store) secrets.push(store.token)
+    phase = 'reading --exemptions'
+    const exemptions = config.exemptionsFile && config.source ? await loadExemptions(config.exemptionsFile, secrets, deadline, io.blocking) : []
+    if (!config.source) {
+      say(`gate none: no policy enforced for ${image.reference}; the store was not asked`)
+      return finish({ exitCode: EXIT.PASS, skipped: true })
+    }
+
     let document: unknown
     let triage: TriageDecision[] = []
     if ('input' in config.source) {
-      document = await readInput(config.source.input, io.stdin, config.maxBodyBytes)
-    } else {
-      const { store } = config.source
+      phase = `reading --input ${config.source.input}`
+      const body = await readInput(config.source.input, io, config.maxBodyBytes, deadline)
+      if (body.length > LARGE_BODY_BYTES) say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
+      document = io.blocking(() => parseJsonBody(body, `--input ${config.source && 'input' in config.source ? config.source.input : ''}`))
+    } else if (store) {
+      phase = 'waiting for the store'
       say(`checking ${image.reference} against gate ${gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
-      fetcher = await createStoreFetcher(store, io.env, config.maxBodyBytes)
+      client = await createStoreClient(store, config.maxBodyBytes)
       const deps: WaitDeps = {
-        fetch: fetcher.fetch,
-        now: Date.now,
+        fetch: client.fetch,
+        now: io.now,
         sleep: (ms, signal) => sleep(ms, undefined, { signal }),
         random: Math.random,
         progress: say,
         signal: io.signal,
-        started: Date.now(),
+        started,
+        blocking: io.blocking,
       }
       if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, deps)
       document = await waitForImageReport(store, image.digest, deps)
@@ -1546,28 +1932,42 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         else say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
       }
     }
-    const policy: Policy = { gate, unknownAs: config.unknownAs, exemptions, triage, now: Date.now(), ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }) }
-    const evaluation = evaluate(document, policy, image.digest)
-    const exitCode = evaluation.passed ? EXIT.PASS : EXIT.VIOLATION
+    const policy: Policy = { gate, unknownAs: config.unknownAs, exemptions, triage, now: io.now(), ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }) }
     const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
-    return finish(buildJsonReport({ image, gate, mode, exitCode, evaluation }), renderText(evaluation, image, { color, policy, triage: config.triage }))
+    const [evaluation, summary] = io.blocking(() => {
+      const result = evaluate(document, policy, image.digest)
+      return [result, renderText(result, image, { color, policy, triage: config.triage })] as const
+    })
+    return finish({ exitCode: evaluation.passed ? EXIT.PASS : EXIT.VIOLATION, evaluation }, summary)
   } catch (caught) {
-    const error = io.signal.aborted && !(caught instanceof NoVerdictError) ? io.signal.reason : caught
+    let error = caught
+    if (io.signal.aborted && !(caught instanceof NoVerdictError)) error = io.signal.reason
+    else if (deadline.aborted && !(caught instanceof NoVerdictError || caught instanceof UsageError)) {
+      error = new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(config.timeoutMs)} ${phase}`)
+    }
     if (error instanceof InterruptedError) {
       say(`${error.message} before a verdict was reached`)
       return error.exitCode
     }
-    if (error instanceof UsageError) {
-      say(error.message)
-      return EXIT.USAGE
-    }
-    const known = error instanceof NoVerdictError
-    const message = known ? error.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
+    if (error instanceof UsageError) return reportUsageError(error, say)
+    const known = error instanceof NoVerdictError ? error : undefined
+    const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
     say(`no verdict: ${message}`)
-    return finish(buildJsonReport({ image, gate, mode, exitCode: EXIT.NO_VERDICT, error: { code: known ? error.code : 'BUG', message } }))
+    return finish({ exitCode: EXIT.NO_VERDICT, error: { code: known?.code ?? 'BUG', message } })
   } finally {
-    await fetcher?.close().catch(() => undefined)
+    await client?.close().catch(() => undefined)
   }
+}
+
+/** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */
+function reportUsageError(error: unknown, say: (line: string) => void): number {
+  if (!(error instanceof UsageError)) {
+    say(`no verdict: unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`)
+    return EXIT.NO_VERDICT
+  }
+  say(error.message)
+  say('run with --help for usage')
+  return EXIT.USAGE
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1585,13 +1985,39 @@ function isMain(): boolean {
 
 if (isMain()) {
   const controller = new AbortController()
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+  const listeners = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+    const listener = () => {
       const interrupted = new InterruptedError(signal)
       controller.abort(interrupted)
       // Whatever is still pending (a TLS handshake, a slow close), stop within a second.
       setTimeout(() => process.exit(interrupted.exitCode), 1_000).unref()
-    })
+    }
+    process.once(signal, listener)
+    return [signal, listener] as const
+  })
+  // A reader that closes early (`| head`) is not an error of the gate: the exit code stays the verdict's.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', (error: NodeJS.ErrnoException) => void (error.code === 'EPIPE' || process.exit(EXIT.NO_VERDICT)))
+  const io: Io = {
+    env: process.env,
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    stdin: process.stdin,
+    isTTY: Boolean(process.stdout.isTTY),
+    signal: controller.signal,
+    now: Date.now,
+    // Without a listener, SIGINT and SIGTERM take their default action at once (exit 130/143 as the
+    // shell and Kubernetes report it), even in the middle of a JSON.parse that no listener could interrupt.
+    blocking: (work) => {
+      for (const [signal, listener] of listeners) process.removeListener(signal, listener)
+      try {
+        return work()
+      } finally {
+        for (const [signal, listener] of listeners) if (!controller.signal.aborted) process.once(signal, listener)
+      }
+    },
+    availableMemory,
   }
-  process.exitCode = await main(process.argv.slice(2), defaultIo(controller.signal))
+  process.exitCode = await main(process.argv.slice(2), io)
+  // Work that cannot be cancelled (a FIFO that is never written, a socket a proxy holds open) must not keep the process past its verdict.
+  setTimeout(() => process.exit(), 1_000).unref()
 }

@@ -61,7 +61,7 @@ describe('--exemptions', () => {
   })
 
   it.each([
-    ['a bad date', 'broken.yaml', /broken\.yaml: entry 1 \(CVE-2021-44228\): "expires" "next week" is not a date: use YYYY-MM-DD/],
+    ['a bad date', 'broken.yaml', /broken\.yaml: entry 1 \(CVE-2021-44228\): "expires" "next week" is not a real date: use YYYY-MM-DD/],
     ['broken YAML', 'not-yaml.yaml', /not-yaml\.yaml: not valid YAML at line \d+/],
     ['a missing file', 'missing.yaml', /cannot read --exemptions .*missing\.yaml \(ENOENT\)/],
   ])('exits 2 on %s before asking the store', async (_name, file, message) => {
@@ -184,6 +184,7 @@ describe('--report-file', () => {
     await serve([answer.image(sampleImageBody())])
     const run = await gate(['--report-file', '/nonexistent/folder/report.json'])
     expect(run.code).toBe(EXIT.USAGE)
-    expect(run.stderr).toContain('--report-file /nonexistent/folder/report.json: its folder is not a writable directory')
+    expect(run.stderr).toContain('--report-file "/nonexistent/folder/report.json" cannot be written: its folder is missing or not writable')
+    expect(fixture.store.requests).toHaveLength(0)
   })
 })

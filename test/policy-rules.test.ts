@@ -1,7 +1,5 @@
 // Unit tests of the policy beyond the gate: exemptions and their expiry, triage, score and unknown rules,
 // audit mode, and the SARIF and JUnit reports (validated against the SARIF schema, parsed as XML).
-import { readFileSync } from 'node:fs'
-import AjvDraft04 from 'ajv-draft-04'
 import { XMLParser } from 'fast-xml-parser'
 import { describe, expect, it } from 'vitest'
 import {
@@ -20,6 +18,7 @@ import {
   type Exemption,
   type Policy,
 } from '../policy.ts'
+import { validateSarif } from './support/sarif.ts'
 import { cleanImageBody, SAMPLE_DIGEST, sampleImageBody, triageRecord } from './support/simulator.ts'
 
 const NOW = Date.parse('2026-11-28T12:00:00Z')
@@ -48,7 +47,14 @@ describe('exemptionsFrom', () => {
     ['a missing id', { exemptions: [{ reason: 'r', expires: '2027-01-01' }] }, 'x.yaml: entry 1: "id" is missing'],
     ['a missing reason', { exemptions: [{ id: 'CVE-1', expires: '2027-01-01' }] }, 'x.yaml: entry 1 (CVE-1): "reason" is missing'],
     ['a missing expiry', { exemptions: [{ id: 'CVE-1', reason: 'r' }] }, 'x.yaml: entry 1 (CVE-1): "expires" is missing: the last day it applies'],
-    ['an impossible date', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30' }] }, '"expires" "2027-02-30" is not a date'],
+    ['an impossible date', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30' }] }, '"expires" "2027-02-30" is not a real date'],
+    ['February 30 with a time', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30T10:00:00Z' }] }, 'entry 1 (CVE-1): "expires" "2027-02-30T10:00:00Z" is not a real date'],
+    ['hour 25', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T25:00:00Z' }] }, '"expires" "2027-01-01T25:00:00Z" is not a real date'],
+    ['month 13', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-13-01T10:00:00Z' }] }, 'is not a real date'],
+    ['second 60', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T23:59:60Z' }] }, 'is not a real date'],
+    ['an offset of 24 hours', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T10:00:00+24:00' }] }, 'is not a real date'],
+    ['a misspelt field inside package', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: { name: 'openssl', versions: '3.0.2' } }] }, '"package.versions" is not a field'],
+    ['a package version that is a list', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: { name: 'openssl', version: ['3.0.2'] } }] }, '"package.version" must be text'],
     ['a misspelt field', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', expiry: 'x' }] }, '"expiry" is not a field'],
     ['a package list', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: ['a'] }] }, '"package" must be a name, or a mapping'],
   ])('refuses %s, naming the entry and field', (_name, document, message) => {
@@ -59,6 +65,8 @@ describe('exemptionsFrom', () => {
     expect(parseExpiry('2026-11-28')).toBe(Date.parse('2026-11-28T23:59:59.999Z'))
     expect(parseExpiry('2026-11-28T10:00:00+02:00')).toBe(Date.parse('2026-11-28T08:00:00Z'))
     expect(parseExpiry('28.11.2026')).toBeUndefined()
+    expect(parseExpiry('2028-02-29')).toBe(Date.parse('2028-02-29T23:59:59.999Z'))
+    expect(parseExpiry('2027-02-29')).toBeUndefined()
   })
 })
 
@@ -163,6 +171,9 @@ describe('freshness', () => {
     expect(parseNewerThan('2026-11-28T09:00:00Z', NOW)).toBe(Date.parse('2026-11-28T09:00:00Z'))
     expect(parseNewerThan('2h', NOW)).toBe(NOW - 7_200_000)
     expect(() => parseNewerThan('yesterday', NOW)).toThrow(/neither an RFC 3339 time/)
+    for (const impossible of ['2026-11-28T25:00:00Z', '2026-13-01T00:00:00Z', '2026-02-30T10:00:00Z', '2026-11-28T10:00:60Z', '2026-11-28T10:60:00Z']) {
+      expect(() => parseNewerThan(impossible, NOW), impossible).toThrow(`--newer-than "${impossible}" is not a real time`)
+    }
   })
 
   it('finds the newest report on a page', () => {
@@ -184,10 +195,7 @@ describe('audit mode and reports', () => {
     expect(buildJsonReport({ image: REF, gate: 'high', exitCode: 3, mode: 'audit', error: { code: 'X', message: 'y' } })).toMatchObject({ exitCode: 0, enforcedExitCode: 3 })
   })
 
-  const schema = JSON.parse(readFileSync(new URL('fixtures/sarif-schema-2.1.0.json', import.meta.url), 'utf8'))
-  // ajv-draft-04 is CommonJS with a default export; the SARIF schema's language pattern is not valid under the u flag.
-  const Ajv = (AjvDraft04 as unknown as { default: new (options: object) => import('ajv').default }).default
-  const validate = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false }).compile(schema)
+  const validate = validateSarif
 
   it.each(Object.entries(outcomes))('writes valid SARIF 2.1.0 for a %s', (_name, outcome) => {
     const sarif = JSON.parse(renderSarif(outcome))

@@ -114,45 +114,54 @@ describe('parseGate and parseStoreUrl', () => {
 })
 
 describe('parseArgs and resolveConfig', () => {
-  const files = (contents: Record<string, string>) => ({
-    readFile: (path: string) => {
-      if (!(path in contents)) throw Object.assign(new Error('missing'), { code: 'ENOENT' })
-      return contents[path]!
-    },
-    fileExists: (path: string) => path in contents,
-    isWritableDirectory: (path: string) => path === '/tekton/results',
+  const TOKEN = 'a-token-of-twenty-chars'
+  const environment = (env: Record<string, string>, files: string[] = []) => ({
+    env,
+    fileExists: (path: string) => files.includes(path),
+    isDirectory: (path: string) => path === '/tekton/results' || path === '/reports',
+    isWritableDirectory: (path: string) => path === '/tekton/results' || path === '/reports' || path === '.',
   })
-  const resolve = (argv: string[], env: Record<string, string> = {}, contents: Record<string, string> = {}) => {
+  const resolve = (argv: string[], env: Record<string, string> = {}, files: string[] = []) => {
     const args = parseArgs(argv)
     if (args.kind !== 'run') throw new Error(`expected a run, got ${args.kind}`)
-    return resolveConfig(args.values, args.positionals, { env, ...files(contents) })
+    return resolveConfig(args.values, args.positionals, environment(env, files))
   }
   const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
 
   it('takes every setting from the seed Task environment', () => {
-    const config = resolve([SAMPLE_DIGEST], { GATE: 'High', METADATA_STORE_URL: 'store.example.com', ACCESS_TOKEN: ' tok\n' }, { '/var/cert/caCrt': CA })
+    const config = resolve([SAMPLE_DIGEST], { GATE: 'High', METADATA_STORE_URL: 'store.example.com', ACCESS_TOKEN: ` ${TOKEN}\n` }, ['/var/cert/caCrt'])
     expect(config.gate).toBe('high')
-    expect(config.source).toMatchObject({ store: { token: 'tok', ca: { origin: '/var/cert/caCrt' }, timeoutMs: 1_800_000, pollIntervalMs: 5_000 } })
+    expect(config.timeoutMs).toBe(1_800_000)
+    expect(config.source).toMatchObject({ store: { token: { value: TOKEN }, ca: { file: '/var/cert/caCrt' }, pollIntervalMs: 5_000, proxied: false } })
   })
 
   it('lets flags win over the environment, in both --flag value and --flag=value forms', () => {
-    const config = resolve(['--gate=low', '--timeout', '10s', '--url', 'a.example.com', SAMPLE_DIGEST], { GATE: 'critical', POLICY_TIMEOUT: '1h', ACCESS_TOKEN: 't' })
+    const config = resolve(['--gate=low', '--timeout', '10s', '--url', 'a.example.com', SAMPLE_DIGEST], { GATE: 'critical', POLICY_TIMEOUT: '1h', ACCESS_TOKEN: TOKEN })
     expect(config.gate).toBe('low')
-    expect(config.source).toMatchObject({ store: { timeoutMs: 10_000 } })
+    expect(config.timeoutMs).toBe(10_000)
   })
 
-  it('reads the token from a file named by --token-file before ACCESS_TOKEN', () => {
-    const config = resolve(['--gate', 'high', '--url', 'a.example.com', '--token-file', '/t', SAMPLE_DIGEST], { ACCESS_TOKEN: 'env-token' }, { '/t': 'file-token\n' })
-    expect(config.source).toMatchObject({ store: { token: 'file-token' } })
+  it('takes the token file named by --token-file before ACCESS_TOKEN', () => {
+    const config = resolve(['--gate', 'high', '--url', 'a.example.com', '--token-file', '/t', SAMPLE_DIGEST], { ACCESS_TOKEN: TOKEN })
+    expect(config.source).toMatchObject({ store: { token: { file: '/t', origin: '--token-file' } } })
   })
 
   it('accepts the PEM itself in METADATA_STORE_CA_CERT, as the seed docs put it there', () => {
-    const config = resolve([SAMPLE_DIGEST], { GATE: 'high', METADATA_STORE_URL: 'a', ACCESS_TOKEN: 't', METADATA_STORE_CA_CERT: CA })
+    const config = resolve([SAMPLE_DIGEST], { GATE: 'high', METADATA_STORE_URL: 'a', ACCESS_TOKEN: TOKEN, METADATA_STORE_CA_CERT: CA })
     expect(config.source).toMatchObject({ store: { ca: { pem: CA, origin: 'METADATA_STORE_CA_CERT' } } })
   })
 
   it('needs neither store nor token for gate none', () => {
-    expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'none', format: 'text', mode: 'enforce', unknownAs: 'ignore', triage: false, maxBodyBytes: 256 * 1024 * 1024 })
+    expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({
+      image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST },
+      gate: 'none',
+      format: 'text',
+      mode: 'enforce',
+      unknownAs: 'ignore',
+      triage: false,
+      maxBodyBytes: 64 * 1024 * 1024,
+      timeoutMs: 1_800_000,
+    })
   })
 
   it.each([
@@ -160,21 +169,35 @@ describe('parseArgs and resolveConfig', () => {
     ['no store', ['--gate', 'high', SAMPLE_DIGEST], {}, /no store given/],
     ['no token', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], {}, /no token given: set ACCESS_TOKEN/],
     ['an empty token', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], { ACCESS_TOKEN: '  ' }, /ACCESS_TOKEN is empty/],
-    ['a token with spaces', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], { ACCESS_TOKEN: 'two words' }, /spaces or non-ASCII/],
-    ['a missing token file', ['--gate', 'high', '--url', 'a', '--token-file', '/nope', SAMPLE_DIGEST], {}, /cannot read the token file \/nope .*ENOENT/],
-    ['a missing CA file', ['--gate', 'high', '--url', 'a', '--ca-cert', '/nope', SAMPLE_DIGEST], { ACCESS_TOKEN: 't' }, /cannot read the CA file \/nope/],
+    ['a token with spaces', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], { ACCESS_TOKEN: 'two words of a long token' }, /spaces or non-ASCII/],
+    ['a token too short to redact safely', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], { ACCESS_TOKEN: 'abc' }, /ACCESS_TOKEN has 3 characters, too short to be a real one/],
+    ['an empty --token-file', ['--gate', 'high', '--url', 'a', '--token-file', '', SAMPLE_DIGEST], {}, /--token-file is empty/],
     ['two images', ['--gate', 'high', SAMPLE_DIGEST, SAMPLE_DIGEST], {}, /one image at a time/],
     ['an unknown option', ['--gat', 'high'], {}, /unknown option --gat/],
     ['a --token flag', ['--token', 'abc'], {}, /never from a flag/],
     ['a flag without its value', ['--gate'], {}, /--gate needs a value/],
     ['an unknown format', ['--gate', 'high', '--format', 'xml', SAMPLE_DIGEST], {}, /--format "xml" is not a format/],
     ['TLS verification switched off', ['--gate', 'high', SAMPLE_DIGEST], { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, /NODE_TLS_REJECT_UNAUTHORIZED=0/],
+    ['an impossible --newer-than', ['--gate', 'high', '--newer-than', '2026-11-28T25:00:00Z', SAMPLE_DIGEST], {}, /--newer-than "2026-11-28T25:00:00Z" is not a real time/],
+    ['HTTPS_PROXY that is not a URL', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], { ACCESS_TOKEN: TOKEN, HTTPS_PROXY: 'not a url' }, /HTTPS_PROXY is not a proxy URL/],
+    ['a socks proxy', ['--gate', 'high', '--url', 'a', SAMPLE_DIGEST], { ACCESS_TOKEN: TOKEN, https_proxy: 'socks5://127.0.0.1:1080' }, /https_proxy is not a proxy URL/],
+    ['a URL whose scheme lost a slash', ['--gate', 'high', '--url', 'http:/host:8443', SAMPLE_DIGEST], { ACCESS_TOKEN: TOKEN }, /--url "http:\/host:8443" has a malformed scheme/],
+    ['an empty --report-file', ['--gate', 'high', '--report-file', '', SAMPLE_DIGEST], {}, /--report-file "" is empty/],
+    ['a --report-file ending in /', ['--gate', 'high', '--report-file', 'out/', SAMPLE_DIGEST], {}, /--report-file "out\/" is a folder/],
+    ['a --report-file that is a folder', ['--gate', 'high', '--report-file', '/reports', SAMPLE_DIGEST], {}, /--report-file "\/reports" is a folder/],
+    ['a --report-file in a missing folder', ['--gate', 'high', '--report-file', '/nope/r.json', SAMPLE_DIGEST], {}, /its folder is missing or not writable/],
+    ['an empty --results-dir', ['--gate', 'high', '--results-dir', '', SAMPLE_DIGEST], {}, /--results-dir is empty/],
+    ['an empty --input', ['--gate', 'high', '--input', '', SAMPLE_DIGEST], {}, /--input is empty/],
   ])('refuses %s with a usage error', (_name, argv, env, message) => {
+    expect(() => resolve(argv as string[], env as Record<string, string>)).toThrow(UsageError)
     expect(() => resolve(argv as string[], env as Record<string, string>)).toThrow(message)
   })
 
-  it('refuses a CA file that holds no certificate', () => {
-    expect(() => resolve(['--gate', 'high', '--url', 'a', '--ca-cert', '/ca', SAMPLE_DIGEST], { ACCESS_TOKEN: 't' }, { '/ca': 'not a pem' })).toThrow(/holds no PEM certificate/)
+  it('checks output paths for every gate, before any request', () => {
+    expect(resolve(['--gate', 'high', '--input', 'x.json', '--report-file', '/reports/r.sarif', '--results-dir', '/tekton/results', SAMPLE_DIGEST])).toMatchObject({
+      report: { path: '/reports/r.sarif', format: 'sarif' },
+      resultsDir: '/tekton/results',
+    })
   })
 
   it.each([['--help'], ['-h'], ['--gate', 'x', '--help']])('%s asks for help before anything is checked', (...argv) => {
@@ -366,7 +389,7 @@ describe('renderText and redact', () => {
   it('caps the listed findings and says how many more there are', () => {
     const many = image(pkg('a', '1', ...Array.from({ length: 25 }, (_, i) => vuln(`CVE-2026-${1000 + i}`, rating('High', 7)))))
     const text = renderText(evaluate(many, 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
-    expect(text).toContain('... and 5 more (--format json lists them all)')
+    expect(text).toContain('... and 5 more (--format json lists up to 5000)')
     expect(text).toContain('FAIL: 25 vulnerabilities (25 findings) block at gate high.')
   })
 
