@@ -7,7 +7,7 @@
  * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
-import { accessSync, constants as fsConstants, createReadStream, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants as fsConstants, createReadStream, existsSync, fstatSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
@@ -1734,16 +1734,32 @@ export type StoreClient = Awaited<ReturnType<typeof createStoreClient>>
  * path is left out where it may be a secret pasted in the wrong place.
  */
 async function readNamedFile(path: string, what: string, options: { signal: AbortSignal; limits: BodyLimits; showPath?: boolean }): Promise<string> {
-  const stream = createReadStream(path, { signal: options.signal })
+  let stream: NodeJS.ReadableStream & { destroy(): void } | undefined
   try {
+    stream = await openForReading(path)
     return await abortable(readCapped(stream, options.limits), options.signal)
   } catch (error) {
     if (options.signal.aborted || error instanceof NoVerdictError || error instanceof UsageError) throw options.signal.aborted ? options.signal.reason : error
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable'
     throw new UsageError('FILE', `cannot read ${what}${options.showPath === false ? '' : ` ${path}`} (${reason}): check the path and that the file is mounted`)
   } finally {
-    stream.destroy()
+    stream?.destroy()
   }
+}
+
+/**
+ * Opened without blocking: a FIFO that nobody writes to would otherwise hold a libuv thread in open(2),
+ * and the process could not even exit. FIFOs and sockets are then read as pipes (epoll), never by a
+ * thread that a silent writer could hold.
+ */
+async function openForReading(path: string): Promise<NodeJS.ReadableStream & { destroy(): void }> {
+  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+  const stat = fstatSync(fd)
+  if (stat.isFIFO() || stat.isSocket()) {
+    const { Socket } = await import('node:net')
+    return new Socket({ fd, readable: true, writable: false })
+  }
+  return createReadStream('', { fd })
 }
 
 const configFileLimits = (what: string): BodyLimits => ({

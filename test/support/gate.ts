@@ -2,7 +2,7 @@
 // captured so that the shared secret check (test/support/secret-hygiene.ts) can read them all.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { constants, tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const BUNDLE = new URL('../../dist/policy.mjs', import.meta.url).pathname
@@ -42,9 +42,10 @@ export function runGate(
   child.stdin.end(options.stdin ?? '')
   return new Promise((resolve, reject) => {
     child.on('error', reject)
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       captureOutput(stdout, stderr)
-      resolve({ code, stdout, stderr, ms: performance.now() - started })
+      // Killed by a signal: the code the shell and Kubernetes report (143 for SIGTERM, 130 for SIGINT).
+      resolve({ code: code ?? (signal ? 128 + constants.signals[signal] : null), stdout, stderr, ms: performance.now() - started })
     })
   })
 }

@@ -39,3 +39,25 @@ export async function startConnectProxy(): Promise<Proxy> {
       }),
   }
 }
+
+/** A proxy that accepts TCP and never answers CONNECT (a stuck egress proxy); it only counts connections. */
+export async function startSilentProxy(): Promise<Proxy> {
+  const connects: string[] = []
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((socket) => {
+    connects.push('tcp')
+    sockets.add(socket)
+    socket.on('error', () => undefined).on('close', () => sockets.delete(socket))
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connects,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}

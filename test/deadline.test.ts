@@ -1,0 +1,235 @@
+// The deadline is a promise. The polling rules (backoff, Retry-After, DNS, timers) run here on a fake clock,
+// in milliseconds and deterministically; then the built gate proves the real clock is wired: a proxy that
+// never answers CONNECT, a store that says Retry-After: 0, FIFOs and /dev/zero, and signals mid-parse.
+import { execFileSync } from 'node:child_process'
+import { createWriteStream, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { once } from 'node:events'
+import { describe, expect, it } from 'vitest'
+import { EXIT, NoVerdictError, parseRetryAfter, pollStore, timerMs, type StoreResponse, type StoreSettings, type WaitDeps } from '../policy.ts'
+import { useStoreFixture } from './support/fixture.ts'
+import { runGate, writeFiles } from './support/gate.ts'
+import { startSilentProxy } from './support/proxy.ts'
+import { answer, cleanImageBody, SAMPLE_DIGEST, sampleImageBody, TEST_TOKEN } from './support/simulator.ts'
+
+const STORE: StoreSettings = { baseUrl: new URL('https://store.example.com'), token: TEST_TOKEN, timeoutMs: 10_000, pollIntervalMs: 100, proxied: false }
+const IMAGE_POLL = { url: new URL('https://store.example.com/api/v1/images/x'), what: 'the image', onNotFound: 'wait' as const, accept: (document: unknown) => ({ ready: true as const, value: document }) }
+
+const status = (code: number, headers: Record<string, string> = {}, body = ''): StoreResponse => ({ status: code, headers, body })
+const ok = status(200, {}, '{"Digest":"x"}')
+const dnsError = () => Object.assign(new Error('getaddrinfo ENOTFOUND store.example.com'), { code: 'ENOTFOUND', hostname: 'store.example.com' })
+
+/** A fake clock: `sleep` moves it on; every request and every sleep is recorded. */
+function fakeClock(answers: ReadonlyArray<StoreResponse | (() => Error)>) {
+  let now = 0
+  let served = 0
+  const requests: number[] = []
+  const sleeps: number[] = []
+  const deps: WaitDeps = {
+    fetch: async () => {
+      requests.push(now)
+      const next = answers[Math.min(served++, answers.length - 1)]!
+      if (typeof next === 'function') throw next()
+      return next
+    },
+    now: () => now,
+    sleep: async (ms) => {
+      sleeps.push(ms)
+      now += ms
+    },
+    random: () => 0.5,
+    progress: () => undefined,
+    signal: new AbortController().signal,
+    started: 0,
+    blocking: (work) => work(),
+  }
+  return { deps, requests, sleeps, elapsed: () => now }
+}
+
+const gaps = (times: readonly number[]) => times.slice(1).map((time, index) => time - times[index]!)
+
+describe('the polling rules, on a fake clock', () => {
+  it.each([['0'], ['-1'], ['1.5'], ['Thu, 01 Jan 1970 00:00:00 GMT'], ['99999999999'], ['soon'], ['']])(
+    'Retry-After %j never makes a hot loop: at least 1 s between tries, never past the deadline',
+    async (retryAfter) => {
+      const clock = fakeClock([status(503, { 'retry-after': retryAfter })])
+      await expect(pollStore(IMAGE_POLL, STORE, clock.deps)).rejects.toMatchObject({ code: 'TIMEOUT' })
+      expect(clock.requests.length).toBeLessThanOrEqual(11)
+      for (const gap of gaps(clock.requests)) expect(gap).toBeGreaterThanOrEqual(1_000)
+      expect(clock.elapsed()).toBeLessThanOrEqual(STORE.timeoutMs)
+      for (const sleep of clock.sleeps) expect(sleep).toBeLessThanOrEqual(2 ** 31 - 1)
+    },
+  )
+
+  it('waits as long as Retry-After asks when that is within the time left', async () => {
+    const clock = fakeClock([status(429, { 'retry-after': '3' }), ok])
+    await expect(pollStore(IMAGE_POLL, STORE, clock.deps)).resolves.toEqual({ Digest: 'x' })
+    expect(clock.sleeps).toEqual([3_000])
+  })
+
+  it('backs off 1 s doubling to 30 s on failures, and polls at the interval while the store says 404', async () => {
+    const failing = fakeClock([...Array.from({ length: 7 }, () => status(500)), ok])
+    await pollStore(IMAGE_POLL, { ...STORE, timeoutMs: 600_000 }, failing.deps)
+    expect(failing.sleeps).toEqual([1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000])
+    const waiting = fakeClock([status(404), status(404), ok])
+    await pollStore(IMAGE_POLL, STORE, waiting.deps)
+    expect(waiting.sleeps).toEqual([100, 100])
+  })
+
+  it('cuts the last wait to the time left and then times out, naming what it waited for', async () => {
+    const clock = fakeClock([status(404)])
+    await expect(pollStore(IMAGE_POLL, { ...STORE, timeoutMs: 250 }, clock.deps)).rejects.toThrow(/timed out after 250ms waiting for the image \(3 requests; last: not in the store yet \(404\)\)/)
+    expect(clock.sleeps).toEqual([100, 100, 50])
+  })
+
+  it('gives up on a host that does not resolve after three tries in a row, naming the host', async () => {
+    const clock = fakeClock([dnsError])
+    const failure = pollStore(IMAGE_POLL, STORE, clock.deps)
+    await expect(failure).rejects.toBeInstanceOf(NoVerdictError)
+    await expect(failure).rejects.toMatchObject({ code: 'DNS', message: expect.stringContaining('host store.example.com does not resolve (ENOTFOUND, 3 tries in a row): check --url') })
+    expect(clock.requests).toEqual([0, 1_000, 3_000])
+  })
+
+  it('rides out a DNS hiccup shorter than three tries', async () => {
+    const clock = fakeClock([dnsError, dnsError, ok])
+    await expect(pollStore(IMAGE_POLL, STORE, clock.deps)).resolves.toEqual({ Digest: 'x' })
+  })
+
+  it('clamps timers to what Node can wait, never 1 ms', async () => {
+    expect(timerMs(2 ** 40)).toBe(2 ** 31 - 1)
+    expect(timerMs(-5)).toBe(0)
+    const clock = fakeClock([status(503, { 'retry-after': '99999999999' }), ok])
+    await pollStore(IMAGE_POLL, { ...STORE, timeoutMs: 2 ** 40 }, clock.deps)
+    expect(clock.sleeps).toEqual([2 ** 31 - 1])
+  })
+
+  it('reads Retry-After strictly: whole seconds or an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    expect(parseRetryAfter('0', now)).toBe(0)
+    expect(parseRetryAfter('120', now)).toBe(120_000)
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000)
+    expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:00 GMT', now)).toBe(0)
+    for (const unreadable of ['1.5', '-1', '1e3', 'soon', '2026-01-01']) expect(parseRetryAfter(unreadable, now), unreadable).toBeUndefined()
+  })
+})
+
+describe('the real clock: the whole run ends by --timeout', () => {
+  const fixture = useStoreFixture()
+  const within = (ms: number, timeoutMs: number) => expect(ms).toBeLessThan(timeoutMs + 5_000)
+
+  it('exits 3 by the deadline behind a proxy that accepts TCP and never answers CONNECT', async () => {
+    await fixture.serve([answer.image(cleanImageBody())])
+    const proxy = await startSilentProxy()
+    try {
+      const run = await fixture.gate(['--timeout', '3s'], { HTTPS_PROXY: proxy.url })
+      expect(run.code).toBe(EXIT.NO_VERDICT)
+      expect(run.stderr).toMatch(/no verdict: timed out after 3s/)
+      expect(proxy.connects.length).toBeGreaterThan(0)
+      within(run.ms, 3_000)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('sends a handful of requests, not hundreds, to a store that says Retry-After: 0', async () => {
+    await fixture.serve([answer.raw(503, 'busy', { 'retry-after': '0' })])
+    const run = await fixture.gate(['--timeout', '3s'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(fixture.store.requests.length).toBeGreaterThanOrEqual(2)
+    expect(fixture.store.requests.length).toBeLessThanOrEqual(4)
+    within(run.ms, 3_000)
+  })
+
+  it.each([
+    ['--input', (fifo: string) => ['--input', fifo], /no verdict: timed out after 2s reading --input/],
+    ['the token file', (fifo: string) => ['--token-file', fifo], /no verdict: timed out after 2s reading the configuration/],
+    ['--exemptions', (fifo: string) => ['--exemptions', fifo], /no verdict: timed out after 2s reading --exemptions/],
+  ])('a FIFO nobody writes to as %s ends at the deadline', async (_name, flags, message) => {
+    await fixture.serve([answer.image(cleanImageBody())])
+    const fifo = join(mkdtempSync(join(tmpdir(), 'fifo-')), 'pipe')
+    execFileSync('mkfifo', [fifo])
+    const run = await fixture.gate([...flags(fifo), '--timeout', '2s'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toMatch(message)
+    expect(fixture.store.requests).toHaveLength(0)
+    within(run.ms, 2_000)
+  })
+
+  it('reads /dev/zero as --input only up to --max-body-size, and refuses it as a token file', async () => {
+    const input = await runGate(['--gate', 'high', '--input', '/dev/zero', '--max-body-size', '1MiB', SAMPLE_DIGEST])
+    expect(input.code).toBe(EXIT.NO_VERDICT)
+    expect(input.stderr).toContain('--input /dev/zero is larger than the --max-body-size of 1048576 bytes')
+    await fixture.serve([answer.image(cleanImageBody())])
+    const token = await fixture.gate(['--token-file', '/dev/zero'])
+    expect(token.code).toBe(EXIT.USAGE)
+    expect(token.stderr).toContain('the token file is larger than 1024 KiB')
+    expect(fixture.store.requests).toHaveLength(0)
+  })
+})
+
+describe('signals end the run within a second in every phase', () => {
+  /** A report large enough that parsing and evaluating it takes seconds. */
+  async function writeLargeReport(megabytes: number): Promise<string> {
+    const path = join(mkdtempSync(join(tmpdir(), 'large-')), 'report.json')
+    const out = createWriteStream(path)
+    const pkg = JSON.stringify({ Name: 'openssl', Version: '3.0.2', Vulnerabilities: [{ CVEID: 'CVE-2023-0286', Ratings: [{ Severity: 'High', Score: 7.4 }] }] })
+    const block = `${Array.from({ length: 1_000 }, () => pkg).join(',')},`
+    out.write(`{"Digest":"${SAMPLE_DIGEST}","Packages":[`)
+    for (let written = 0; written < megabytes * 2 ** 20; written += block.length) if (!out.write(block)) await once(out, 'drain')
+    out.end(`${pkg}]}`)
+    await once(out, 'close')
+    return path
+  }
+
+  it.each([
+    ['SIGTERM', EXIT.SIGTERM],
+    ['SIGINT', EXIT.SIGINT],
+  ] as const)('%s while a large --input is parsed and evaluated ends the process at once with %i', async (signal, code) => {
+    const path = await writeLargeReport(160)
+    let sentAt = 0
+    const run = await runGate(['--gate', 'high', '--max-body-size', '1GiB', '--input', path, SAMPLE_DIGEST], {
+      onStderr: (stderr, child) => {
+        if (!sentAt && stderr.includes('parsing ')) {
+          sentAt = performance.now()
+          // A moment into the parse, so that the signal lands inside JSON.parse, not before it.
+          setTimeout(() => child.kill(signal), 100)
+        }
+      },
+    })
+    expect(sentAt, 'the gate said it was parsing').toBeGreaterThan(0)
+    expect(run.code).toBe(code)
+    expect(performance.now() - sentAt - 100).toBeLessThan(1_000)
+  }, 60_000)
+
+  it('the same report, left alone, takes longer than that: the test above measures the signal, not a fast parse', async () => {
+    const path = await writeLargeReport(160)
+    let parsingAt = 0
+    const run = await runGate(['--gate', 'high', '--max-body-size', '1GiB', '--input', path, SAMPLE_DIGEST], {
+      onStderr: (stderr) => void (parsingAt ||= stderr.includes('parsing ') ? performance.now() : 0),
+    })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(performance.now() - parsingAt).toBeGreaterThan(1_100)
+  }, 60_000)
+})
+
+describe('a store body with the token echoed', () => {
+  const fixture = useStoreFixture()
+
+  it('never puts the token in stdout, stderr, the report or the results, even cut short in a long field', async () => {
+    const echoed = { ...sampleImageBody(), Packages: [{ Name: `Bearer ${TEST_TOKEN}`, Version: `${'v'.repeat(70)}${TEST_TOKEN}`, Vulnerabilities: [{ CVEID: `${TEST_TOKEN}-CVE`, Ratings: [{ Severity: 'Critical' }] }] }] }
+    await fixture.serve([answer.raw(500, `upstream said: Authorization: Bearer ${TEST_TOKEN}`), answer.image(echoed)])
+    const out = writeFiles({ keep: '' })
+    const dir = join(out.keep!, '..')
+    for (const format of ['json', 'sarif', 'junit']) {
+      const run = await fixture.gate(['--report-file', join(dir, `report.${format}`), '--report-format', format, '--results-dir', dir, '--format', format === 'json' ? 'json' : 'text'])
+      expect(run.code).toBe(EXIT.VIOLATION)
+      const written = ['verdict', 'blocking', `report.${format}`].map((name) => execFileSync('cat', [join(dir, name)], { encoding: 'utf8' }))
+      for (const text of [run.stdout, run.stderr, ...written]) {
+        expect(text).not.toContain(TEST_TOKEN)
+        expect(text).not.toContain(TEST_TOKEN.slice(0, 12))
+      }
+      expect(run.stdout + written.join('')).toContain('[redacted]')
+    }
+  })
+})
