@@ -736,8 +736,11 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   if (typeof image.Digest !== 'string' && !('Packages' in image)) {
     throw malformed('it has neither Digest nor Packages, so it is not an Image')
   }
-  if (expectedDigest && typeof image.Digest === 'string' && image.Digest.trim().toLowerCase() !== expectedDigest) {
-    throw malformed(`it describes ${image.Digest}, not ${expectedDigest}`)
+  if (expectedDigest) {
+    // Fetched for a digest: the body must say which image it describes, or the check would be skipped silently.
+    if (image.Digest === undefined || image.Digest === null) throw malformed(`Digest is missing, so it cannot be checked against ${expectedDigest}`)
+    if (typeof image.Digest !== 'string') throw malformed(`Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`)
+    if (image.Digest.trim().toLowerCase() !== expectedDigest) throw malformed(`it describes ${image.Digest}, not ${expectedDigest}`)
   }
   const active = policy.exemptions.filter((exemption) => exemption.expiresAt >= policy.now)
   const exemptionsById = byLowerCaseId(active)
@@ -974,7 +977,7 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   } else {
     const ids = new Set(blocking.map((finding) => finding.id)).size
     lines.push(
-      paint('red', `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) block at gate ${gate}.`) +
+      paint('red', `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) ${ids === 1 ? 'blocks' : 'block'} at gate ${gate}.`) +
         ' Upgrade the packages above, or rebuild on a patched base image.',
     )
   }
@@ -1819,12 +1822,23 @@ export interface Io {
   readonly availableMemory: () => number
 }
 
-/** Writes to a temporary name in the same folder, then renames: a reader sees the old file or the whole new one, never half. */
+/**
+ * Writes each file to a temporary name in the same folder, then renames them all, in order: a reader sees
+ * a whole file or none, never half of one. When any fails, those already renamed are removed again, so
+ * that a set of files (the Tekton results) is all there or not at all.
+ */
 function writeFilesAtomically(files: ReadonlyArray<readonly [path: string, content: string]>): void {
   const temporary = files.map(([path]) => join(dirname(path), `.${basename(path)}.${process.pid}.tmp`))
+  const renamed: string[] = []
   try {
     files.forEach(([, content], index) => writeFileSync(temporary[index]!, content, { flag: 'w', mode: 0o644 }))
-    files.forEach(([path], index) => renameSync(temporary[index]!, path))
+    for (const [index, [path]] of files.entries()) {
+      renameSync(temporary[index]!, path)
+      renamed.push(path)
+    }
+  } catch (error) {
+    for (const path of renamed) rmSync(path, { force: true })
+    throw error
   } finally {
     for (const path of temporary) rmSync(path, { force: true })
   }
@@ -1881,10 +1895,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     let jsonReport = buildJsonReport({ image, gate, mode, ...outcome })
     if (resultsDir) {
       try {
-        writeFilesAtomically(Object.entries(tektonResults(jsonReport)).map(([name, content]) => [join(resultsDir, name), redact(content, secrets)] as const))
+        // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
+        const results = Object.entries(tektonResults(jsonReport)).sort(([name]) => (name === 'verdict' ? 1 : 0))
+        writeFilesAtomically(results.map(([name, content]) => [join(resultsDir, name), redact(content, secrets)] as const))
       } catch (error) {
         const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
-        rmSync(join(resultsDir, 'verdict'), { force: true }) // no stale verdict of an earlier run
+        try {
+          rmSync(join(resultsDir, 'verdict'), { force: true }) // no stale verdict of an earlier run
+        } catch {}
         say(`no verdict: ${message}`)
         jsonReport = buildJsonReport({ image, gate, mode, ...outcome, exitCode: EXIT.NO_VERDICT, error: { code: 'RESULTS_NOT_WRITTEN', message } })
       }

@@ -28,10 +28,16 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 
 export function runGate(
   args: string[],
-  options: { env?: Record<string, string>; stdin?: string; onStderr?: (text: string, child: import('node:child_process').ChildProcess) => void } = {},
+  options: {
+    env?: Record<string, string>
+    stdin?: string
+    /** Flags for node itself, e.g. a smaller heap. */
+    nodeArgs?: string[]
+    onStderr?: (text: string, child: import('node:child_process').ChildProcess) => void
+  } = {},
 ): Promise<GateRun> {
   const started = performance.now()
-  const child = spawn(process.execPath, [BUNDLE, ...args], { env: cleanEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BUNDLE, ...args], { env: cleanEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
