@@ -88,7 +88,7 @@ describe.skipIf(!hasDocker)('the image', () => {
     })
     expect(run.code).toBe(EXIT.PASS)
     expect(run.stdout).toMatch(/CVE-2021-44228 .* exempt until 2999-12-31: JNDI lookups disabled/)
-    expect(run.stdout).toContain('FAIL: 1 vulnerability (1 finding) block at gate critical.')
+    expect(run.stdout).toContain('FAIL: 1 vulnerability (1 finding) blocks at gate critical.')
     expect(run.stderr).toContain('AUDIT: the gate would have failed here (exit 1, policy violated)')
     expect(run.stderr).toContain('--triage: this store has no triage endpoint')
     const sarif = JSON.parse(readFileSync(`${reportDir}/gate.sarif`, 'utf8'))
