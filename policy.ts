@@ -50,8 +50,11 @@ export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affe
 /** Triage pages are fetched this many records at a time, and at most this many pages. */
 const TRIAGE_PAGE_SIZE = 100
 const MAX_TRIAGE_PAGES = 1_000
-/** A report larger than this ends with exit 3; real ones are a few MB. Sized to what the Task's 512Mi can evaluate (README, Memory). */
-const DEFAULT_MAX_BODY = '64MiB'
+/**
+ * A report larger than this ends with exit 3; real ones are a few MB. In the Task's 512Mi, realistic reports
+ * evaluate up to about 30 MB (npm run bench, README "Memory"); this leaves room for denser ones.
+ */
+const DEFAULT_MAX_BODY = '24MiB'
 /** Node cannot wait longer than this in one timer; a longer one would fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** Tokens shorter than this are refused: redacting them would cut into ordinary words (real ones are hundreds of characters). */
@@ -1642,13 +1645,16 @@ export class JsonShape {
  * the estimate for real reports and for hostile shapes such as `[{},{},...]`); it errs high.
  */
 export function evaluationCost(bytes: number, shape: JsonShape): number {
-  return 4 * bytes + 96 * shape.containers + 16 * shape.separators
+  return 4 * bytes + 96 * shape.containers + 48 * shape.separators
 }
+
+/** Of what memory is left, the share a body may take: the garbage collector needs room to work in. */
+const MEMORY_HEADROOM = 0.8
 
 /** A body that would not fit in the memory left is refused (exit 3) before it is parsed, never an out-of-memory abort. */
 export function checkFits(bytes: number, shape: JsonShape, available: number, what: string): void {
   const needed = evaluationCost(bytes, shape)
-  if (needed <= available) return
+  if (needed <= available * MEMORY_HEADROOM) return
   const mib = (value: number) => `${Math.ceil(value / 2 ** 20)} MiB`
   throw new NoVerdictError(
     'BODY_TOO_LARGE',

@@ -75,3 +75,20 @@ export function ensureBody(megabytes: number): string {
   }
   return path
 }
+
+/** Bodies built to cost the most memory per byte: the shapes the gate's estimate must refuse before JSON.parse. */
+export const HOSTILE_SHAPES = {
+  'empty objects': (bytes: number) => `{"Digest":"${BENCH_DIGEST}","Packages":[${'{},'.repeat(Math.floor(bytes / 3))}{}]}`,
+  'minimal findings': (bytes: number) => `{"Digest":"${BENCH_DIGEST}","Packages":[{"Name":"p","Vulnerabilities":[${'{"CVEID":"C","Ratings":[{"Severity":"High"}]},'.repeat(Math.floor(bytes / 45))}{}]}]}`,
+} as const
+
+/** Writes bench/data/<shape>-<N>mb.json when missing; returns its path. */
+export function ensureHostileBody(shape: keyof typeof HOSTILE_SHAPES, megabytes: number): string {
+  const dir = new URL('./data/', import.meta.url).pathname
+  const path = `${dir}${shape.replace(/ /g, '-')}-${megabytes}mb.json`
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(path, HOSTILE_SHAPES[shape](megabytes * 1_000_000))
+  }
+  return path
+}

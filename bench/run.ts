@@ -6,10 +6,10 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { evaluate } from '../policy.ts'
+import { evaluate, evaluationCost, JsonShape } from '../policy.ts'
 import { writeFiles } from '../test/support/gate.ts'
 import { answer, makeTls, startSimulator, storeHandlers, TEST_TOKEN } from '../test/support/simulator.ts'
-import { BENCH_DIGEST, ensureBody } from './generate.ts'
+import { BENCH_DIGEST, ensureBody, ensureHostileBody, HOSTILE_SHAPES } from './generate.ts'
 
 const SIZES = (process.env.BENCH_SIZES ?? '1,10,50').split(',').map(Number)
 const REPS = Number(process.env.BENCH_REPS ?? 5)
@@ -139,3 +139,42 @@ for (const [label, path] of [['reference sample (5 CVEs)', `${ROOT}test/fixtures
   console.log(row([label, fmt(median(runs.map((run) => run.ms))), fmt(median(runs.map((run) => run.rssMiB)), 1)]))
 }
 
+
+// Memory against body size: what sizes the default --max-body-size and the Task's limits.memory (README, Memory).
+console.log('\n## Memory against body size: peak RSS, the estimate the gate refuses by, and what the Task can evaluate\n')
+console.log(row(['body', 'MB', 'gate peak RSS MiB', "gate's estimate MiB", 'exit (3 = refused before parsing)']))
+console.log(row(['---', '---', '---', '---', '---']))
+const memoryBodies: Array<[string, string]> = [
+  ...[...new Set([1, 10, 25, ...SIZES])].sort((a, b) => a - b).map((megabytes): [string, string] => [`realistic ${megabytes} MB`, ensureBody(megabytes)]),
+  ...(Object.keys(HOSTILE_SHAPES) as Array<keyof typeof HOSTILE_SHAPES>).map((shape): [string, string] => [`${shape} 10 MB`, ensureHostileBody(shape, 10)]),
+]
+for (const [label, path] of memoryBodies) {
+  const bytes = readFileSync(path)
+  const shape = new JsonShape()
+  shape.add(bytes)
+  const result = spawnSync('/usr/bin/time', ['-f', '%M', NODE, BUNDLE, '--gate', 'high', '--max-body-size', '1GiB', '--input', path, BENCH_DIGEST], { encoding: 'utf8', maxBuffer: 1 << 30 })
+  const rssMiB = Number(result.stderr.trim().split('\n').at(-1)) / 1024
+  console.log(row([label, fmt(bytes.length / 1e6, 1), fmt(rssMiB, 0), fmt(evaluationCost(bytes.length, shape) / 2 ** 20, 0), String(result.status ?? result.signal)]))
+}
+
+// The Task's own condition: the image's base in a container with the Task's memory limit, every body shape.
+const base = process.env.BASE_IMAGE ?? 'localhost/distroless-nodejs24:nonroot'
+if (spawnSync('docker', ['image', 'inspect', base]).status === 0) {
+  console.log(`\n### In a container with the Task's limits.memory (${base}, --max-body-size 1GiB): exit per body size\n`)
+  const sizes = [5, 10, 20, 30, 40]
+  console.log(row(['limit', 'body', ...sizes.map((megabytes) => `${megabytes} MB`)]))
+  console.log(row(Array(sizes.length + 2).fill('---')))
+  for (const limit of ['512m', '1g']) {
+    for (const [label, ensure] of [['realistic', ensureBody], ...(Object.keys(HOSTILE_SHAPES) as Array<keyof typeof HOSTILE_SHAPES>).map((shape) => [shape, (megabytes: number) => ensureHostileBody(shape, megabytes)])] as Array<[string, (megabytes: number) => string]>) {
+      const cells = sizes.map((megabytes) => {
+        const path = ensure(megabytes)
+        const run = spawnSync('docker', ['run', '--rm', '--network', 'host', '--memory', limit, '-v', `${path}:/data/body.json:ro`, '-v', `${ROOT}dist:/app:ro`, '--entrypoint', '/nodejs/bin/node', base, '/app/policy.mjs', '--gate', 'high', '--max-body-size', '1GiB', '--input', '/data/body.json', BENCH_DIGEST], { encoding: 'utf8', maxBuffer: 1 << 30 })
+        return run.status === 3 && /needs about/.test(run.stderr) ? 'refused' : String(run.status)
+      })
+      console.log(row([limit, label, ...cells]))
+    }
+  }
+  console.log('\n0 or 1: a verdict; refused: exit 3 BODY_TOO_LARGE before parsing. 134 (V8 out of memory) or 137 (killed by the limit) must never appear.')
+} else {
+  console.log(`\n(no Docker image ${base}: the in-container table needs scripts/base-image.sh)`)
+}

@@ -159,7 +159,7 @@ describe('parseArgs and resolveConfig', () => {
       mode: 'enforce',
       unknownAs: 'ignore',
       triage: false,
-      maxBodyBytes: 64 * 1024 * 1024,
+      maxBodyBytes: 24 * 1024 * 1024,
       timeoutMs: 1_800_000,
     })
   })
