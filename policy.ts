@@ -7,7 +7,7 @@
  * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
-import { accessSync, constants as fsConstants, createReadStream, existsSync, fstatSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, closeSync, constants as fsConstants, createReadStream, existsSync, fstatSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
@@ -1620,45 +1620,43 @@ export async function fetchTriage(store: StoreSettings, digest: string, deps: Wa
 // ---------------------------------------------------------------------------------------------
 // Pure functions: what a body costs to evaluate
 
-/** Counts, chunk by chunk as a body arrives, the bytes JSON.parse allocates most for: `{`, `[` and `,`. */
-export class JsonShape {
-  containers = 0
-  separators = 0
-  add(chunk: Uint8Array): void {
-    let containers = 0
-    let separators = 0
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i]!
-      // Counted inside strings too: an over-estimate, which errs on the safe side, at a third of the cost.
-      if (byte === 0x7b || byte === 0x5b) containers++
-      else if (byte === 0x2c) separators++
-    }
-    this.containers += containers
-    this.separators += separators
-  }
-}
+/** Heap bytes JSON.parse spends per byte of text beyond the text itself: an object or a list, a separator's slot. */
+const PARSE_COST = new Uint8Array(256)
+PARSE_COST[0x7b] = PARSE_COST[0x5b] = 96 // { and [
+PARSE_COST[0x2c] = 48 // ,
 
 /**
- * About how many bytes reading, parsing and evaluating a JSON body of this size and shape takes at its
- * peak: the body (as bytes and as a string that may be two bytes a character), the parsed strings, one
- * object or list per container and a slot per separator. Calibrated by `npm run bench` (peak RSS against
- * the estimate for real reports and for hostile shapes such as `[{},{},...]`); it errs high.
+ * About how many bytes reading, parsing and evaluating a JSON body takes at its peak, summed chunk by chunk
+ * as it arrives: the body as bytes and as a string (two bytes a character at worst), the parsed strings, and
+ * PARSE_COST for each structural byte (counted inside strings too: an over-estimate, on the safe side, at a
+ * third of the cost of tracking them). A table look-up per byte keeps it at about 5 ms per 10 MB. Calibrated
+ * by `npm run bench` in a container with the Task's memory limit: every body shape it estimates to fit was
+ * evaluated there; `[{},{},...]` and its kin are refused before they can abort the process.
  */
-export function evaluationCost(bytes: number, shape: JsonShape): number {
-  return 4 * bytes + 96 * shape.containers + 48 * shape.separators
+export class EvaluationCost {
+  private bytes = 0
+  private structure = 0
+  add(chunk: Uint8Array): void {
+    let structure = 0
+    for (let i = 0; i < chunk.length; i++) structure += PARSE_COST[chunk[i]!]!
+    this.structure += structure
+    this.bytes += chunk.length
+  }
+  get estimate(): number {
+    return 4 * this.bytes + this.structure
+  }
 }
 
 /** Of what memory is left, the share a body may take: the garbage collector needs room to work in. */
 const MEMORY_HEADROOM = 0.8
 
 /** A body that would not fit in the memory left is refused (exit 3) before it is parsed, never an out-of-memory abort. */
-export function checkFits(bytes: number, shape: JsonShape, available: number, what: string): void {
-  const needed = evaluationCost(bytes, shape)
-  if (needed <= available * MEMORY_HEADROOM) return
+export function checkFits(bytes: number, cost: EvaluationCost, available: number, what: string): void {
+  if (cost.estimate <= available * MEMORY_HEADROOM) return
   const mib = (value: number) => `${Math.ceil(value / 2 ** 20)} MiB`
   throw new NoVerdictError(
     'BODY_TOO_LARGE',
-    `${what} (${mib(bytes)}, ${shape.containers} objects and lists) needs about ${mib(needed)} to evaluate, more than the ${mib(available)} this process may still use: raise the step's memory limit (README, Memory)`,
+    `${what} (${mib(bytes)}) needs about ${mib(cost.estimate)} to evaluate, more than the ${mib(available)} this process may still use: raise the step's memory limit (README, Memory)`,
   )
 }
 
@@ -1693,17 +1691,28 @@ interface BodyLimits {
 /** Reads a stream to the end, giving up past `maxBytes` (or what memory allows), and decodes it as UTF-8. */
 async function readCapped(body: AsyncIterable<Buffer | string>, limits: BodyLimits): Promise<string> {
   const chunks: Buffer[] = []
-  const shape = new JsonShape()
+  const cost = new EvaluationCost()
   let size = 0
   for await (const chunk of body) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     size += buffer.length
     if (size > limits.maxBytes) throw limits.tooLarge()
-    if (limits.json) shape.add(buffer)
+    if (limits.json) cost.add(buffer)
     chunks.push(buffer)
   }
-  if (limits.json) checkFits(size, shape, limits.json.available(), limits.json.what)
-  return Buffer.concat(chunks, size).toString('utf8')
+  return decodeBody(Buffer.concat(chunks, size), cost, limits)
+}
+
+/** The body as text, once it is known to fit in memory (for JSON bodies). */
+function decodeBody(buffer: Buffer, cost: EvaluationCost | undefined, limits: BodyLimits): string {
+  if (limits.json) {
+    if (!cost) {
+      cost = new EvaluationCost()
+      cost.add(buffer)
+    }
+    checkFits(buffer.length, cost, limits.json.available(), limits.json.what)
+  }
+  return buffer.toString('utf8')
 }
 
 const bodyTooLarge = (what: string, limit: number) => () =>
@@ -1739,13 +1748,29 @@ export type StoreClient = Awaited<ReturnType<typeof createStoreClient>>
 
 /**
  * A file the user named, read to the end within `maxBytes` and the run's deadline: a FIFO, /dev/zero or a
- * stalled mount cannot hang the gate or flood its memory. Unreadable is a usage error naming `what`; the
+ * stalled writer cannot hang the gate or flood its memory. Unreadable is a usage error naming `what`; the
  * path is left out where it may be a secret pasted in the wrong place.
  */
 async function readNamedFile(path: string, what: string, options: { signal: AbortSignal; limits: BodyLimits; showPath?: boolean }): Promise<string> {
-  let stream: NodeJS.ReadableStream & { destroy(): void } | undefined
+  let fd: number | undefined
+  let stream: (NodeJS.ReadableStream & { destroy(): void }) | undefined
   try {
-    stream = await openForReading(path)
+    // Without blocking: a FIFO that nobody writes to would otherwise hold a libuv thread in open(2), and the
+    // process could not even exit. FIFOs and sockets are then read as pipes (epoll), never by a thread.
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
+    const stat = fstatSync(fd)
+    if (stat.isFile()) {
+      // A regular file cannot hang: its size is checked first, then it is read in one call.
+      if (stat.size > options.limits.maxBytes) throw options.limits.tooLarge()
+      return decodeBody(readFileSync(fd), undefined, options.limits)
+    }
+    if (stat.isFIFO() || stat.isSocket()) {
+      const { Socket } = await import('node:net')
+      stream = new Socket({ fd, readable: true, writable: false })
+    } else {
+      stream = createReadStream('', { fd, highWaterMark: 1 << 20 }) // a device such as /dev/zero: read within the cap
+    }
+    fd = undefined // the stream owns it now
     return await abortable(readCapped(stream, options.limits), options.signal)
   } catch (error) {
     if (options.signal.aborted || error instanceof NoVerdictError || error instanceof UsageError) throw options.signal.aborted ? options.signal.reason : error
@@ -1753,22 +1778,8 @@ async function readNamedFile(path: string, what: string, options: { signal: Abor
     throw new UsageError('FILE', `cannot read ${what}${options.showPath === false ? '' : ` ${path}`} (${reason}): check the path and that the file is mounted`)
   } finally {
     stream?.destroy()
+    if (fd !== undefined) closeSync(fd)
   }
-}
-
-/**
- * Opened without blocking: a FIFO that nobody writes to would otherwise hold a libuv thread in open(2),
- * and the process could not even exit. FIFOs and sockets are then read as pipes (epoll), never by a
- * thread that a silent writer could hold.
- */
-async function openForReading(path: string): Promise<NodeJS.ReadableStream & { destroy(): void }> {
-  const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
-  const stat = fstatSync(fd)
-  if (stat.isFIFO() || stat.isSocket()) {
-    const { Socket } = await import('node:net')
-    return new Socket({ fd, readable: true, writable: false })
-  }
-  return createReadStream('', { fd })
 }
 
 const configFileLimits = (what: string): BodyLimits => ({
