@@ -1624,39 +1624,36 @@ export async function fetchTriage(store: StoreSettings, digest: string, deps: Wa
 const PARSE_COST = new Uint8Array(256)
 PARSE_COST[0x7b] = PARSE_COST[0x5b] = 96 // { and [
 PARSE_COST[0x2c] = 48 // ,
+/** The most any body can cost per byte: the text four times over, and `[],` repeated (96 + 48 in 3 bytes). */
+const WORST_COST_PER_BYTE = 4 + 48
 
 /**
- * About how many bytes reading, parsing and evaluating a JSON body takes at its peak, summed chunk by chunk
- * as it arrives: the body as bytes and as a string (two bytes a character at worst), the parsed strings, and
- * PARSE_COST for each structural byte (counted inside strings too: an over-estimate, on the safe side, at a
- * third of the cost of tracking them). A table look-up per byte keeps it at about 5 ms per 10 MB. Calibrated
- * by `npm run bench` in a container with the Task's memory limit: every body shape it estimates to fit was
- * evaluated there; `[{},{},...]` and its kin are refused before they can abort the process.
+ * About how many bytes reading, parsing and evaluating a JSON body takes at its peak: the body as bytes and
+ * as a string (two bytes a character at worst), the parsed strings, and PARSE_COST for each structural byte
+ * (counted inside strings too: an over-estimate, on the safe side, at a third of the cost of tracking them;
+ * a table look-up per byte, about 5 ms per 10 MB). Calibrated by `npm run bench` in a container with the
+ * Task's memory limit: every body shape it estimates to fit was evaluated there, and `[{},{},...]` and its
+ * kin are refused before they can abort the process.
  */
-export class EvaluationCost {
-  private bytes = 0
-  private structure = 0
-  add(chunk: Uint8Array): void {
-    let structure = 0
-    for (let i = 0; i < chunk.length; i++) structure += PARSE_COST[chunk[i]!]!
-    this.structure += structure
-    this.bytes += chunk.length
-  }
-  get estimate(): number {
-    return 4 * this.bytes + this.structure
-  }
+export function evaluationCost(body: Uint8Array): number {
+  let structure = 0
+  for (let i = 0; i < body.length; i++) structure += PARSE_COST[body[i]!]!
+  return 4 * body.length + structure
 }
 
 /** Of what memory is left, the share a body may take: the garbage collector needs room to work in. */
 const MEMORY_HEADROOM = 0.8
 
 /** A body that would not fit in the memory left is refused (exit 3) before it is parsed, never an out-of-memory abort. */
-export function checkFits(bytes: number, cost: EvaluationCost, available: number, what: string): void {
-  if (cost.estimate <= available * MEMORY_HEADROOM) return
+export function checkFits(body: Uint8Array, available: number, what: string): void {
+  const budget = available * MEMORY_HEADROOM
+  if (body.length * WORST_COST_PER_BYTE <= budget) return // fits at its worst shape: no need to look
+  const needed = evaluationCost(body)
+  if (needed <= budget) return
   const mib = (value: number) => `${Math.ceil(value / 2 ** 20)} MiB`
   throw new NoVerdictError(
     'BODY_TOO_LARGE',
-    `${what} (${mib(bytes)}) needs about ${mib(cost.estimate)} to evaluate, more than the ${mib(available)} this process may still use: raise the step's memory limit (README, Memory)`,
+    `${what} (${mib(body.length)}) needs about ${mib(needed)} to evaluate, more than the ${mib(available)} this process may still use: raise the step's memory limit (README, Memory)`,
   )
 }
 
@@ -1691,27 +1688,19 @@ interface BodyLimits {
 /** Reads a stream to the end, giving up past `maxBytes` (or what memory allows), and decodes it as UTF-8. */
 async function readCapped(body: AsyncIterable<Buffer | string>, limits: BodyLimits): Promise<string> {
   const chunks: Buffer[] = []
-  const cost = new EvaluationCost()
   let size = 0
   for await (const chunk of body) {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     size += buffer.length
     if (size > limits.maxBytes) throw limits.tooLarge()
-    if (limits.json) cost.add(buffer)
     chunks.push(buffer)
   }
-  return decodeBody(Buffer.concat(chunks, size), cost, limits)
+  return decodeBody(Buffer.concat(chunks, size), limits)
 }
 
-/** The body as text, once it is known to fit in memory (for JSON bodies). */
-function decodeBody(buffer: Buffer, cost: EvaluationCost | undefined, limits: BodyLimits): string {
-  if (limits.json) {
-    if (!cost) {
-      cost = new EvaluationCost()
-      cost.add(buffer)
-    }
-    checkFits(buffer.length, cost, limits.json.available(), limits.json.what)
-  }
+/** The body as text, once a JSON body is known to fit in memory. */
+function decodeBody(buffer: Buffer, limits: BodyLimits): string {
+  if (limits.json) checkFits(buffer, limits.json.available(), limits.json.what)
   return buffer.toString('utf8')
 }
 
@@ -1762,7 +1751,7 @@ async function readNamedFile(path: string, what: string, options: { signal: Abor
     if (stat.isFile()) {
       // A regular file cannot hang: its size is checked first, then it is read in one call.
       if (stat.size > options.limits.maxBytes) throw options.limits.tooLarge()
-      return decodeBody(readFileSync(fd), undefined, options.limits)
+      return decodeBody(readFileSync(fd), options.limits)
     }
     if (stat.isFIFO() || stat.isSocket()) {
       const { Socket } = await import('node:net')

@@ -6,7 +6,7 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { evaluate, EvaluationCost } from '../policy.ts'
+import { evaluate, evaluationCost } from '../policy.ts'
 import { writeFiles } from '../test/support/gate.ts'
 import { answer, makeTls, startSimulator, storeHandlers, TEST_TOKEN } from '../test/support/simulator.ts'
 import { BENCH_DIGEST, ensureBody, ensureHostileBody, HOSTILE_SHAPES } from './generate.ts'
@@ -151,11 +151,9 @@ const memoryBodies: Array<[string, string]> = [
 ]
 for (const [label, path] of memoryBodies) {
   const bytes = readFileSync(path)
-  const cost = new EvaluationCost()
-  cost.add(bytes)
   const result = spawnSync('/usr/bin/time', ['-f', '%M', NODE, BUNDLE, '--gate', 'high', '--max-body-size', '1GiB', '--input', path, BENCH_DIGEST], { encoding: 'utf8', maxBuffer: 1 << 30 })
   const rssMiB = Number(result.stderr.trim().split('\n').at(-1)) / 1024
-  console.log(row([label, fmt(bytes.length / 1e6, 1), fmt(rssMiB, 0), fmt(cost.estimate / 2 ** 20, 0), String(result.status ?? result.signal)]))
+  console.log(row([label, fmt(bytes.length / 1e6, 1), fmt(rssMiB, 0), fmt(evaluationCost(bytes) / 2 ** 20, 0), String(result.status ?? result.signal)]))
 }
 
 // The Task's own condition: the image's base in a container with the Task's memory limit, every body shape.
