@@ -5,9 +5,6 @@
 // CI runs a fixed seed, so that a red run replays and CI tests the same thing twice; FUZZ_SEED explores.
 import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
-import { once } from 'node:events'
-import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
@@ -16,6 +13,7 @@ import { describe, expect, it } from 'vitest'
 import { evaluate, EXIT, NoVerdictError, pollStore, type StoreResponse, type StoreSettings, type WaitDeps } from '../policy.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate } from './support/gate.ts'
+import { startConnectProxy, type ProxyBehaviour } from './support/proxy.ts'
 import { SAMPLE_DIGEST, sampleImageBody, TEST_TOKEN, type Answer } from './support/simulator.ts'
 
 const fixture = useStoreFixture()
@@ -157,49 +155,11 @@ describe('fault fuzzing the built gate', () => {
 })
 
 describe('fuzzing proxies', () => {
-  type Behaviour = 'tunnel' | 'silent' | 'refuse' | 'hang-up' | 'garbage' | 'slow-accept'
-
-  /** A proxy that does one thing to every CONNECT; only loopback is ever tunnelled to. */
-  async function startProxy(behaviour: Behaviour) {
-    const sockets = new Set<net.Socket>()
-    const server = http.createServer((_req, res) => res.writeHead(405).end())
-    server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-      sockets.add(client)
-      client.on('error', () => undefined).on('close', () => sockets.delete(client))
-      if (behaviour === 'silent') return
-      if (behaviour === 'refuse') return void client.end('HTTP/1.1 403 Forbidden\r\n\r\n')
-      if (behaviour === 'hang-up') return void client.destroy()
-      if (behaviour === 'garbage') return void client.end('\x00\xff not http at all\r\n\r\n')
-      const [, port] = (req.url ?? '').split(':')
-      const open = () => {
-        const upstream = net.connect(Number(port), '127.0.0.1', () => {
-          client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-          upstream.write(head)
-          upstream.pipe(client).pipe(upstream)
-        })
-        sockets.add(upstream)
-        upstream.on('error', () => undefined).on('close', () => sockets.delete(upstream))
-      }
-      if (behaviour === 'slow-accept') setTimeout(open, 500)
-      else open()
-    })
-    server.listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () =>
-        new Promise<void>((resolve) => {
-          for (const socket of sockets) socket.destroy()
-          server.close(() => resolve())
-        }),
-    }
-  }
-
   it('ends by the deadline with a verdict or no verdict, whatever the proxy does', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom<Behaviour>('tunnel', 'silent', 'refuse', 'hang-up', 'garbage', 'slow-accept'), async (behaviour) => {
+      fc.asyncProperty(fc.constantFrom<ProxyBehaviour>('tunnel', 'silent', 'refuse', 'hang-up', 'garbage', 'slow-accept'), async (behaviour) => {
         await fixture.serve([() => new HttpResponse(new Uint8Array(SAMPLE), { status: 200 })])
-        const proxy = await startProxy(behaviour)
+        const proxy = await startConnectProxy(behaviour)
         try {
           const run = await fixture.gate(['--timeout', '3s'], { HTTPS_PROXY: proxy.url })
           expect(run.code).toBe(behaviour === 'tunnel' || behaviour === 'slow-accept' ? EXIT.VIOLATION : EXIT.NO_VERDICT)
