@@ -1946,10 +1946,11 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     let document: unknown
     let triage: TriageDecision[] = []
     if ('input' in config.source) {
-      phase = `reading --input ${config.source.input}`
-      const body = await readInput(config.source.input, io, config.maxBodyBytes, deadline)
+      const { input } = config.source
+      phase = `reading --input ${input}`
+      const body = await readInput(input, io, config.maxBodyBytes, deadline)
       if (body.length > LARGE_BODY_BYTES) say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-      document = io.blocking(() => parseJsonBody(body, `--input ${config.source && 'input' in config.source ? config.source.input : ''}`))
+      document = io.blocking(() => parseJsonBody(body, `--input ${input}`))
     } else if (store) {
       phase = 'waiting for the store'
       say(`checking ${image.reference} against gate ${gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
