@@ -17,7 +17,8 @@ LABEL org.opencontainers.image.title="amr-policy-gate" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# Only the bundle and its source map (for NODE_OPTIONS=--enable-source-maps when reporting a bug).
-COPY dist/policy.mjs dist/policy.mjs.map /app/
+# The bundle, the chunks it imports on demand (undici, yaml), and its source map: with
+# NODE_OPTIONS=--enable-source-maps every stack frame of policy.ts names its line there.
+COPY dist/ /app/
 USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/policy.mjs"]

@@ -1660,6 +1660,15 @@ export function checkFits(body: Uint8Array, available: number, what: string): vo
 // ---------------------------------------------------------------------------------------------
 // I/O at the edges
 
+/**
+ * undici and yaml are CommonJS: the chunks esbuild splits them into (build.mjs), like Node itself, export
+ * their module.exports as the default export only. Unbundled (the tests), the names are there too.
+ */
+async function importCommonJs<T>(module: Promise<T>): Promise<T> {
+  const loaded = (await module) as T & { default?: T }
+  return loaded.default ?? loaded
+}
+
 /** Rejects with the signal's reason as soon as it aborts, whether or not `work` notices (undici does not abort a proxy CONNECT that hangs). */
 function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
@@ -1710,7 +1719,7 @@ const bodyTooLarge = (what: string, limit: number) => () =>
 /** An undici client for the store: its CA besides the default roots, through a proxy if the env names one, every wait bound by the caller's signal. */
 async function createStoreClient(store: StoreSettings, maxBodyBytes: number) {
   // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
-  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([import('undici'), import('node:tls')])
+  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([importCommonJs(import('undici')), import('node:tls')])
   const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
   const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
   const connect = { ...tls, timeout: CONNECT_TIMEOUT_MS }
@@ -1791,7 +1800,7 @@ async function loadStoreSettings(source: StoreSource, timeoutMs: number, signal:
 /** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
 async function loadExemptions(path: string, secrets: readonly string[], signal: AbortSignal, blocking: Io['blocking']): Promise<Exemption[]> {
   const source = redact(await readNamedFile(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }), secrets)
-  const { parseDocument } = await import('yaml')
+  const { parseDocument } = await importCommonJs(import('yaml'))
   return blocking(() => {
     const document = parseDocument(source, { uniqueKeys: true })
     const [problem] = document.errors

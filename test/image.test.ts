@@ -142,6 +142,19 @@ describe.skipIf(!hasDocker)('the image', () => {
     expect(JSON.parse(probe.stdout)).toEqual({ caBundle: true, nonroot: true, tmpMode: '1777', berlin: '01/01/1970, 01:00:00', shell: false })
   })
 
+  it('maps a stack frame of the bundle back to policy.ts with NODE_OPTIONS=--enable-source-maps, and holds only what runs', async () => {
+    const probe = await runContainer(image.tag, {
+      env: { NODE_OPTIONS: '--enable-source-maps' },
+      // cut() called with no string throws inside the bundle: its frame must name policy.ts, not policy.mjs.
+      entrypoint: ['/nodejs/bin/node', '--input-type=module', '-e', "const gate = await import('/app/policy.mjs'); try { gate.cut(null, 1) } catch (e) { console.log(e.stack) }"],
+    })
+    expect(probe.stdout).toMatch(/at (Module\.)?cut \(\S*\/policy\.ts:\d+:\d+\)/)
+    const listing = await runContainer(image.tag, {
+      entrypoint: ['/nodejs/bin/node', '-e', "const fs=require('fs');console.log(fs.readdirSync('/app',{recursive:true}).sort().join(' '))"],
+    })
+    expect(listing.stdout.trim()).toMatch(/^chunks (chunks\/\S+\.mjs )+policy\.mjs policy\.mjs\.map$/)
+  })
+
   it('carries OCI labels with the package version and adds at most 2 MB to its base', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
     const info = await imageInfo(image.tag)
