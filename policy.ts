@@ -24,16 +24,17 @@ export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 13
 
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT.PASS, 'passed: nothing blocks at the gate, or gate none'],
-  [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, or by --fail-on-score or --unknown-as)'],
+  [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, or by --fail-on-score or --unknown-as); exemptions and triage can suppress it'],
   [EXIT.USAGE, 'invalid usage or configuration, found before any request'],
-  [EXIT.NO_VERDICT, 'no verdict: timed out waiting for scan data, token rejected (401/403), TLS failure, malformed response, or the store kept failing'],
+  [
+    EXIT.NO_VERDICT,
+    "no verdict: timed out, token rejected (401/403), TLS failure, the store's host does not resolve, malformed response, a body too large for --max-body-size or for memory, the store kept failing, or the Tekton results could not be written",
+  ],
   [EXIT.SIGINT, 'interrupted by SIGINT'],
-  [EXIT.SIGTERM, 'stopped by SIGTERM'],
+  [EXIT.SIGTERM, "stopped by SIGTERM (Tekton's step timeout, a cancelled run), within a second"],
 ]
 
 export const DEFAULT_CA_PATH = '/var/cert/caCrt'
-const DEFAULT_TIMEOUT = '30m'
-const DEFAULT_POLL_INTERVAL = '5s'
 /** One request may not take longer than this (the overall deadline may cut it sooner). */
 const REQUEST_TIMEOUT_MS = 60_000
 /** Connecting to the store, or to the proxy, may not take longer than this. */
@@ -50,11 +51,6 @@ export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affe
 /** Triage pages are fetched this many records at a time, and at most this many pages. */
 const TRIAGE_PAGE_SIZE = 100
 const MAX_TRIAGE_PAGES = 1_000
-/**
- * A report larger than this ends with exit 3; real ones are a few MB. In the Task's 512Mi, realistic reports
- * evaluate up to about 30 MB (npm run bench, README "Memory"); this leaves room for denser ones.
- */
-const DEFAULT_MAX_BODY = '24MiB'
 /** Node cannot wait longer than this in one timer; a longer one would fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** Tokens shorter than this are refused: redacting them would cut into ordinary words (real ones are hundreds of characters). */
@@ -74,47 +70,73 @@ const MAX_RESULT_ID = 64
 const LARGE_BODY_BYTES = 8 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
-// Options: this table feeds the parser, --help, the README and the tests.
-
-export interface OptionSpec {
-  readonly flag: string
-  readonly env?: readonly string[]
-  readonly value?: string
-  readonly defaultText?: string
-  readonly help: string
-}
-
-export const OPTIONS: readonly OptionSpec[] = [
-  { flag: '--gate', env: ['GATE'], value: 'LEVEL', help: 'none, low, medium, high or critical (any case); required. none passes without contacting the store' },
-  { flag: '--url', env: ['METADATA_STORE_URL'], value: 'URL', help: 'the store: host[:port][/prefix] (https implied) or https://...; http:// is refused' },
-  { flag: '--token-file', env: ['ACCESS_TOKEN_FILE', 'ACCESS_TOKEN'], value: 'FILE', help: 'file holding the bearer token; ACCESS_TOKEN holds the token itself. No flag takes the value' },
-  { flag: '--ca-cert', env: ['METADATA_STORE_CA_CERT'], value: 'FILE', defaultText: `${DEFAULT_CA_PATH} if present`, help: "PEM file with the store's CA (the env may also hold the PEM itself); trusted besides the default roots" },
-  { flag: '--timeout', env: ['POLICY_TIMEOUT'], value: 'DURATION', defaultText: DEFAULT_TIMEOUT, help: 'total time to wait for the scan data: 500ms, 10s, 5m, 1h, 1h30m or plain seconds' },
-  { flag: '--poll-interval', env: ['POLICY_POLL_INTERVAL'], value: 'DURATION', defaultText: DEFAULT_POLL_INTERVAL, help: 'pause between polls while the store answers 404 (jittered by 20%)' },
-  { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store' },
-  { flag: '--format', env: ['POLICY_FORMAT'], value: 'FORMAT', defaultText: 'text', help: 'text (for people) or json (one document on stdout)' },
-  { flag: '--results-dir', env: ['POLICY_RESULTS_DIR'], value: 'DIR', help: 'also write Tekton results there, one file each: verdict, critical, high, medium, low, unknown, blocking (e.g. /tekton/results)' },
-  { flag: '--exemptions', env: ['POLICY_EXEMPTIONS'], value: 'FILE', help: 'YAML file of exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire' },
-  { flag: '--triage', env: ['POLICY_TRIAGE'], help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree" },
-  { flag: '--newer-than', env: ['POLICY_NEWER_THAN'], value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)' },
-  { flag: '--fail-on-score', env: ['POLICY_FAIL_ON_SCORE'], value: 'N', help: 'also fail on any rating whose CVSS score is at least N (0 to 10)' },
-  { flag: '--unknown-as', env: ['POLICY_UNKNOWN_AS'], value: 'SEVERITY', defaultText: 'ignore', help: 'what a vulnerability without a known severity counts as: low, medium, high, critical or ignore' },
-  { flag: '--mode', env: ['POLICY_MODE'], value: 'MODE', defaultText: 'enforce', help: 'enforce, or audit: the same evaluation and output, but exit 0 and say plainly that the gate would have failed' },
-  { flag: '--report-file', env: ['POLICY_REPORT_FILE'], value: 'PATH', help: 'also write a machine report to PATH' },
-  { flag: '--report-format', env: ['POLICY_REPORT_FORMAT'], value: 'FORMAT', defaultText: 'json', help: 'json, sarif (SARIF 2.1.0, for code-scanning dashboards) or junit (JUnit XML, one test case per blocking finding)' },
-  { flag: '--max-body-size', env: ['POLICY_MAX_BODY_SIZE'], value: 'SIZE', defaultText: DEFAULT_MAX_BODY, help: 'a larger answer (or --input) ends with exit 3: bytes, or with KiB, MiB, GiB, KB, MB, GB' },
-  { flag: '--help', help: 'show this help' },
-  { flag: '--version', help: 'show the version' },
-]
-
-// ---------------------------------------------------------------------------------------------
-// Types
+// Options: this table feeds the parser, the defaults, --help, the README's table and the tests.
 
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'unknown'] as const
 export type Severity = (typeof SEVERITIES)[number]
 export const GATES = ['none', 'low', 'medium', 'high', 'critical'] as const
 export type Gate = (typeof GATES)[number]
-export type Format = 'text' | 'json'
+export const FORMATS = ['text', 'json'] as const
+export type Format = (typeof FORMATS)[number]
+export const MODES = ['enforce', 'audit'] as const
+export type Mode = (typeof MODES)[number]
+export const REPORT_FORMATS = ['json', 'sarif', 'junit'] as const
+export type ReportFormat = (typeof REPORT_FORMATS)[number]
+export const UNKNOWN_AS = ['low', 'medium', 'high', 'critical', 'ignore'] as const
+export type UnknownAs = (typeof UNKNOWN_AS)[number]
+
+export interface OptionSpec {
+  readonly flag: `--${string}`
+  /** The environment variable that holds the same value (a flag wins over it). */
+  readonly env?: string
+  /** The value's name in --help; absent for a switch. */
+  readonly value?: string
+  /** The only values accepted, in any case. */
+  readonly choices?: readonly string[]
+  /** The value when neither the flag nor the variable gives one, read like a given value. */
+  readonly default?: string
+  /** Said instead of a default when there is no single one. */
+  readonly defaultText?: string
+  /** No default: the run needs it. */
+  readonly required?: true
+  /** One line for --help. */
+  readonly help: string
+  /** More for the README's table than --help has room for. */
+  readonly more?: string
+}
+
+const OPTION_TABLE = [
+  { flag: '--gate', env: 'GATE', value: 'LEVEL', choices: GATES, required: true, help: 'the lowest severity that fails; none passes without contacting the store', more: 'Any case. `none` exits 0, as the seed does.' },
+  { flag: '--url', env: 'METADATA_STORE_URL', value: 'URL', help: 'the store: host[:port][/prefix] (https implied) or https://...; http:// is refused', more: 'The seed\'s form works as is. `http://` would send the token in clear; a malformed scheme (`http:/host`, `https:host`) is refused rather than read as the host `http`.' },
+  { flag: '--token-file', env: 'ACCESS_TOKEN_FILE', value: 'FILE', help: 'file holding the bearer token (or the token itself in ACCESS_TOKEN); no flag takes its value', more: 'Surrounding whitespace is trimmed. A token under 16 characters is refused: it could not be redacted from output without cutting into words. A path that cannot be read is not echoed back (it may be the token pasted in the wrong place).' },
+  { flag: '--ca-cert', env: 'METADATA_STORE_CA_CERT', value: 'FILE', defaultText: '/var/cert/caCrt if present', help: "PEM file with the store's CA, trusted besides the default roots; the variable may hold the PEM itself", more: 'As in the TAP docs.' },
+  { flag: '--timeout', env: 'POLICY_TIMEOUT', value: 'DURATION', default: '30m', help: 'a hard bound on the whole run: 500ms, 10s, 5m, 1h, 1h30m or plain seconds', more: 'It covers reading the files named here, connecting (through a proxy or not), every request and every wait. A wait longer than Node\'s timers allow (24.8 days) is clamped.' },
+  { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
+  { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store', more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.' },
+  { flag: '--format', env: 'POLICY_FORMAT', value: 'FORMAT', choices: FORMATS, default: 'text', help: 'text is for people; json writes one document on stdout', more: 'The JSON schema is under [JSON output](#json-output).' },
+  { flag: '--results-dir', env: 'POLICY_RESULTS_DIR', value: 'DIR', help: 'also write Tekton results there, one file each (/tekton/results in a Task)', more: 'See the results table above. An empty value or a folder that is not writable is a usage error (exit 2), found before any request.' },
+  { flag: '--exemptions', env: 'POLICY_EXEMPTIONS', value: 'FILE', help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire', more: 'See [Exemptions](#exemptions).' },
+  { flag: '--triage', env: 'POLICY_TRIAGE', help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree", more: 'The variable takes `true` or `false`.' },
+  { flag: '--newer-than', env: 'POLICY_NEWER_THAN', value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)', more: 'A time that does not exist (hour 25, month 13, February 30, second 60) is refused (exit 2).' },
+  { flag: '--fail-on-score', env: 'POLICY_FAIL_ON_SCORE', value: 'N', help: 'also fail on any rating whose CVSS score is at least N (0 to 10)' },
+  { flag: '--unknown-as', env: 'POLICY_UNKNOWN_AS', value: 'SEVERITY', choices: UNKNOWN_AS, default: 'ignore', help: 'what a vulnerability without a known severity counts as' },
+  { flag: '--mode', env: 'POLICY_MODE', value: 'MODE', choices: MODES, default: 'enforce', help: 'audit evaluates and reports the same, but exits 0 and says plainly that the gate would have failed' },
+  { flag: '--report-file', env: 'POLICY_REPORT_FILE', value: 'PATH', help: 'also write a machine report to PATH', more: 'An empty value, a folder, a path ending in `/` or a missing or unwritable folder is a usage error (exit 2), found before any request.' },
+  { flag: '--report-format', env: 'POLICY_REPORT_FORMAT', value: 'FORMAT', choices: REPORT_FORMATS, defaultText: 'from the file name: .sarif and .sarif.json sarif, .xml junit, else json', help: 'JSON (the --format json document), SARIF 2.1.0 for code-scanning dashboards, or JUnit XML for CI test views' },
+  { flag: '--max-body-size', env: 'POLICY_MAX_BODY_SIZE', value: 'SIZE', default: '24MiB', help: 'a larger answer (or --input) ends with exit 3: bytes, or with KiB, MiB, GiB, KB, MB, GB', more: 'Real reports are a few MB; the default is what the Task\'s 512Mi evaluates with room to spare ([Memory](#memory)). Raise it together with the step\'s memory.' },
+  { flag: '--help', help: 'show this help and exit, whatever else is given' },
+  { flag: '--version', help: 'show the version' },
+] as const satisfies readonly OptionSpec[]
+
+export type Flag = (typeof OPTION_TABLE)[number]['flag']
+export const OPTIONS: readonly OptionSpec[] = OPTION_TABLE
+
+/** Variables read without a flag of their own. */
+export const ENVIRONMENT: ReadonlyArray<{ readonly name: string; readonly help: string }> = [
+  { name: 'ACCESS_TOKEN', help: 'the bearer token itself, when no token file is given (as the seed Task passes it from secret metadata-store-access-token)' },
+  { name: 'HTTPS_PROXY', help: 'a proxy for the store (https_proxy, HTTP_PROXY and http_proxy too), with NO_PROXY; an http:// or https:// URL or exit 2' },
+  { name: 'NO_COLOR', help: 'no colour in the summary (there is none either when stdout is not a terminal, or TERM=dumb)' },
+]
 
 const SEVERITY_RANK: Record<Severity, number> = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 }
 const SEVERITY_NAMES: ReadonlyMap<string, Severity> = new Map([
@@ -133,9 +155,6 @@ export interface ImageRef {
   readonly digest: string
 }
 
-export type Mode = 'enforce' | 'audit'
-export type ReportFormat = 'json' | 'sarif' | 'junit'
-export type UnknownAs = Exclude<Severity, 'unknown'> | 'ignore'
 
 /** Which rule made a finding block: its severity against the gate, --unknown-as, or --fail-on-score. */
 export type Rule = 'severity' | 'unknown-as' | 'score'
@@ -368,10 +387,10 @@ function parseChoice<T extends string>(text: string, option: string, choices: re
 }
 
 export const parseGate = (text: string, option = '--gate') => parseChoice<Gate>(text, option, GATES, 'gate')
-export const parseFormat = (text: string, option = '--format') => parseChoice<Format>(text, option, ['text', 'json'], 'format')
-export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, ['enforce', 'audit'], 'mode')
-export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, ['json', 'sarif', 'junit'], 'report format')
-export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, ['low', 'medium', 'high', 'critical', 'ignore'], 'severity')
+export const parseFormat = (text: string, option = '--format') => parseChoice<Format>(text, option, FORMATS, 'format')
+export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, MODES, 'mode')
+export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, REPORT_FORMATS, 'report format')
+export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, UNKNOWN_AS, 'severity')
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
 
@@ -610,8 +629,15 @@ export type ParsedArgs =
   | { readonly kind: 'version' }
   | { readonly kind: 'run'; readonly values: ReadonlyMap<string, string>; readonly positionals: readonly string[] }
 
-/** Splits argv by the OPTIONS table: `--flag value`, `--flag=value`, `--` ends options. */
+/**
+ * Splits argv by the OPTIONS table: `--flag value`, `--flag=value`, `--` ends options. --help wins over
+ * anything else given, valid or not; a flag given twice is refused: for a security gate, which of
+ * `--gate high --gate none` was meant must not be a guess.
+ */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length)
+  if (options.some((arg) => arg === '-h' || arg === '--help')) return { kind: 'help' }
+  if (options.includes('--version')) return { kind: 'version' }
   const values = new Map<string, string>()
   const positionals: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -620,8 +646,6 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       positionals.push(...argv.slice(i + 1))
       break
     }
-    if (arg === '-h' || arg === '--help') return { kind: 'help' }
-    if (arg === '--version') return { kind: 'version' }
     if (!arg.startsWith('-') || arg === '-') {
       positionals.push(arg)
       continue
@@ -629,17 +653,19 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const eq = arg.indexOf('=')
     const flag = eq === -1 ? arg : arg.slice(0, eq)
     const spec = OPTIONS.find((option) => option.flag === flag)
-    if (spec && !spec.value) {
-      if (eq !== -1) throw new UsageError('OPTION', `${flag} takes no value; set ${spec.env?.[0] ?? 'it'}=false to turn it off`)
-      values.set(flag, 'true')
-      continue
-    }
     if (!spec) {
       const hint = flag === '--token' ? ': the token is read from a file (--token-file) or ACCESS_TOKEN, never from a flag' : ': run with --help for the options'
       throw new UsageError('OPTION', `unknown option ${flag}${hint}`)
     }
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
-    if (value === undefined) throw new UsageError('OPTION', `${flag} needs a value (${spec.value})`)
+    let value: string | undefined
+    if (!spec.value) {
+      if (eq !== -1) throw new UsageError('OPTION', `${flag} takes no value; set ${spec.env ?? 'it'}=false to turn it off`)
+      value = 'true'
+    } else {
+      value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
+      if (value === undefined) throw new UsageError('OPTION', `${flag} needs a value (${spec.value})`)
+    }
+    if (values.has(flag)) throw new UsageError('OPTION', `${flag} is given twice ("${values.get(flag)}", then "${value}"): give it once`)
     values.set(flag, value)
   }
   return { kind: 'run', values, positionals }
@@ -1146,12 +1172,17 @@ export function renderReport(report: JsonReport, format: ReportFormat): string {
   return toJson(report)
 }
 
+/** What --help says of an option's values and default. */
+function describeValues(option: OptionSpec): string {
+  const choices = option.choices ? `${option.choices.join(' | ')}: ` : ''
+  const fallback = option.required ? ' (required)' : option.default || option.defaultText ? ` (default: ${option.default ?? option.defaultText})` : ''
+  return `${choices}${option.help}${fallback}`
+}
+
 export function renderHelp(): string {
   const optionRows = OPTIONS.map((option) => {
     const left = option.value ? `${option.flag} ${option.value}` : option.flag
-    const env = option.env ? ` [env ${option.env.join(', ')}]` : ''
-    const defaults = option.defaultText ? ` (default: ${option.defaultText})` : ''
-    return `  ${left.padEnd(26)}${option.help}${defaults}${env}`
+    return `  ${left.padEnd(26)}${describeValues(option)}${option.env ? ` [env ${option.env}]` : ''}`
   })
   return [
     `${NAME} ${VERSION}`,
@@ -1163,8 +1194,11 @@ export function renderHelp(): string {
     `  ${NAME} [options] <image>`,
     '  <image> is [registry[:port]/]repo[:tag]@sha256:<64 hex> or sha256:<64 hex>',
     '',
-    'Options (each also read from the environment variable shown):',
+    'Options (each also read from the environment variable shown; a flag wins, and may be given once):',
     ...optionRows,
+    '',
+    'Environment:',
+    ...ENVIRONMENT.map(({ name, help }) => `  ${name.padEnd(26)}${help}`),
     '',
     'Examples:',
     `  GATE=high METADATA_STORE_URL=metadata-store.example.com ACCESS_TOKEN=... ${NAME} registry.example.com/app@sha256:<digest>`,
@@ -1175,6 +1209,28 @@ export function renderHelp(): string {
     ...EXIT_CODES.map(([code, meaning]) => `  ${String(code).padEnd(4)}${meaning}`),
     '',
   ].join('\n')
+}
+
+const code = (text: string) => `\`${text}\``
+
+/** The README's options table, row by row: the docs test holds the README to it. */
+export function renderOptionsTable(): string[] {
+  return [
+    '| option | env | default | meaning |',
+    '|---|---|---|---|',
+    ...OPTIONS.map((option) => {
+      const fallback = option.required ? '(required)' : option.default ? code(option.default) : (option.defaultText ?? '')
+      const choices = option.choices ? `${option.choices.map(code).join(', ')}: ` : ''
+      const meaning = `${choices}${option.help.charAt(0).toUpperCase()}${option.help.slice(1)}.${option.more ? ` ${option.more}` : ''}`
+      return `| ${code(option.value ? `${option.flag} ${option.value}` : option.flag)} | ${option.env ? code(option.env) : ''} | ${fallback} | ${meaning} |`
+    }),
+    ...ENVIRONMENT.map(({ name, help }) => `| | ${code(name)} | | ${help.charAt(0).toUpperCase()}${help.slice(1)}. |`),
+  ]
+}
+
+/** The README's exit-code table, row by row. */
+export function renderExitCodeTable(): string[] {
+  return ['| code | meaning |', '|---|---|', ...EXIT_CODES.map(([exit, meaning]) => `| ${exit} | ${meaning} |`)]
 }
 
 /** Listed in the `blocking` Tekton result at most; the whole set of results stays far below Tekton's 4 KB. */
@@ -1221,14 +1277,21 @@ function reportFormatFor(path: string): ReportFormat {
   return /\.xml$/i.test(path) ? 'junit' : 'json'
 }
 
-/** Each option from its flag, else from its first environment variable in the OPTIONS table. */
+const specOf = (flag: Flag): OptionSpec => OPTIONS.find((option) => option.flag === flag)!
+
+/** Each option from its flag, else from its environment variable, else (with `withDefault`) from its default in OPTIONS. */
 function optionReader(values: ReadonlyMap<string, string>, env: Environment['env']) {
-  const get = (flag: string) => pick(values, env, flag, OPTIONS.find((option) => option.flag === flag)?.env?.[0])
-  const read = <T>(flag: string, parse: (value: string, origin: string) => T): T | undefined => {
+  const get = (flag: Flag) => pick(values, env, flag, specOf(flag).env)
+  const read = <T>(flag: Flag, parse: (value: string, origin: string) => T): T | undefined => {
     const input = get(flag)
     return input ? parse(input.value, input.origin) : undefined
   }
-  return { get, read }
+  const withDefault = <T>(flag: Flag, parse: (value: string, origin: string) => T): T => {
+    const fallback = specOf(flag).default
+    if (fallback === undefined) throw new Error(`${flag} has no default in OPTIONS`) // a bug in the table, caught by the tests
+    return read(flag, parse) ?? parse(fallback, `the default ${flag}`)
+  }
+  return { get, read, withDefault }
 }
 
 type OptionReader = ReturnType<typeof optionReader>
@@ -1253,7 +1316,7 @@ function checkResultsDir(input: { value: string; origin: string }, environment: 
 export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now()): Config {
   const { env } = environment
   const options = optionReader(values, env)
-  const { get, read } = options
+  const { get, read, withDefault } = options
   if (env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
@@ -1271,12 +1334,12 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const common: Config = {
     image,
     gate,
-    format: read('--format', parseFormat) ?? 'text',
-    mode: read('--mode', parseMode) ?? 'enforce',
-    unknownAs: read('--unknown-as', parseUnknownAs) ?? 'ignore',
+    format: withDefault('--format', parseFormat),
+    mode: withDefault('--mode', parseMode),
+    unknownAs: withDefault('--unknown-as', parseUnknownAs),
     triage: read('--triage', parseBoolean) ?? false,
-    maxBodyBytes: read('--max-body-size', parseSize) ?? parseSize(DEFAULT_MAX_BODY),
-    timeoutMs: read('--timeout', parseDuration) ?? parseDuration(DEFAULT_TIMEOUT, '--timeout'),
+    maxBodyBytes: withDefault('--max-body-size', parseSize),
+    timeoutMs: withDefault('--timeout', parseDuration),
     ...(failOnScore === undefined ? {} : { failOnScore }),
     ...(newerThan === undefined ? {} : { newerThan }),
     ...(exemptionsFile ? { exemptionsFile } : {}),
@@ -1294,7 +1357,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   return { ...common, source: { store: resolveStoreSource(options, environment) } }
 }
 
-function resolveStoreSource({ get, read }: OptionReader, environment: Environment): StoreSource {
+function resolveStoreSource({ get, withDefault }: OptionReader, environment: Environment): StoreSource {
   const { env } = environment
   const urlInput = get('--url')
   if (!urlInput) throw new UsageError('URL', 'no store given: set --url or METADATA_STORE_URL (e.g. metadata-store.<ingress domain>), or evaluate a saved report with --input')
@@ -1319,7 +1382,7 @@ function resolveStoreSource({ get, read }: OptionReader, environment: Environmen
     baseUrl,
     token,
     ...(ca ? { ca } : {}),
-    pollIntervalMs: read('--poll-interval', parseDuration) ?? parseDuration(DEFAULT_POLL_INTERVAL, '--poll-interval'),
+    pollIntervalMs: withDefault('--poll-interval', parseDuration),
     proxied,
   }
 }

@@ -242,7 +242,8 @@ describe('input and configuration', () => {
     expect(run.code).toBe(EXIT.PASS)
     for (const option of OPTIONS) {
       expect(run.stdout).toContain(option.flag)
-      for (const name of option.env ?? []) expect(run.stdout).toContain(name)
+      if (option.env) expect(run.stdout).toContain(`[env ${option.env}]`)
+      if (option.choices) expect(run.stdout).toContain(option.choices.join(' | '))
     }
     for (const [code, meaning] of EXIT_CODES) expect(run.stdout).toContain(`${String(code).padEnd(4)}${meaning}`)
   })

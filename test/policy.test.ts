@@ -21,6 +21,7 @@ import {
   tektonResults,
   resolveConfig,
   UsageError,
+  OPTIONS,
   type Gate,
 } from '../policy.ts'
 import { SAMPLE_DIGEST, sampleImageBody } from './support/simulator.ts'
@@ -200,8 +201,26 @@ describe('parseArgs and resolveConfig', () => {
     })
   })
 
-  it.each([['--help'], ['-h'], ['--gate', 'x', '--help']])('%s asks for help before anything is checked', (...argv) => {
+  it.each([['--help'], ['-h'], ['--gate', 'x', '--help'], ['--gat', 'x', '--help'], ['--gate', '--help']])('%s asks for help before anything is checked', (...argv) => {
     expect(parseArgs(argv).kind).toBe('help')
+  })
+
+  it('reads --help after -- as an image, not as a request for help', () => {
+    expect(parseArgs(['--gate', 'high', '--', '--help'])).toMatchObject({ kind: 'run', positionals: ['--help'] })
+  })
+
+  it.each([
+    [['--gate', 'high', '--gate', 'none'], '--gate is given twice ("high", then "none"): give it once'],
+    [['--triage', '--triage'], '--triage is given twice'],
+    [['--format=json', '--format', 'json'], '--format is given twice'],
+  ])('refuses a repeated flag %j: which one was meant must not be a guess', (argv, message) => {
+    expect(() => parseArgs(argv)).toThrow(message)
+  })
+
+  it('gives every option with choices a default among them, or says why it has none', () => {
+    for (const option of OPTIONS) {
+      if (option.choices && !option.required && !option.defaultText) expect(option.choices, option.flag).toContain(option.default)
+    }
   })
 })
 

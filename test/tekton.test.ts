@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
-import { buildJsonReport, DEFAULT_CA_PATH, EXIT, OPTIONS, parseDuration, tektonResults } from '../policy.ts'
+import { buildJsonReport, DEFAULT_CA_PATH, ENVIRONMENT, EXIT, OPTIONS, parseDuration, tektonResults } from '../policy.ts'
 import { buildGateImage, dockerForTests, runContainer } from './support/container.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { answer, cleanImageBody, repeat, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN, type Answer } from './support/simulator.ts'
@@ -38,7 +38,7 @@ describe('config/task.yaml', () => {
   })
 
   it('passes only flags the gate reads, each with its value', () => {
-    const flags = new Map(OPTIONS.map((option) => [option.flag, option]))
+    const flags = new Map<string, (typeof OPTIONS)[number]>(OPTIONS.map((option) => [option.flag, option]))
     const args = step.args!.slice(1)
     for (let i = 0; i < args.length; i++) {
       if (!args[i]!.startsWith('--')) continue
@@ -50,7 +50,7 @@ describe('config/task.yaml', () => {
   })
 
   it('sets only environment variables the gate reads, the token from the seed secret', () => {
-    const known = new Set(OPTIONS.flatMap((option) => option.env ?? []))
+    const known = new Set([...OPTIONS.flatMap((option) => option.env ?? []), ...ENVIRONMENT.map((variable) => variable.name)])
     for (const variable of step.env ?? []) expect(known, `the gate does not read ${variable.name}`).toContain(variable.name)
     expect(step.env?.find((variable) => variable.name === 'ACCESS_TOKEN')).toEqual({
       name: 'ACCESS_TOKEN',
