@@ -285,12 +285,16 @@ export interface Config {
 // ---------------------------------------------------------------------------------------------
 // Errors: branch on `code`, never on the message.
 
+export type UsageCode =
+  | 'OPTION' | 'IMAGE' | 'GATE' | 'FORMAT' | 'MODE' | 'REPORT_FORMAT' | 'UNKNOWN_AS' | 'DURATION' | 'SIZE' | 'BOOLEAN' | 'SCORE' | 'TIME'
+  | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR'
+
 /** Bad input or configuration, found before any request: exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError'
   readonly exitCode = EXIT.USAGE
-  readonly code: string
-  constructor(code: string, message: string) {
+  readonly code: UsageCode
+  constructor(code: UsageCode, message: string) {
     super(message)
     this.code = code
   }
@@ -380,17 +384,17 @@ export function formatDuration(ms: number): string {
   return `${s}s`
 }
 
-function parseChoice<T extends string>(text: string, option: string, choices: readonly T[], what: string): T {
+function parseChoice<T extends string>(text: string, option: string, choices: readonly T[], what: string, code: UsageCode): T {
   const value = text.trim().toLowerCase()
   if ((choices as readonly string[]).includes(value)) return value as T
-  throw new UsageError(what.toUpperCase().replace(/ /g, '_'), `${option} "${text}" is not a ${what}: use ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`)
+  throw new UsageError(code, `${option} "${text}" is not a ${what}: use ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`)
 }
 
-export const parseGate = (text: string, option = '--gate') => parseChoice<Gate>(text, option, GATES, 'gate')
-export const parseFormat = (text: string, option = '--format') => parseChoice<Format>(text, option, FORMATS, 'format')
-export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, MODES, 'mode')
-export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, REPORT_FORMATS, 'report format')
-export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, UNKNOWN_AS, 'severity')
+export const parseGate = (text: string, option = '--gate') => parseChoice<Gate>(text, option, GATES, 'gate', 'GATE')
+export const parseFormat = (text: string, option = '--format') => parseChoice<Format>(text, option, FORMATS, 'format', 'FORMAT')
+export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, MODES, 'mode', 'MODE')
+export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, REPORT_FORMATS, 'report format', 'REPORT_FORMAT')
+export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, UNKNOWN_AS, 'severity', 'UNKNOWN_AS')
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
 
@@ -510,14 +514,14 @@ export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
 
 /** One page of `GET /api/v1/triage`: the current analysis of each record. */
 export function triagePageFrom(document: unknown): { decisions: TriageDecision[]; records: number; lastPage: number } {
-  const page = objectAt(document, 'the triage page')
-  const records = listAt(page, 'Results', 'the triage page.')
+  const page = objectAt(TRIAGE_PAGE, document, 'it')
+  const records = listAt(TRIAGE_PAGE, page, 'Results', '')
   const decisions: TriageDecision[] = []
   records.forEach((raw, index) => {
-    const record = objectAt(raw, `the triage page.Results[${index}]`)
+    const record = objectAt(TRIAGE_PAGE, raw, `Results[${index}]`)
     const vulnerability = isObject(record.vulnerability) ? record.vulnerability : {}
     const pkg = isObject(record.package) ? record.package : {}
-    const analyses = listAt(record, 'Analysis', `the triage page.Results[${index}].`)
+    const analyses = listAt(TRIAGE_PAGE, record, 'Analysis', `Results[${index}].`)
     const current = analyses.at(-1)
     const id = text(vulnerability.CVEID)
     if (!id || !isObject(current)) return
@@ -537,10 +541,10 @@ export function triagePageFrom(document: unknown): { decisions: TriageDecision[]
 
 /** The newest `GeneratedAt` on a page of `GET /api/v1/reports?ordering=DESC`, ms since the epoch. */
 export function newestReportFrom(document: unknown): number | undefined {
-  const page = objectAt(document, 'the reports page')
+  const page = objectAt(REPORTS_PAGE, document, 'it')
   let newest: number | undefined
-  listAt(page, 'Results', 'the reports page.').forEach((raw, index) => {
-    const generated = Date.parse(text(objectAt(raw, `the reports page.Results[${index}]`).GeneratedAt))
+  listAt(REPORTS_PAGE, page, 'Results', '').forEach((raw, index) => {
+    const generated = Date.parse(text(objectAt(REPORTS_PAGE, raw, `Results[${index}]`).GeneratedAt))
     if (!Number.isNaN(generated) && (newest === undefined || generated > newest)) newest = generated
   })
   return newest
@@ -698,20 +702,20 @@ function isObject(value: unknown): value is Record<string, unknown> {
 const NO_ITEMS: readonly unknown[] = []
 
 /** `null` or missing means none; anything else that is not a list is malformed. */
-function listAt(owner: Record<string, unknown>, key: string, path: string): readonly unknown[] {
+function listAt(document: DocumentName, owner: Record<string, unknown>, key: string, path: string): readonly unknown[] {
   const value = owner[key]
   if (value === null || value === undefined) return NO_ITEMS
-  if (!Array.isArray(value)) throw malformed(`${path}${key} is ${describeJson(value)}, expected a list`)
+  if (!Array.isArray(value)) throw malformed(document, `${path}${key} is ${describeJson(value)}, expected a list`)
   return value
 }
 
-function objectAt(value: unknown, path: string): Record<string, unknown> {
-  if (!isObject(value)) throw notAnObject(value, path)
+function objectAt(document: DocumentName, value: unknown, path: string): Record<string, unknown> {
+  if (!isObject(value)) throw notAnObject(document, value, path)
   return value
 }
 
-function notAnObject(value: unknown, path: string): NoVerdictError {
-  return malformed(`${path} is ${describeJson(value)}, expected an object`)
+function notAnObject(document: DocumentName, value: unknown, path: string): NoVerdictError {
+  return malformed(document, `${path} is ${describeJson(value)}, expected an object`)
 }
 
 function describeJson(value: unknown): string {
@@ -720,8 +724,14 @@ function describeJson(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
-function malformed(detail: string): NoVerdictError {
-  return new NoVerdictError('MALFORMED_RESPONSE', `the image report is malformed: ${detail}`)
+/** The documents the store answers with, as messages name them. */
+type DocumentName = 'the image report' | 'the triage page' | 'the reports page'
+const IMAGE_REPORT: DocumentName = 'the image report'
+const TRIAGE_PAGE: DocumentName = 'the triage page'
+const REPORTS_PAGE: DocumentName = 'the reports page'
+
+function malformed(document: DocumentName, detail: string): NoVerdictError {
+  return new NoVerdictError('MALFORMED_RESPONSE', `${document} is malformed: ${detail}`)
 }
 
 function text(value: unknown): string {
@@ -761,15 +771,15 @@ function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<stri
  */
 export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
-  const image = objectAt(document, 'the document')
+  const image = objectAt(IMAGE_REPORT, document, 'the document')
   if (typeof image.Digest !== 'string' && !('Packages' in image)) {
-    throw malformed('it has neither Digest nor Packages, so it is not an Image')
+    throw malformed(IMAGE_REPORT, 'it has neither Digest nor Packages, so it is not an Image')
   }
   if (expectedDigest) {
     // Fetched for a digest: the body must say which image it describes, or the check would be skipped silently.
-    if (image.Digest === undefined || image.Digest === null) throw malformed(`Digest is missing, so it cannot be checked against ${expectedDigest}`)
-    if (typeof image.Digest !== 'string') throw malformed(`Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`)
-    if (image.Digest.trim().toLowerCase() !== expectedDigest) throw malformed(`it describes ${image.Digest}, not ${expectedDigest}`)
+    if (image.Digest === undefined || image.Digest === null) throw malformed(IMAGE_REPORT, `Digest is missing, so it cannot be checked against ${expectedDigest}`)
+    if (typeof image.Digest !== 'string') throw malformed(IMAGE_REPORT, `Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`)
+    if (image.Digest.trim().toLowerCase() !== expectedDigest) throw malformed(IMAGE_REPORT, `it describes ${image.Digest}, not ${expectedDigest}`)
   }
   const active = policy.exemptions.filter((exemption) => exemption.expiresAt >= policy.now)
   const exemptionsById = byLowerCaseId(active)
@@ -781,23 +791,23 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   let findings = 0
 
   // The hot loop of a 50 MB report: plain loops, and error paths built only when something is wrong.
-  const packages = listAt(image, 'Packages', '')
+  const packages = listAt(IMAGE_REPORT, image, 'Packages', '')
   for (let p = 0; p < packages.length; p++) {
     const pkg = packages[p]
-    if (!isObject(pkg)) throw notAnObject(pkg, `Packages[${p}]`)
-    const vulnerabilities = Array.isArray(pkg.Vulnerabilities) ? pkg.Vulnerabilities : listAt(pkg, 'Vulnerabilities', `Packages[${p}].`)
+    if (!isObject(pkg)) throw notAnObject(IMAGE_REPORT, pkg, `Packages[${p}]`)
+    const vulnerabilities = Array.isArray(pkg.Vulnerabilities) ? pkg.Vulnerabilities : listAt(IMAGE_REPORT, pkg, 'Vulnerabilities', `Packages[${p}].`)
     if (vulnerabilities.length === 0) continue
     const packageName = text(pkg.Name) || '(unnamed package)'
     const packageVersion = text(pkg.Version)
     for (let v = 0; v < vulnerabilities.length; v++) {
       const vulnerability = vulnerabilities[v]
-      if (!isObject(vulnerability)) throw notAnObject(vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
-      const ratings = Array.isArray(vulnerability.Ratings) ? vulnerability.Ratings : listAt(vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
+      if (!isObject(vulnerability)) throw notAnObject(IMAGE_REPORT, vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
+      const ratings = Array.isArray(vulnerability.Ratings) ? vulnerability.Ratings : listAt(IMAGE_REPORT, vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
       let severity: Severity = 'unknown'
       let score: number | null = null
       for (let r = 0; r < ratings.length; r++) {
         const rating = ratings[r]
-        if (!isObject(rating)) throw notAnObject(rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
+        if (!isObject(rating)) throw notAnObject(IMAGE_REPORT, rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
         const ratingSeverity = normaliseSeverity(rating.Severity)
         if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
         const ratingScore = rating.Score
@@ -1051,32 +1061,51 @@ function bounded<T>(value: T): T {
 
 const listed = <T>(items: readonly T[]): T[] => items.slice(0, MAX_REPORTED_FINDINGS).map(bounded)
 
+/** How a run ended, before it is written anywhere. */
+export interface Outcome {
+  /** There whenever a verdict was reached. */
+  readonly evaluation?: Evaluation
+  /** Gate none: nothing was judged. */
+  readonly skipped?: true
+  /** Why there is no verdict, or why the verdict could not be recorded. */
+  readonly error?: { readonly code: string; readonly message: string }
+}
+
+export interface ExitDecision {
+  /** What the process exits with. */
+  readonly exitCode: number
+  /** What enforce mode exits with; equals exitCode there. */
+  readonly enforcedExitCode: number
+}
+
 /**
- * The machine report of one run. `evaluation` is there whenever a verdict was reached, `error` whenever the
- * exit code is not the verdict's (no verdict, or the Tekton results could not be written).
+ * The one place an outcome becomes an exit code: an error means no verdict (3), a blocking finding a
+ * violation (1), anything else a pass; audit mode reports the same and exits 0.
  */
-export function buildJsonReport(outcome: {
-  image: ImageRef | null
-  gate: Gate | null
-  exitCode: number
-  mode?: Mode
-  evaluation?: Evaluation
-  skipped?: true
-  error?: { code: string; message: string }
-}): JsonReport {
+export function decideExit(outcome: Outcome, mode: Mode): ExitDecision {
+  const enforcedExitCode = outcome.error ? EXIT.NO_VERDICT : outcome.evaluation && !outcome.evaluation.passed ? EXIT.VIOLATION : EXIT.PASS
+  return { enforcedExitCode, exitCode: mode === 'audit' ? EXIT.PASS : enforcedExitCode }
+}
+
+/** The exit code an error carries: its own, or no verdict for anything unexpected (a bug). */
+export function exitCodeFor(error: unknown): number {
+  return error instanceof UsageError || error instanceof NoVerdictError || error instanceof InterruptedError ? error.exitCode : EXIT.NO_VERDICT
+}
+
+/** The machine report of one run, with the exit decision it was given. */
+export function buildJsonReport(run: { readonly image: ImageRef | null; readonly gate: Gate | null; readonly mode?: Mode }, outcome: Outcome, decision = decideExit(outcome, run.mode ?? 'enforce')): JsonReport {
   const evaluation = outcome.evaluation ?? null
   const verdict: Verdict = evaluation ? (evaluation.passed ? 'pass' : 'fail') : outcome.skipped ? 'skipped' : 'error'
-  const mode = outcome.mode ?? 'enforce'
   const exemptions = evaluation?.exemptions
   return {
     schemaVersion: 1,
     tool: { name: NAME, version: VERSION },
-    image: outcome.image,
-    gate: outcome.gate,
-    mode,
+    image: run.image,
+    gate: run.gate,
+    mode: run.mode ?? 'enforce',
     verdict,
-    exitCode: mode === 'audit' && (outcome.exitCode === EXIT.VIOLATION || outcome.exitCode === EXIT.NO_VERDICT) ? EXIT.PASS : outcome.exitCode,
-    enforcedExitCode: outcome.exitCode,
+    exitCode: decision.exitCode,
+    enforcedExitCode: decision.enforcedExitCode,
     counts: evaluation?.counts ?? null,
     uniqueVulnerabilities: evaluation?.uniqueVulnerabilities ?? null,
     findings: evaluation?.findings ?? null,
@@ -1485,7 +1514,7 @@ function parseJsonBody(body: string, source: string): unknown {
   try {
     return JSON.parse(body)
   } catch (error) {
-    throw malformed(`${source} is not JSON (${(error as Error).message}): "${firstLine(body, 80)}"`)
+    throw new NoVerdictError('MALFORMED_RESPONSE', `${source} is not JSON (${(error as Error).message}): "${firstLine(body, 80)}"`)
   }
 }
 
@@ -1941,146 +1970,183 @@ const fileSystem = {
   },
 }
 
-/** How a run ended, before it is written anywhere. */
-type Outcome = { readonly exitCode: number; readonly evaluation?: Evaluation; readonly skipped?: true; readonly error?: { readonly code: string; readonly message: string } }
+/** What one run writes to: stdout and stderr, redacted of the secrets it learns on the way. */
+interface Output {
+  readonly secrets: string[]
+  readonly stdout: (text: string) => void
+  /** One line on stderr with the tool's name; a store's words quoted in it are shown escaped. */
+  readonly say: (line: string) => void
+}
 
-/** Runs the gate and returns its exit code; the only place that decides one. */
-export async function main(argv: readonly string[], io: Io): Promise<number> {
+function outputFor(io: Io): Output {
   const secrets: string[] = []
-  const stdout = (text: string) => io.stdout(redact(text, secrets))
-  // Messages may quote a store's answer: one line each, control characters shown escaped.
-  const say = (line: string) => io.stderr(redact(`${NAME}: ${escapeControls(line)}\n`, secrets))
+  return {
+    secrets,
+    stdout: (text) => io.stdout(redact(text, secrets)),
+    say: (line) => io.stderr(redact(`${NAME}: ${escapeControls(line)}\n`, secrets)),
+  }
+}
 
+/** One run in progress: when it started, the deadline every wait races, what it is doing, the client to close. */
+interface Run {
+  readonly started: number
+  readonly deadline: AbortSignal
+  phase: string
+  client?: StoreClient
+}
+
+/** The files a run needs, read and checked before any request: the store's settings (absent for --input) and the exemptions. */
+interface Prepared {
+  readonly store?: StoreSettings
+  readonly exemptions: readonly Exemption[]
+}
+
+/** Runs the gate and returns its exit code: read the configuration, prepare, obtain the document, judge, emit. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const output = outputFor(io)
   let config: Config
   try {
     const args = parseArgs(argv)
-    if (args.kind === 'help' || args.kind === 'version') {
-      stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
+    if (args.kind !== 'run') {
+      output.stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
       return EXIT.PASS
     }
     config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem }, io.now())
   } catch (error) {
-    return reportUsageError(error, say)
+    return reportUsageError(error, output)
   }
-  const { image, gate, format, mode, resultsDir, report } = config
-
-  /**
-   * Every verdict, and every failure to reach one, ends here. The files are written first, so that Tekton
-   * never reads a stale or half-written result; when the results cannot be written the verdict is still
-   * printed, but the exit code says no verdict, since the Task could not record it.
-   */
-  const finish = (outcome: Outcome, summary?: string): number => {
-    let jsonReport = buildJsonReport({ image, gate, mode, ...outcome })
-    if (resultsDir) {
-      try {
-        // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
-        const results = Object.entries(tektonResults(jsonReport)).sort(([name]) => (name === 'verdict' ? 1 : 0))
-        writeFilesAtomically(results.map(([name, content]) => [join(resultsDir, name), redact(content, secrets)] as const))
-      } catch (error) {
-        const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
-        try {
-          rmSync(join(resultsDir, 'verdict'), { force: true }) // no stale verdict of an earlier run
-        } catch {}
-        say(`no verdict: ${message}`)
-        jsonReport = buildJsonReport({ image, gate, mode, ...outcome, exitCode: EXIT.NO_VERDICT, error: { code: 'RESULTS_NOT_WRITTEN', message } })
-      }
-    }
-    if (report) {
-      try {
-        writeFilesAtomically([[report.path, redact(renderReport(jsonReport, report.format), secrets)]])
-      } catch (error) {
-        say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
-      }
-    }
-    if (format === 'json') stdout(toJson(jsonReport))
-    else if (summary) stdout(summary)
-    if (jsonReport.exitCode !== jsonReport.enforcedExitCode) {
-      say(`AUDIT: the gate would have failed here (exit ${jsonReport.enforcedExitCode}, ${jsonReport.verdict === 'fail' ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
-    }
-    return jsonReport.exitCode
-  }
-
-  const started = io.now()
-  // The whole run ends by --timeout: file reads and every wait race this signal.
-  const deadline = AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))])
-  let client: StoreClient | undefined
-  let phase = 'reading the configuration'
+  const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration' }
   try {
-    const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, deadline) : undefined
-    if (store) secrets.push(store.token)
-    phase = 'reading --exemptions'
-    const exemptions = config.exemptionsFile && config.source ? await loadExemptions(config.exemptionsFile, secrets, deadline, io.blocking) : []
     if (!config.source) {
-      say(`gate none: no policy enforced for ${image.reference}; the store was not asked`)
-      return finish({ exitCode: EXIT.PASS, skipped: true })
+      output.say(`gate none: no policy enforced for ${config.image.reference}; the store was not asked`)
+      return emit(config, output, { skipped: true })
     }
-
-    let document: unknown
-    let triage: TriageDecision[] = []
-    if ('input' in config.source) {
-      const { input } = config.source
-      phase = `reading --input ${input}`
-      const body = await readInput(input, io, config.maxBodyBytes, deadline)
-      if (body.length > LARGE_BODY_BYTES) say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-      document = io.blocking(() => parseJsonBody(body, `--input ${input}`))
-    } else if (store) {
-      phase = 'waiting for the store'
-      say(`checking ${image.reference} against gate ${gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
-      client = await createStoreClient(store, config.maxBodyBytes)
-      const deps: WaitDeps = {
-        fetch: client.fetch,
-        now: io.now,
-        sleep: (ms, signal) => sleep(ms, undefined, { signal }),
-        random: Math.random,
-        progress: say,
-        signal: io.signal,
-        started,
-        blocking: io.blocking,
-      }
-      if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, deps)
-      document = await waitForImageReport(store, image.digest, deps)
-      if (config.triage) {
-        const decisions = await fetchTriage(store, image.digest, deps)
-        if (decisions) triage = decisions
-        else say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
-      }
-    }
-    const policy: Policy = { gate, unknownAs: config.unknownAs, exemptions, triage, now: io.now(), ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }) }
-    const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
-    const [evaluation, summary] = io.blocking(() => {
-      const result = evaluate(document, policy, image.digest)
-      return [result, renderText(result, image, { color, policy, triage: config.triage })] as const
-    })
-    return finish({ exitCode: evaluation.passed ? EXIT.PASS : EXIT.VIOLATION, evaluation }, summary)
+    const prepared = await prepare(config, run, output, io)
+    const { document, triage } = await obtainDocument(config, prepared, run, output, io)
+    const [evaluation, summary] = judge(config, document, prepared.exemptions, triage, io)
+    return emit(config, output, { evaluation }, summary)
   } catch (caught) {
-    let error = caught
-    if (io.signal.aborted && !(caught instanceof NoVerdictError)) error = io.signal.reason
-    else if (deadline.aborted && !(caught instanceof NoVerdictError || caught instanceof UsageError)) {
-      error = new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(config.timeoutMs)} ${phase}`)
-    }
-    if (error instanceof InterruptedError) {
-      say(`${error.message} before a verdict was reached`)
-      return error.exitCode
-    }
-    if (error instanceof UsageError) return reportUsageError(error, say)
-    const known = error instanceof NoVerdictError ? error : undefined
-    const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
-    say(`no verdict: ${message}`)
-    return finish({ exitCode: EXIT.NO_VERDICT, error: { code: known?.code ?? 'BUG', message } })
+    return fail(caught, config, run, output, io)
   } finally {
-    await client?.close().catch(() => undefined)
+    await run.client?.close().catch(() => undefined)
   }
 }
 
-/** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */
-function reportUsageError(error: unknown, say: (line: string) => void): number {
-  if (!(error instanceof UsageError)) {
-    say(`no verdict: unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`)
-    return EXIT.NO_VERDICT
+/** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
+async function prepare(config: Config, run: Run, output: Output, io: Io): Promise<Prepared> {
+  const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline) : undefined
+  if (store) output.secrets.push(store.token)
+  run.phase = 'reading --exemptions'
+  const exemptions = config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io.blocking) : []
+  return { ...(store ? { store } : {}), exemptions }
+}
+
+/** The Image document from --input, or from the store once it holds it (and, with --triage, its triage). */
+async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[] }> {
+  if (config.source && 'input' in config.source) {
+    const { input } = config.source
+    run.phase = `reading --input ${input}`
+    const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
+    if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
+    return { document: io.blocking(() => parseJsonBody(body, `--input ${input}`)), triage: [] }
   }
-  say(error.message)
-  say('run with --help for usage')
-  return EXIT.USAGE
+  const store = prepared.store!
+  const { image } = config
+  run.phase = 'waiting for the store'
+  output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
+  run.client = await createStoreClient(store, config.maxBodyBytes)
+  const deps: WaitDeps = {
+    fetch: run.client.fetch,
+    now: io.now,
+    sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+    random: Math.random,
+    progress: output.say,
+    signal: io.signal,
+    started: run.started,
+    blocking: io.blocking,
+  }
+  if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, deps)
+  const document = await waitForImageReport(store, image.digest, deps)
+  if (!config.triage) return { document, triage: [] }
+  const triage = await fetchTriage(store, image.digest, deps)
+  if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
+  return { document, triage: triage ?? [] }
+}
+
+/** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
+function judge(config: Config, document: unknown, exemptions: readonly Exemption[], triage: readonly TriageDecision[], io: Io): readonly [Evaluation, string] {
+  const policy: Policy = { gate: config.gate, unknownAs: config.unknownAs, exemptions, triage, now: io.now(), ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }) }
+  const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
+  return io.blocking(() => {
+    const evaluation = evaluate(document, policy, config.image.digest)
+    return [evaluation, renderText(evaluation, config.image, { color, policy, triage: config.triage })] as const
+  })
+}
+
+/**
+ * Every verdict, and every failure to reach one, ends here. The files are written first, so that Tekton
+ * never reads a stale or half-written result; when the results cannot be written the verdict is still
+ * printed, but the exit code says no verdict, since the Task could not record it.
+ */
+function emit(config: Config, output: Output, outcome: Outcome, summary?: string): number {
+  const { image, gate, mode, resultsDir, report } = config
+  let jsonReport = buildJsonReport({ image, gate, mode }, outcome)
+  if (resultsDir) {
+    try {
+      // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
+      const results = Object.entries(tektonResults(jsonReport)).sort(([name]) => (name === 'verdict' ? 1 : 0))
+      writeFilesAtomically(results.map(([name, content]) => [join(resultsDir, name), redact(content, output.secrets)] as const))
+    } catch (error) {
+      const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
+      try {
+        rmSync(join(resultsDir, 'verdict'), { force: true }) // no stale verdict of an earlier run
+      } catch {}
+      output.say(`no verdict: ${message}`)
+      jsonReport = buildJsonReport({ image, gate, mode }, { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } })
+    }
+  }
+  if (report) {
+    try {
+      writeFilesAtomically([[report.path, redact(renderReport(jsonReport, report.format), output.secrets)]])
+    } catch (error) {
+      output.say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
+    }
+  }
+  if (config.format === 'json') output.stdout(toJson(jsonReport))
+  else if (summary) output.stdout(summary)
+  if (jsonReport.exitCode !== jsonReport.enforcedExitCode) {
+    output.say(`AUDIT: the gate would have failed here (exit ${jsonReport.enforcedExitCode}, ${jsonReport.verdict === 'fail' ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
+  }
+  return jsonReport.exitCode
+}
+
+/** A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug. */
+function fail(caught: unknown, config: Config, run: Run, output: Output, io: Io): number {
+  let error = caught
+  if (io.signal.aborted && !(caught instanceof NoVerdictError)) error = io.signal.reason
+  else if (run.deadline.aborted && !(caught instanceof NoVerdictError || caught instanceof UsageError)) {
+    error = new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(config.timeoutMs)} ${run.phase}`)
+  }
+  if (error instanceof InterruptedError) {
+    output.say(`${error.message} before a verdict was reached`)
+    return exitCodeFor(error)
+  }
+  if (error instanceof UsageError) return reportUsageError(error, output)
+  const known = error instanceof NoVerdictError ? error : undefined
+  const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
+  output.say(`no verdict: ${message}`)
+  return emit(config, output, { error: { code: known?.code ?? 'BUG', message } })
+}
+
+/** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */
+function reportUsageError(error: unknown, output: Output): number {
+  if (error instanceof UsageError) {
+    output.say(error.message)
+    output.say('run with --help for usage')
+  } else {
+    output.say(`no verdict: unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`)
+  }
+  return exitCodeFor(error)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ describe('every output neutralises data from outside', () => {
     fc.assert(
       fc.property(fc.array(hostileFinding, { minLength: 1, maxLength: 6 }), hostileText, (findings, note) => {
         const evaluation = evaluate(documentOf(findings), policyFor(findings, note), SAMPLE_DIGEST)
-        const report = buildJsonReport({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high', exitCode: evaluation.passed ? 0 : 1, evaluation })
+        const report = buildJsonReport({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high' }, { evaluation })
         const json = toJson(report)
         expect(json).not.toMatch(RAW_CONTROL)
         const parsed = JSON.parse(json)
@@ -93,7 +93,7 @@ describe('every output neutralises data from outside', () => {
     fc.assert(
       fc.property(fc.array(hostileFinding, { minLength: 1, maxLength: 6 }), hostileText, (findings, note) => {
         const evaluation = evaluate(documentOf(findings), policyFor(findings, note), SAMPLE_DIGEST)
-        const xml = renderJunit(buildJsonReport({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high', exitCode: 1, evaluation, error: { code: 'X', message: note } }))
+        const xml = renderJunit(buildJsonReport({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high' }, { evaluation, error: { code: 'X', message: note } }))
         expect(xml).not.toMatch(NOT_XML_CHAR)
         expect(XMLValidator.validate(xml)).toBe(true)
         const cases = [parser.parse(xml).testsuites.testsuite.testcase].flat()
@@ -107,7 +107,7 @@ describe('every output neutralises data from outside', () => {
     fc.assert(
       fc.property(fc.array(hostileFinding, { minLength: 1, maxLength: 30 }), (findings) => {
         const evaluation = evaluate(documentOf(findings), 'high', SAMPLE_DIGEST)
-        const results = tektonResults(buildJsonReport({ image: null, gate: 'high', exitCode: 1, evaluation }))
+        const results = tektonResults(buildJsonReport({ image: null, gate: 'high' }, { evaluation }))
         const all = Object.values(results).join('')
         expect(all).not.toMatch(/[\r\n]/)
         expect(all).not.toMatch(RAW_CONTROL)
@@ -149,7 +149,7 @@ describe('neutralising and cutting', () => {
 
   it('caps the report at 5000 findings per list and 256 characters per field, saying how many were left out', () => {
     const many = Array.from({ length: 5_003 }, (_, i) => ({ id: `CVE-${i}-${'x'.repeat(300)}`, name: 'p', version: '1', severity: 'High' }))
-    const report = buildJsonReport({ image: null, gate: 'high', exitCode: 1, evaluation: evaluate(documentOf(many), 'high', SAMPLE_DIGEST) })
+    const report = buildJsonReport({ image: null, gate: 'high' }, { evaluation: evaluate(documentOf(many), 'high', SAMPLE_DIGEST) })
     expect(report.blocking).toHaveLength(5_000)
     expect(report.omitted).toEqual({ blocking: 3, suppressed: 0 })
     expect(report.blocking[0]!.id).toHaveLength(256)

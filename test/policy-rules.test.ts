@@ -3,6 +3,11 @@
 import { XMLParser } from 'fast-xml-parser'
 import { describe, expect, it } from 'vitest'
 import {
+  decideExit,
+  exitCodeFor,
+  InterruptedError,
+  NoVerdictError,
+  UsageError,
   basePolicy,
   buildJsonReport,
   evaluate,
@@ -143,7 +148,9 @@ describe('triage', () => {
   })
 
   it('refuses a triage page that is not a page', () => {
-    expect(() => triagePageFrom([])).toThrow(/the triage page is a list/)
+    // Named as the triage page, not as the image report: malformed() takes the document's name.
+    expect(() => triagePageFrom([])).toThrow('the triage page is malformed: it is a list, expected an object')
+    expect(() => triagePageFrom({ Results: [{ Analysis: 'x' }] })).toThrow('the triage page is malformed: Results[0].Analysis is a string, expected a list')
   })
 })
 
@@ -185,14 +192,30 @@ describe('freshness', () => {
 describe('audit mode and reports', () => {
   const failing = evaluate(sampleImageBody(), policy({ exemptions: [exemption({ id: 'CVE-2023-0286' })] }))
   const outcomes = {
-    fail: buildJsonReport({ image: REF, gate: 'high', exitCode: 1, evaluation: failing }),
-    pass: buildJsonReport({ image: REF, gate: 'high', exitCode: 0, evaluation: evaluate(cleanImageBody(), 'high') }),
-    error: buildJsonReport({ image: REF, gate: 'high', exitCode: 3, error: { code: 'TIMEOUT', message: 'timed out <after> 1s & more' } }),
+    fail: buildJsonReport({ image: REF, gate: 'high' }, { evaluation: failing }),
+    pass: buildJsonReport({ image: REF, gate: 'high' }, { evaluation: evaluate(cleanImageBody(), 'high') }),
+    error: buildJsonReport({ image: REF, gate: 'high' }, { error: { code: 'TIMEOUT', message: 'timed out <after> 1s & more' } }),
   }
 
+  it.each([
+    ['a pass', { evaluation: evaluate(cleanImageBody(), 'high') }, 'enforce', 0, 0],
+    ['a violation', { evaluation: failing }, 'enforce', 1, 1],
+    ['no verdict', { error: { code: 'TIMEOUT', message: 'x' } }, 'enforce', 3, 3],
+    ['a verdict the Task could not record', { evaluation: failing, error: { code: 'RESULTS_NOT_WRITTEN', message: 'x' } }, 'enforce', 3, 3],
+    ['gate none', { skipped: true as const }, 'enforce', 0, 0],
+    ['a violation in audit mode', { evaluation: failing }, 'audit', 0, 1],
+    ['no verdict in audit mode', { error: { code: 'TIMEOUT', message: 'x' } }, 'audit', 0, 3],
+  ] as const)('decideExit: %s exits %i and enforces %i', (_name, outcome, mode, exitCode, enforcedExitCode) => {
+    expect(decideExit(outcome, mode)).toEqual({ exitCode, enforcedExitCode })
+  })
+
+  it('exitCodeFor reads the code an error carries, and calls anything else no verdict', () => {
+    expect([new UsageError('GATE', 'x'), new NoVerdictError('TLS', 'x'), new InterruptedError('SIGTERM'), new InterruptedError('SIGINT'), new TypeError('bug')].map(exitCodeFor)).toEqual([2, 3, 143, 130, 3])
+  })
+
   it('exits 0 in audit mode but keeps the verdict and the enforced exit code', () => {
-    expect(buildJsonReport({ image: REF, gate: 'high', exitCode: 1, mode: 'audit', evaluation: failing })).toMatchObject({ mode: 'audit', verdict: 'fail', exitCode: 0, enforcedExitCode: 1 })
-    expect(buildJsonReport({ image: REF, gate: 'high', exitCode: 3, mode: 'audit', error: { code: 'X', message: 'y' } })).toMatchObject({ exitCode: 0, enforcedExitCode: 3 })
+    expect(buildJsonReport({ image: REF, gate: 'high', mode: 'audit' }, { evaluation: failing })).toMatchObject({ mode: 'audit', verdict: 'fail', exitCode: 0, enforcedExitCode: 1 })
+    expect(buildJsonReport({ image: REF, gate: 'high', mode: 'audit' }, { error: { code: 'X', message: 'y' } })).toMatchObject({ exitCode: 0, enforcedExitCode: 3 })
   })
 
   const validate = validateSarif
