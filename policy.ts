@@ -45,7 +45,7 @@ const RETRY_MAX_MS = 30_000
 /** The text summary lists at most this many blocking findings; --format json lists all. */
 const MAX_LISTED_FINDINGS = 20
 /** Exemptions that expire within this are warned about. */
-const EXPIRY_WARNING_MS = 14 * 24 * 3_600_000
+const EXPIRY_WARNING_DAYS = 14
 /** Triage states that suppress a finding; in_triage and exploitable suppress nothing. */
 export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affected', 'false_positive', 'resolved', 'resolved_with_pedigree'])
 /** Triage pages are fetched this many records at a time, and at most this many pages. */
@@ -228,7 +228,7 @@ export interface Evaluation {
   readonly exemptions: {
     /** No longer applied. */
     readonly expired: readonly Exemption[]
-    /** Applied, but expiring within 14 days. */
+    /** Applied, but expiring within EXPIRY_WARNING_DAYS. */
     readonly expiringSoon: readonly Exemption[]
     /** Applied, but matching no finding of this image. */
     readonly stale: readonly Exemption[]
@@ -523,14 +523,14 @@ export function triagePageFrom(document: unknown): { decisions: TriageDecision[]
     const pkg = isObject(record.package) ? record.package : {}
     const analyses = listAt(TRIAGE_PAGE, record, 'Analysis', `Results[${index}].`)
     const current = analyses.at(-1)
-    const id = text(vulnerability.CVEID)
+    const id = textOf(vulnerability.CVEID)
     if (!id || !isObject(current)) return
-    const name = text(pkg.Name)
-    const version = text(pkg.Version)
-    const justification = text(current.Justification)
+    const name = textOf(pkg.Name)
+    const version = textOf(pkg.Version)
+    const justification = textOf(current.Justification)
     decisions.push({
       id,
-      state: text(current.State).toLowerCase(),
+      state: textOf(current.State).toLowerCase(),
       ...(name ? { package: { name, ...(version ? { version } : {}) } } : {}),
       ...(justification ? { justification } : {}),
     })
@@ -544,7 +544,7 @@ export function newestReportFrom(document: unknown): number | undefined {
   const page = objectAt(REPORTS_PAGE, document, 'it')
   let newest: number | undefined
   listAt(REPORTS_PAGE, page, 'Results', '').forEach((raw, index) => {
-    const generated = Date.parse(text(objectAt(REPORTS_PAGE, raw, `Results[${index}]`).GeneratedAt))
+    const generated = Date.parse(textOf(objectAt(REPORTS_PAGE, raw, `Results[${index}]`).GeneratedAt))
     if (!Number.isNaN(generated) && (newest === undefined || generated > newest)) newest = generated
   })
   return newest
@@ -734,7 +734,8 @@ function malformed(document: DocumentName, detail: string): NoVerdictError {
   return new NoVerdictError('MALFORMED_RESPONSE', `${document} is malformed: ${detail}`)
 }
 
-function text(value: unknown): string {
+/** A string or number field as trimmed text; anything else is empty. */
+function textOf(value: unknown): string {
   return typeof value === 'string' ? value.trim() : typeof value === 'number' ? String(value) : ''
 }
 
@@ -797,8 +798,8 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
     if (!isObject(pkg)) throw notAnObject(IMAGE_REPORT, pkg, `Packages[${p}]`)
     const vulnerabilities = Array.isArray(pkg.Vulnerabilities) ? pkg.Vulnerabilities : listAt(IMAGE_REPORT, pkg, 'Vulnerabilities', `Packages[${p}].`)
     if (vulnerabilities.length === 0) continue
-    const packageName = text(pkg.Name) || '(unnamed package)'
-    const packageVersion = text(pkg.Version)
+    const packageName = textOf(pkg.Name) || '(unnamed package)'
+    const packageVersion = textOf(pkg.Version)
     for (let v = 0; v < vulnerabilities.length; v++) {
       const vulnerability = vulnerabilities[v]
       if (!isObject(vulnerability)) throw notAnObject(IMAGE_REPORT, vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
@@ -813,7 +814,7 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
         const ratingScore = rating.Score
         if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
       }
-      const id = text(vulnerability.CVEID) || (text(vulnerability.ID) ? `store-id:${text(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
+      const id = textOf(vulnerability.CVEID) || (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
       const seen = worstById.get(id)
       if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
       findings++
@@ -836,8 +837,8 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   for (const severity of worstById.values()) counts[severity]++
   blocking.sort(compareFindings)
   suppressed.sort(compareFindings)
-  // "Within 14 days" counts whole days: an entry expiring on the 14th day from today is warned about.
-  const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_MS).toISOString().slice(0, 10))!
+  // "Within EXPIRY_WARNING_DAYS" counts whole days: an entry expiring on the last of them is warned about.
+  const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_DAYS * 86_400_000).toISOString().slice(0, 10))!
   return {
     gate: policy.gate,
     counts,
@@ -1006,7 +1007,7 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   section('Suppressed, would block otherwise:', suppressed, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
   const notes = [
     ...exemptions.expired.map((exemption) => `expired ${exemption.expires}, no longer applies: ${describeExemption(exemption)}`),
-    ...exemptions.expiringSoon.map((exemption) => `expires ${exemption.expires}, within 14 days: ${describeExemption(exemption)}`),
+    ...exemptions.expiringSoon.map((exemption) => `expires ${exemption.expires}, within ${EXPIRY_WARNING_DAYS} days: ${describeExemption(exemption)}`),
     ...exemptions.stale.map((exemption) => `stale, matches nothing in this image: ${describeExemption(exemption)}`),
   ]
   if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
@@ -1240,7 +1241,7 @@ export function renderHelp(): string {
   ].join('\n')
 }
 
-const code = (text: string) => `\`${text}\``
+const code = (value: string) => `\`${value}\``
 
 /** The README's options table, row by row: the docs test holds the README to it. */
 export function renderOptionsTable(): string[] {
@@ -1433,8 +1434,8 @@ export interface StoreResponse {
   readonly body: string
 }
 
-/** What one request's outcome means for the wait: done, wait and try again, or give up. */
-export type Step =
+/** What one request's answer means for the wait: done, wait and try again, or give up (not a Tekton step). */
+export type PollOutcome =
   | { readonly kind: 'done'; readonly document: unknown }
   | {
       readonly kind: 'retry'
@@ -1502,7 +1503,7 @@ export function timerMs(ms: number): number {
  * what Retry-After asked for, or 1 s doubling to 30 s (jittered), and never less than 1 s, so that no
  * answer can make a hot loop. The caller cuts it to the time left.
  */
-export function retryDelay(step: Extract<Step, { kind: 'retry' }>, failures: number, pollIntervalMs: number, random: number): number {
+export function retryDelay(step: Extract<PollOutcome, { kind: 'retry' }>, failures: number, pollIntervalMs: number, random: number): number {
   const jitter = 0.8 + 0.4 * random
   if (!step.backoff) return Math.round(pollIntervalMs * jitter)
   if (step.delayMs !== undefined) return Math.max(RETRY_BASE_MS, step.delayMs)
@@ -1518,7 +1519,7 @@ function parseJsonBody(body: string, source: string): unknown {
   }
 }
 
-export function classifyResponse(response: StoreResponse, now: number): Step {
+export function classifyResponse(response: StoreResponse, now: number): PollOutcome {
   const { status } = response
   if (status === 200) {
     try {
@@ -1572,7 +1573,7 @@ function errorField(error: unknown, field: string): string | undefined {
  * retried MAX_DNS_FAILURES times in a row, to ride out a restart of the cluster DNS, then ends it naming
  * the host; other network errors are retried until the deadline.
  */
-export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUrl' | 'proxied'> & { readonly ca?: { readonly origin: string } }): Exclude<Step, { kind: 'done' }> {
+export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUrl' | 'proxied'> & { readonly ca?: { readonly origin: string } }): Exclude<PollOutcome, { kind: 'done' }> {
   if (error instanceof NoVerdictError) return { kind: 'fail', error }
   const codes = errorCodes(error)
   const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
@@ -1640,7 +1641,7 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
     }
     const requestMs = Math.min(REQUEST_TIMEOUT_MS, remaining)
     const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(timerMs(requestMs))])
-    let step: Exclude<Step, { kind: 'done' }> | { readonly kind: 'accepted'; readonly value: T }
+    let step: Exclude<PollOutcome, { kind: 'done' }> | { readonly kind: 'accepted'; readonly value: T }
     try {
       const response = await deps.fetch(poll.url, requestSignal)
       step = deps.blocking(() => {
@@ -2152,17 +2153,17 @@ function reportUsageError(error: unknown, output: Output): number {
 // ---------------------------------------------------------------------------------------------
 // Entry: runs only when this file is the program, so tests can import the functions above.
 
-function isMain(): boolean {
-  const script = process.argv[1]
+/** Whether the module at `moduleUrl` is the program node was started with (`script`, as in process.argv[1], possibly through a link). */
+export function isMain(moduleUrl: string, script: string | undefined, resolve: (path: string) => string = realpathSync): boolean {
   if (!script) return false
   try {
-    return import.meta.url === pathToFileURL(realpathSync(script)).href
+    return moduleUrl === pathToFileURL(resolve(script)).href
   } catch {
     return false
   }
 }
 
-if (isMain()) {
+if (isMain(import.meta.url, process.argv[1])) {
   const controller = new AbortController()
   const listeners = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const listener = () => {

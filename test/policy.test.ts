@@ -22,6 +22,7 @@ import {
   resolveConfig,
   UsageError,
   OPTIONS,
+  isMain,
   type Gate,
 } from '../policy.ts'
 import { SAMPLE_DIGEST, sampleImageBody } from './support/simulator.ts'
@@ -421,5 +422,21 @@ describe('renderText and redact', () => {
   it('replaces every occurrence of a secret', () => {
     expect(redact('a tok b tok', ['tok'])).toBe('a [redacted] b [redacted]')
     expect(redact('unchanged', [''])).toBe('unchanged')
+  })
+})
+
+describe('isMain', () => {
+  const links = (path: string) => (path === '/usr/local/bin/gate' ? '/app/policy.mjs' : path)
+  it.each([
+    ['the bundle itself', '/app/policy.mjs', true],
+    ['a link to it', '/usr/local/bin/gate', true],
+    ['another script that imports it', '/app/test.mjs', false],
+    ['no script (node -e)', undefined, false],
+  ] as const)('for %s (%s): %s', (_name, script, expected) => {
+    expect(isMain('file:///app/policy.mjs', script, links)).toBe(expected)
+  })
+
+  it('is false when the script cannot be resolved', () => {
+    expect(isMain('file:///app/policy.mjs', '/gone', () => { throw Object.assign(new Error('gone'), { code: 'ENOENT' }) })).toBe(false)
   })
 })
