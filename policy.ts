@@ -1780,7 +1780,7 @@ function availableMemory(): number {
   return Math.min(heap.heap_size_limit - heap.used_heap_size, containerLeft)
 }
 
-interface BodyLimits {
+export interface BodyLimits {
   readonly maxBytes: number
   readonly tooLarge: () => Error
   /** For JSON bodies: refuse one that would not fit in memory, naming it. */
@@ -1809,8 +1809,15 @@ function decodeBody(buffer: Buffer, limits: BodyLimits): string {
 const bodyTooLarge = (what: string, limit: number) => () =>
   new NoVerdictError('BODY_TOO_LARGE', `${what} is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it (and the step's memory) if this image really has that many findings`)
 
+/** What the gate asks the store through. */
+export interface StoreClient {
+  /** One GET; the answer's body and headers come back redacted of the token. */
+  readonly fetch: (url: URL, signal: AbortSignal) => Promise<StoreResponse>
+  readonly close: () => Promise<void>
+}
+
 /** An undici client for the store: its CA besides the default roots, through a proxy if the env names one, every wait bound by the caller's signal. */
-async function createStoreClient(store: StoreSettings, maxBodyBytes: number) {
+async function createStoreClient(store: StoreSettings, maxBodyBytes: number): Promise<StoreClient> {
   // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
   const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([importCommonJs(import('undici')), import('node:tls')])
   const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
@@ -1835,14 +1842,12 @@ async function createStoreClient(store: StoreSettings, maxBodyBytes: number) {
   }
 }
 
-export type StoreClient = Awaited<ReturnType<typeof createStoreClient>>
-
 /**
  * A file the user named, read to the end within `maxBytes` and the run's deadline: a FIFO, /dev/zero or a
  * stalled writer cannot hang the gate or flood its memory. Unreadable is a usage error naming `what`; the
  * path is left out where it may be a secret pasted in the wrong place.
  */
-async function readNamedFile(path: string, what: string, options: { signal: AbortSignal; limits: BodyLimits; showPath?: boolean }): Promise<string> {
+async function readNamedFile(path: string, what: string, options: ReadOptions): Promise<string> {
   let fd: number | undefined
   let stream: (NodeJS.ReadableStream & { destroy(): void }) | undefined
   try {
@@ -1879,22 +1884,22 @@ const configFileLimits = (what: string): BodyLimits => ({
 })
 
 /** The token and CA files, read and checked: the store is then ready to ask. */
-async function loadStoreSettings(source: StoreSource, timeoutMs: number, signal: AbortSignal): Promise<StoreSettings> {
+async function loadStoreSettings(source: StoreSource, timeoutMs: number, signal: AbortSignal, files: FileSystem): Promise<StoreSettings> {
   const token =
     'value' in source.token
       ? source.token.value
-      : checkToken(await readNamedFile(source.token.file, `the token file named by ${source.token.origin}`, { signal, limits: configFileLimits('the token file'), showPath: false }), source.token.origin)
+      : checkToken(await files.read(source.token.file, `the token file named by ${source.token.origin}`, { signal, limits: configFileLimits('the token file'), showPath: false }), source.token.origin)
   let ca: StoreSettings['ca']
   if (source.ca && 'pem' in source.ca) ca = { pem: checkCa(source.ca.pem, source.ca.origin), origin: source.ca.origin }
-  else if (source.ca) ca = { pem: checkCa(await readNamedFile(source.ca.file, 'the CA file', { signal, limits: configFileLimits('the CA file') }), source.ca.file), origin: source.ca.file }
+  else if (source.ca) ca = { pem: checkCa(await files.read(source.ca.file, 'the CA file', { signal, limits: configFileLimits('the CA file') }), source.ca.file), origin: source.ca.file }
   return { baseUrl: source.baseUrl, token, ...(ca ? { ca } : {}), timeoutMs, pollIntervalMs: source.pollIntervalMs, proxied: source.proxied }
 }
 
 /** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
-async function loadExemptions(path: string, secrets: readonly string[], signal: AbortSignal, blocking: Io['blocking']): Promise<Exemption[]> {
-  const source = redact(await readNamedFile(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }), secrets)
+async function loadExemptions(path: string, secrets: readonly string[], signal: AbortSignal, io: Io): Promise<Exemption[]> {
+  const source = redact(await io.files.read(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }), secrets)
   const { parseDocument } = await importCommonJs(import('yaml'))
-  return blocking(() => {
+  return io.blocking(() => {
     const document = parseDocument(source, { uniqueKeys: true })
     const [problem] = document.errors
     if (problem) throw new UsageError('EXEMPTIONS', `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
@@ -1913,7 +1918,7 @@ async function loadExemptions(path: string, secrets: readonly string[], signal: 
 async function readInput(path: string, io: Io, maxBodyBytes: number, signal: AbortSignal): Promise<string> {
   const limits: BodyLimits = { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge(`--input ${path}`, maxBodyBytes), json: { what: `--input ${path}`, available: io.availableMemory } }
   if (path === '-') return abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), signal)
-  return readNamedFile(path, '--input', { signal, limits })
+  return io.files.read(path, '--input', { signal, limits })
 }
 
 export interface Io {
@@ -1925,9 +1930,31 @@ export interface Io {
   /** Aborts on SIGINT or SIGTERM, with an InterruptedError. */
   readonly signal: AbortSignal
   readonly now: () => number
+  readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  readonly random: () => number
   /** Runs synchronous work (parsing, evaluating) so that SIGINT or SIGTERM still end the process at once. */
   readonly blocking: <T>(work: () => T) => T
+  /** Bytes the V8 heap and the container's memory limit still allow. */
   readonly availableMemory: () => number
+  readonly files: FileSystem
+  /** A client for the store: undici, or in tests anything that answers like the store. */
+  readonly connect: (store: StoreSettings, maxBodyBytes: number) => Promise<StoreClient>
+}
+
+export interface ReadOptions {
+  readonly signal: AbortSignal
+  readonly limits: BodyLimits
+  /** False where the path may be a secret pasted in the wrong place. */
+  readonly showPath?: boolean
+}
+
+/** Every file the gate touches goes through here. */
+export interface FileSystem extends Omit<Environment, 'env'> {
+  /** A file the user named, read to the end within its limits and the deadline. */
+  readonly read: (path: string, what: string, options: ReadOptions) => Promise<string>
+  /** Writes a set of files all or none. */
+  readonly writeAll: (files: ReadonlyArray<readonly [path: string, content: string]>) => void
+  readonly remove: (path: string) => void
 }
 
 /**
@@ -1952,7 +1979,10 @@ function writeFilesAtomically(files: ReadonlyArray<readonly [path: string, conte
   }
 }
 
-const fileSystem = {
+const realFiles: FileSystem = {
+  read: readNamedFile,
+  writeAll: writeFilesAtomically,
+  remove: (path) => rmSync(path, { force: true }),
   fileExists: (path: string) => existsSync(path),
   isDirectory: (path: string) => {
     try {
@@ -2012,7 +2042,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       output.stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
       return EXIT.PASS
     }
-    config = resolveConfig(args.values, args.positionals, { env: io.env, ...fileSystem }, io.now())
+    config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now())
   } catch (error) {
     return reportUsageError(error, output)
   }
@@ -2020,12 +2050,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
     if (!config.source) {
       output.say(`gate none: no policy enforced for ${config.image.reference}; the store was not asked`)
-      return emit(config, output, { skipped: true })
+      return emit(config, output, io.files, { skipped: true })
     }
     const prepared = await prepare(config, run, output, io)
     const { document, triage } = await obtainDocument(config, prepared, run, output, io)
     const [evaluation, summary] = judge(config, document, prepared.exemptions, triage, io)
-    return emit(config, output, { evaluation }, summary)
+    return emit(config, output, io.files, { evaluation }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
   } finally {
@@ -2035,10 +2065,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 
 /** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
 async function prepare(config: Config, run: Run, output: Output, io: Io): Promise<Prepared> {
-  const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline) : undefined
+  const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files) : undefined
   if (store) output.secrets.push(store.token)
   run.phase = 'reading --exemptions'
-  const exemptions = config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io.blocking) : []
+  const exemptions = config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []
   return { ...(store ? { store } : {}), exemptions }
 }
 
@@ -2055,12 +2085,12 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
   const { image } = config
   run.phase = 'waiting for the store'
   output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
-  run.client = await createStoreClient(store, config.maxBodyBytes)
+  run.client = await io.connect(store, config.maxBodyBytes)
   const deps: WaitDeps = {
     fetch: run.client.fetch,
     now: io.now,
-    sleep: (ms, signal) => sleep(ms, undefined, { signal }),
-    random: Math.random,
+    sleep: io.sleep,
+    random: io.random,
     progress: output.say,
     signal: io.signal,
     started: run.started,
@@ -2089,18 +2119,19 @@ function judge(config: Config, document: unknown, exemptions: readonly Exemption
  * never reads a stale or half-written result; when the results cannot be written the verdict is still
  * printed, but the exit code says no verdict, since the Task could not record it.
  */
-function emit(config: Config, output: Output, outcome: Outcome, summary?: string): number {
+function emit(config: Config, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
   const { image, gate, mode, resultsDir, report } = config
   let jsonReport = buildJsonReport({ image, gate, mode }, outcome)
   if (resultsDir) {
     try {
       // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
-      const results = Object.entries(tektonResults(jsonReport)).sort(([name]) => (name === 'verdict' ? 1 : 0))
-      writeFilesAtomically(results.map(([name, content]) => [join(resultsDir, name), redact(content, output.secrets)] as const))
+      const results = Object.entries(tektonResults(jsonReport))
+      const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
+      files.writeAll(ordered.map(([name, content]) => [join(resultsDir, name), redact(content, output.secrets)] as const))
     } catch (error) {
       const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
       try {
-        rmSync(join(resultsDir, 'verdict'), { force: true }) // no stale verdict of an earlier run
+        files.remove(join(resultsDir, 'verdict')) // no stale verdict of an earlier run
       } catch {}
       output.say(`no verdict: ${message}`)
       jsonReport = buildJsonReport({ image, gate, mode }, { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } })
@@ -2108,7 +2139,7 @@ function emit(config: Config, output: Output, outcome: Outcome, summary?: string
   }
   if (report) {
     try {
-      writeFilesAtomically([[report.path, redact(renderReport(jsonReport, report.format), output.secrets)]])
+      files.writeAll([[report.path, redact(renderReport(jsonReport, report.format), output.secrets)]])
     } catch (error) {
       output.say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
     }
@@ -2136,7 +2167,7 @@ function fail(caught: unknown, config: Config, run: Run, output: Output, io: Io)
   const known = error instanceof NoVerdictError ? error : undefined
   const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
   output.say(`no verdict: ${message}`)
-  return emit(config, output, { error: { code: known?.code ?? 'BUG', message } })
+  return emit(config, output, io.files, { error: { code: known?.code ?? 'BUG', message } })
 }
 
 /** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */
@@ -2196,6 +2227,10 @@ if (isMain(import.meta.url, process.argv[1])) {
       }
     },
     availableMemory,
+    sleep: (ms, signal) => sleep(ms, undefined, { signal }),
+    random: Math.random,
+    files: realFiles,
+    connect: createStoreClient,
   }
   process.exitCode = await main(process.argv.slice(2), io)
   // Work that cannot be cancelled (a FIFO that is never written, a socket a proxy holds open) must not keep the process past its verdict.
