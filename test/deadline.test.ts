@@ -11,7 +11,8 @@ import { EXIT, NoVerdictError, parseRetryAfter, pollStore, timerMs, type StoreRe
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles } from './support/gate.ts'
 import { startSilentProxy } from './support/proxy.ts'
-import { answer, cleanImageBody, SAMPLE_DIGEST, sampleImageBody, TEST_TOKEN } from './support/simulator.ts'
+import { cleanImageBody, SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
+import { answer, TEST_TOKEN } from './support/simulator.ts'
 
 const STORE: StoreSettings = { baseUrl: new URL('https://store.example.com'), token: TEST_TOKEN, timeoutMs: 10_000, pollIntervalMs: 100, proxied: false }
 const IMAGE_POLL = { url: new URL('https://store.example.com/api/v1/images/x'), what: 'the image', onNotFound: 'wait' as const, accept: (document: unknown) => ({ ready: true as const, value: document }) }

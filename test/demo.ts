@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process'
 import { chmodSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { cleanEnv, writeFiles } from './support/gate.ts'
-import { answer, makeTls, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, startSimulator, storeHandlers, TEST_TOKEN } from './support/simulator.ts'
+import { SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { answer, makeTls, repeat, startSimulator, storeHandlers, TEST_TOKEN } from './support/simulator.ts'
 
 const tls = await makeTls('Demo Metadata Store CA')
 const files = writeFiles({ caCrt: tls.caCert, accessToken: TEST_TOKEN })

@@ -14,7 +14,8 @@ import { evaluate, EXIT, NoVerdictError, pollStore, type StoreResponse, type Sto
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate } from './support/gate.ts'
 import { startConnectProxy, type ProxyBehaviour } from './support/proxy.ts'
-import { SAMPLE_DIGEST, sampleImageBody, TEST_TOKEN, type Answer } from './support/simulator.ts'
+import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
+import { TEST_TOKEN, type Answer } from './support/simulator.ts'
 
 const fixture = useStoreFixture()
 const seed = Number(process.env.FUZZ_SEED ?? (process.env.CI ? 20_261_128 : Date.now() % 2 ** 31))

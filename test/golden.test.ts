@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { basePolicy, evaluate, exemptionsFrom, renderHelp, renderText, triagePageFrom, VERSION, type Policy } from '../policy.ts'
-import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, triageRecord } from './support/simulator.ts'
+import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, triageRecord } from './support/documents.ts'
 
 const NOW = Date.parse('2026-11-28T12:00:00Z')
 const IMAGE = { reference: SAMPLE_IMAGE, digest: SAMPLE_DIGEST }

@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest'
 import { EXIT } from '../policy.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { BUNDLE, cleanEnv, runGate, writeFiles, type GateRun } from './support/gate.ts'
-import { answer, SAMPLE_DIGEST, sampleImageBody, TEST_TOKEN } from './support/simulator.ts'
+import { image, pkg, rating, SAMPLE_DIGEST, sampleImageBody, vuln } from './support/documents.ts'
+import { answer, TEST_TOKEN } from './support/simulator.ts'
 
 const fixture = useStoreFixture()
 const { serve, gate } = fixture
@@ -17,10 +18,8 @@ const FORGED_PASS = 'x\r\x1b[2K\x1b[32mPASS: nothing blocks at gate high.\x1b[8m
 /** What a terminal would act on; the text summary and stderr may hold none of it raw. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
 
-const withPackage = (name: string, version = '1.0', severity = 'Critical') => ({
-  Digest: SAMPLE_DIGEST,
-  Packages: [{ Name: name, Version: version, Vulnerabilities: [{ CVEID: 'CVE-2021-44228', Ratings: [{ Severity: severity, Score: 10 }] }] }],
-})
+/** The sample's log4j finding in one package of the given name and version. */
+const withPackage = (name: string, version = '1.0', severity = 'Critical') => image(pkg(name, version, vuln('CVE-2021-44228', rating(severity, 10))))
 
 function expectOneLineUsageError(run: GateRun, message: string | RegExp): void {
   expect(run.code).toBe(EXIT.USAGE)

@@ -6,7 +6,8 @@ import { EXIT } from '../policy.ts'
 import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from './support/container.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { writeFiles } from './support/gate.ts'
-import { answer, cleanImageBody, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, scanReport, TEST_TOKEN } from './support/simulator.ts'
+import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, scanReport } from './support/documents.ts'
+import { answer, repeat, TEST_TOKEN } from './support/simulator.ts'
 
 const hasDocker = await dockerForTests()
 

@@ -6,7 +6,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser'
 import { describe, expect, it } from 'vitest'
 import { buildJsonReport, cut, displayText, escapeControls, evaluate, redact, renderJunit, renderSarif, renderText, tektonResults, toJson, type Policy } from '../policy.ts'
 import { validateSarif } from './support/sarif.ts'
-import { SAMPLE_DIGEST } from './support/simulator.ts'
+import { image, pkg, rating, SAMPLE_DIGEST, vuln } from './support/documents.ts'
 
 /** Characters no output may carry raw (the text summary and JSON keep their own line breaks). */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
@@ -39,7 +39,7 @@ const hostileText = fc.oneof(
 const hostileFinding = fc.record({ id: hostileText, name: hostileText, version: hostileText, severity: fc.constantFrom('Critical', 'High', 'Low') })
 
 function documentOf(findings: ReadonlyArray<{ id: string; name: string; version: string; severity: string }>) {
-  return { Digest: SAMPLE_DIGEST, Packages: findings.map((finding) => ({ Name: finding.name, Version: finding.version, Vulnerabilities: [{ CVEID: finding.id, Ratings: [{ Severity: finding.severity, Score: 9.1 }] }] })) }
+  return image(...findings.map((finding) => pkg(finding.name, finding.version, vuln(finding.id, rating(finding.severity, 9.1)))))
 }
 
 function policyFor(findings: ReadonlyArray<{ id: string; name: string }>, note: string): Policy {

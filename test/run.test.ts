@@ -4,7 +4,8 @@
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { EXIT, main, UsageError, type Io, type StoreResponse } from '../policy.ts'
-import { SAMPLE_DIGEST, sampleImageBody, TEST_TOKEN } from './support/simulator.ts'
+import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
+import { TEST_TOKEN } from './support/simulator.ts'
 
 const START = Date.parse('2026-11-28T12:00:00Z')
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): StoreResponse => ({ status, headers, body: JSON.stringify(body) })

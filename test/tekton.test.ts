@@ -9,7 +9,8 @@ import { parse } from 'yaml'
 import { buildJsonReport, DEFAULT_CA_PATH, ENVIRONMENT, EXIT, OPTIONS, parseDuration, tektonResults } from '../policy.ts'
 import { buildGateImage, dockerForTests, runContainer } from './support/container.ts'
 import { useStoreFixture } from './support/fixture.ts'
-import { answer, cleanImageBody, repeat, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN, type Answer } from './support/simulator.ts'
+import { cleanImageBody, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { answer, repeat, TEST_TOKEN, type Answer } from './support/simulator.ts'
 import { configText, loadManifests, loadTask, substitute, taskStepAsContainer } from './support/tekton.ts'
 
 const task = loadTask()

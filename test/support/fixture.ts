@@ -1,7 +1,8 @@
 // One store simulator per test and the gate run against it the way the Task runs it, for black-box tests.
 import { afterEach, beforeAll } from 'vitest'
 import { runGate, writeFiles, type GateRun } from './gate.ts'
-import { makeTls, SAMPLE_DIGEST, SAMPLE_IMAGE, startSimulator, storeHandlers, TEST_TOKEN, type Answer, type Simulator, type StoreContent, type Tls } from './simulator.ts'
+import { SAMPLE_DIGEST, SAMPLE_IMAGE } from './documents.ts'
+import { makeTls, startSimulator, storeHandlers, TEST_TOKEN, type Answer, type Simulator, type StoreContent, type Tls } from './simulator.ts'
 
 export interface StoreFixture {
   readonly tls: Tls
@@ -17,8 +18,12 @@ export interface StoreFixture {
 /** Registers the hooks of a test file: certificates once, the simulator closed after each test. */
 export function useStoreFixture(): StoreFixture {
   let current: Simulator | undefined
+  let tls: Tls | undefined
   const fixture = {
-    tls: undefined as unknown as Tls,
+    get tls(): Tls {
+      if (!tls) throw new Error('the certificates are made in beforeAll')
+      return tls
+    },
     files: {} as Record<string, string>,
     get store(): Simulator {
       if (!current) throw new Error('serve() first')
@@ -35,7 +40,7 @@ export function useStoreFixture(): StoreFixture {
     },
   }
   beforeAll(async () => {
-    fixture.tls = await makeTls()
+    tls = await makeTls()
     const otherCa = await makeTls('Some Other CA')
     fixture.files = writeFiles({ caCrt: fixture.tls.caCert, 'other-ca.crt': otherCa.caCert, token: `${TEST_TOKEN}\n` })
   })

@@ -1,28 +1,19 @@
-// A Metadata Store simulator: a real HTTPS server on loopback whose answers come from msw handlers
-// (msw's getResponse; msw cannot intercept undici itself), with certificates made for each run.
+// A Metadata Store simulator: a real HTTPS server on loopback whose answers come from msw handlers, with
+// certificates made for each run. msw cannot intercept undici itself (its interceptors patch http and the
+// global fetch), so the server hands each request to msw's getResponse. msw earns its place over a plain
+// route table: path parameters (/api/v1/images/:digest), HttpResponse.json and .error() (a dropped
+// connection), and delay('infinite') (an answer that never comes) are what these tests are made of, and a
+// route table would rebuild them by hand.
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { delay, getResponse, http, HttpResponse, type JsonBodyType, type RequestHandler } from 'msw'
 import { generate } from 'selfsigned'
 
-export const SAMPLE_DIGEST = 'sha256:a24a8d8eb724b6816f244925cc6625a84c15f6ced6a19335121343424be693cd'
-export const SAMPLE_IMAGE = `registry.example.com/tap/workloads/tanzu-java-web-app-dev@${SAMPLE_DIGEST}`
+/** The token the simulated store accepts; the secret check fails any test whose output holds it. */
 export const TEST_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token-never-printed.c2VjcmV0'
 
-/** The realistic Image body of the API notes: 5 CVEs, 2 of them critical. */
-export function sampleImageBody(): Record<string, unknown> {
-  return JSON.parse(readFileSync(new URL('../fixtures/image-sample.json', import.meta.url), 'utf8'))
-}
-
-/** The same image with every vulnerability fixed. */
-export function cleanImageBody(): Record<string, unknown> {
-  const body = sampleImageBody()
-  for (const pkg of body.Packages as Array<Record<string, unknown>>) pkg.Vulnerabilities = []
-  return body
-}
 
 export interface Tls {
   readonly caCert: string
@@ -72,21 +63,7 @@ export function repeat(count: number, reply: Answer): Answer[] {
   return Array.from({ length: count }, () => reply)
 }
 
-/** A triage record as GET /api/v1/triage returns it (TAP 1.7 API, alpha). */
-export function triageRecord(cveId: string, pkg: { Name: string; Version: string }, state: string, justification = ''): Record<string, unknown> {
-  return {
-    UID: `triage-${cveId}-${pkg.Name}`,
-    image: { Digest: SAMPLE_DIGEST, Name: 'tap/workloads/tanzu-java-web-app-dev', Registry: 'registry.example.com' },
-    package: { ...pkg, PackageManager: 'deb' },
-    vulnerability: { CVEID: cveId, Description: '' },
-    Analysis: [{ State: 'in_triage', Justification: '', Response: [], Comments: '', CreatedBy: 'alice' }, { State: state, Justification: justification, Response: [], Comments: '', CreatedBy: 'bob' }],
-  }
-}
 
-/** A scan report as GET /api/v1/reports lists it. */
-export function scanReport(generatedAt: string): Record<string, unknown> {
-  return { UID: `report-${generatedAt}`, GeneratedAt: generatedAt, OriginalLocation: 'registry.example.com/scans@sha256:0', tool: { Name: 'grype', Vendor: 'anchore', Version: '0.80.0' } }
-}
 
 /** `{Count, CurrentPage, LastPage, PageSize, Results}`, the store's pagination wrapper. */
 export function paginated(items: unknown[], page: number, pageSize: number): Record<string, unknown> {

@@ -1,33 +1,28 @@
-// Unit tests of the pure functions in policy.ts: references, durations, severities, verdicts, counts.
-import { describe, expect, it } from 'vitest'
-import {
-  classifyResponse,
-  evaluate,
-  formatDuration,
-  imageEndpoint,
-  isAtOrAbove,
-  NoVerdictError,
-  normaliseSeverity,
-  parseArgs,
-  parseDuration,
-  parseGate,
-  parseImageRef,
-  parseRetryAfter,
-  parseSize,
-  parseStoreUrl,
-  redact,
-  renderText,
-  buildJsonReport,
-  tektonResults,
-  resolveConfig,
-  UsageError,
-  OPTIONS,
-  isMain,
-  type Gate,
-} from '../policy.ts'
-import { SAMPLE_DIGEST, sampleImageBody } from './support/simulator.ts'
+// The command line: the image reference, durations, sizes, gates, the store URL, flags and their variables,
+// usage errors before any request, --help and --version; unit tests of the parsers, then the built gate.
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { EXIT, EXIT_CODES, formatDuration, imageEndpoint, isMain, OPTIONS, parseArgs, parseDuration, parseGate, parseImageRef, parseSize, parseStoreUrl, resolveConfig, UsageError } from '../policy.ts'
+import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { useStoreFixture } from './support/fixture.ts'
+import { runGate, writeFiles } from './support/gate.ts'
+import { startConnectProxy } from './support/proxy.ts'
+import { answer, TEST_TOKEN, type Tls } from './support/simulator.ts'
 
 const HEX = 'a'.repeat(64)
+
+const fixture = useStoreFixture()
+const { serve, gate } = fixture
+
+let files: Record<string, string>
+let tls: Tls
+
+beforeAll(() => {
+  files = { ...fixture.files, 'sample.json': writeFiles({ 'sample.json': JSON.stringify(sampleImageBody()) })['sample.json']! }
+  tls = fixture.tls
+})
 
 describe('parseImageRef', () => {
   it.each([
@@ -237,194 +232,6 @@ describe('parseSize', () => {
   it.each(['', '0', '10 parsecs', '-1MB', 'MB'])('refuses %j', (text) => expect(() => parseSize(text)).toThrow(/is not a size/))
 })
 
-describe('normaliseSeverity', () => {
-  it.each([
-    ['Critical', 'critical'],
-    ['CRITICAL', 'critical'],
-    [' critical ', 'critical'],
-    ['High', 'high'],
-    ['HIGH', 'high'],
-    ['Important', 'high'],
-    ['Medium', 'medium'],
-    ['moderate', 'medium'],
-    ['Low', 'low'],
-    ['Negligible', 'unknown'],
-    ['Unknown', 'unknown'],
-    ['UnknownSeverity', 'unknown'],
-    ['none', 'unknown'],
-    ['info', 'unknown'],
-    ['', 'unknown'],
-    [null, 'unknown'],
-    [undefined, 'unknown'],
-    [7, 'unknown'],
-    ['Highest', 'unknown'],
-  ])('%j is %s', (raw, severity) => {
-    expect(normaliseSeverity(raw)).toBe(severity)
-  })
-
-  it('never lets unknown reach a gate, and gate none never fails', () => {
-    for (const gate of ['low', 'medium', 'high', 'critical'] as const) expect(isAtOrAbove('unknown', gate)).toBe(false)
-    for (const severity of ['critical', 'high', 'medium', 'low', 'unknown'] as const) expect(isAtOrAbove(severity, 'none')).toBe(false)
-  })
-})
-
-const rating = (Severity: unknown, Score: unknown = 0) => ({ Severity, Score })
-const vuln = (CVEID: string, ...Ratings: unknown[]) => ({ CVEID, Ratings })
-const pkg = (Name: string, Version: string, ...Vulnerabilities: unknown[]) => ({ Name, Version, Vulnerabilities })
-const image = (...Packages: unknown[]) => ({ Digest: SAMPLE_DIGEST, Packages })
-
-describe('evaluate', () => {
-  it('counts the reference sample by highest rating, as the API notes work out', () => {
-    const result = evaluate(sampleImageBody(), 'high', SAMPLE_DIGEST)
-    expect(result.counts).toEqual({ critical: 2, high: 2, medium: 1, low: 0, unknown: 0 })
-    expect(result).toMatchObject({ uniqueVulnerabilities: 5, findings: 5, passed: false })
-    expect(result.blocking.map((finding) => `${finding.id} ${finding.severity} ${finding.score}`)).toEqual([
-      'CVE-2021-44228 critical 10',
-      'CVE-2021-45046 critical 9',
-      'CVE-2023-0464 high 7.5',
-      'CVE-2023-0286 high 7.4',
-    ])
-  })
-
-  it.each<[Gate, boolean, number]>([
-    ['none', true, 0],
-    ['critical', false, 2],
-    ['high', false, 4],
-    ['medium', false, 5],
-    ['low', false, 5],
-  ])('the sample against gate %s passes: %s, with %i blocking', (gate, passed, blocking) => {
-    const result = evaluate(sampleImageBody(), gate)
-    expect(result.passed).toBe(passed)
-    expect(result.blocking).toHaveLength(blocking)
-  })
-
-  it.each([
-    ['Packages null', { Digest: SAMPLE_DIGEST, Packages: null }],
-    ['Packages missing', { Digest: SAMPLE_DIGEST }],
-    ['Packages empty', image()],
-    ['Vulnerabilities null', image({ Name: 'a', Vulnerabilities: null })],
-    ['Vulnerabilities missing', image({ Name: 'a' })],
-  ])('%s means no vulnerabilities', (_name, document) => {
-    expect(evaluate(document, 'low')).toMatchObject({ counts: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }, findings: 0, passed: true })
-  })
-
-  it.each([
-    ['Ratings null', { CVEID: 'CVE-1', Ratings: null }],
-    ['Ratings missing', { CVEID: 'CVE-1' }],
-    ['Ratings empty', vuln('CVE-1')],
-    ['Severity null', vuln('CVE-1', rating(null, 9.8))],
-    ['Severity missing', vuln('CVE-1', { Score: 9.8 })],
-    ['Severity negligible', vuln('CVE-1', rating('Negligible'))],
-    ['Severity UnknownSeverity', vuln('CVE-1', rating('UnknownSeverity'))],
-  ])('%s counts as unknown, which no gate fails on', (_name, vulnerability) => {
-    const result = evaluate(image(pkg('a', '1', vulnerability)), 'low')
-    expect(result).toMatchObject({ counts: { unknown: 1 }, findings: 1, passed: true })
-  })
-
-  it('takes the highest rating, so a CVE rated High and Critical is critical and counted once', () => {
-    const result = evaluate(image(pkg('a', '1', vuln('CVE-1', rating('High', 7.5), rating('CRITICAL', 9.1), rating('low')))), 'critical')
-    expect(result.counts).toEqual({ critical: 1, high: 0, medium: 0, low: 0, unknown: 0 })
-    expect(result.blocking).toEqual([{ id: 'CVE-1', severity: 'critical', score: 9.1, package: 'a', version: '1', rule: 'severity' }])
-  })
-
-  it('counts a CVE found in two packages once, by its worst rating, and lists both findings', () => {
-    const result = evaluate(image(pkg('a', '1', vuln('CVE-1', rating('medium'))), pkg('b', '2', vuln('CVE-1', rating('high')))), 'medium')
-    expect(result).toMatchObject({ uniqueVulnerabilities: 1, findings: 2, counts: { high: 1, medium: 0 } })
-    expect(result.blocking.map((finding) => `${finding.package} ${finding.severity}`)).toEqual(['b high', 'a medium'])
-  })
-
-  it('finds lowercase and padded severities that the seed misses', () => {
-    expect(evaluate(image(pkg('a', '1', vuln('CVE-1', rating(' critical ')))), 'critical').passed).toBe(false)
-    expect(evaluate(image(pkg('a', '1', vuln('CVE-1', rating('HIGH')))), 'high').passed).toBe(false)
-  })
-
-  it('names vulnerabilities without a CVEID by their store ID', () => {
-    const result = evaluate(image(pkg('a', '1', { ID: 5501, Ratings: [rating('High')] })), 'high')
-    expect(result.blocking[0]?.id).toBe('store-id:5501')
-  })
-
-  it.each([
-    ['a list', [], /the document is a list, expected an object/],
-    ['a string', 'x', /the document is a string/],
-    ['null', null, /the document is null/],
-    ['an error body', { message: 'image not found' }, /neither Digest nor Packages/],
-    ['Packages as an object', { Digest: SAMPLE_DIGEST, Packages: {} }, /Packages is an object, expected a list/],
-    ['a package that is a number', image(7), /Packages\[0\] is a number/],
-    ['Vulnerabilities as a string', image({ Vulnerabilities: 'x' }), /Packages\[0\]\.Vulnerabilities is a string/],
-    ['a rating that is null', image(pkg('a', '1', { CVEID: 'x', Ratings: [null] })), /Packages\[0\]\.Vulnerabilities\[0\]\.Ratings\[0\] is null/],
-  ])('refuses %s as malformed (no verdict)', (_name, document, message) => {
-    expect(() => evaluate(document, 'high')).toThrow(NoVerdictError)
-    expect(() => evaluate(document, 'high')).toThrow(message)
-  })
-
-  it('refuses a report for another digest', () => {
-    expect(() => evaluate({ Digest: `sha256:${HEX}`, Packages: [] }, 'high', SAMPLE_DIGEST)).toThrow(/describes sha256:a{64}, not sha256:a24a/)
-  })
-})
-
-describe('classifyResponse', () => {
-  const response = (status: number, body = '', headers: Record<string, string> = {}) => classifyResponse({ status, headers, body }, Date.parse('2026-01-01T00:00:00Z'))
-
-  it.each([
-    [404, 'retry'],
-    [429, 'retry'],
-    [500, 'retry'],
-    [503, 'retry'],
-    [401, 'fail'],
-    [403, 'fail'],
-    [400, 'fail'],
-    [302, 'fail'],
-  ])('%i means %s', (status, kind) => {
-    expect(response(status).kind).toBe(kind)
-  })
-
-  it('honours Retry-After in seconds and as an HTTP date', () => {
-    expect(response(503, '', { 'retry-after': '7' })).toMatchObject({ kind: 'retry', delayMs: 7_000 })
-    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', Date.parse('2026-01-01T00:00:00Z'))).toBe(30_000)
-    expect(parseRetryAfter('soon', 0)).toBeUndefined()
-  })
-
-  it('ends at once on a 200 that is not JSON', () => {
-    expect(response(200, '<html>')).toMatchObject({ kind: 'fail', error: { code: 'MALFORMED_RESPONSE' } })
-  })
-})
-
-describe('tektonResults', () => {
-  it('lists at most ten blocking IDs, once each, and says how many more', () => {
-    const many = image(...Array.from({ length: 12 }, (_, i) => pkg(`p${i}`, '1', vuln(`CVE-${i}`, rating('High')), vuln(`CVE-${i}`, rating('High')))))
-    const evaluation = evaluate(many, 'high')
-    const results = tektonResults(buildJsonReport({ image: null, gate: 'high' }, { evaluation }))
-    expect(results.blocking).toBe('CVE-0,CVE-1,CVE-10,CVE-11,CVE-2,CVE-3,CVE-4,CVE-5,CVE-6,CVE-7 (+2 more)')
-    expect(results).toMatchObject({ verdict: 'fail', high: '12', critical: '0' })
-  })
-})
-
-describe('renderText and redact', () => {
-  it('says so plainly when an image has no vulnerabilities', () => {
-    const text = renderText(evaluate(image(), 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
-    expect(text).toContain('No vulnerabilities reported for this image.')
-    expect(text).toContain('PASS: nothing blocks at gate high.')
-  })
-
-  it('caps the listed findings and says how many more there are', () => {
-    const many = image(pkg('a', '1', ...Array.from({ length: 25 }, (_, i) => vuln(`CVE-2026-${1000 + i}`, rating('High', 7)))))
-    const text = renderText(evaluate(many, 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
-    expect(text).toContain('... and 5 more (--format json lists up to 5000)')
-    expect(text).toContain('FAIL: 25 vulnerabilities (25 findings) block at gate high.')
-  })
-
-  it('colours only when asked', () => {
-    const ref = { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }
-    expect(renderText(evaluate(sampleImageBody(), 'high'), ref, { color: true })).toContain('\x1b[31m')
-    expect(renderText(evaluate(sampleImageBody(), 'high'), ref, { color: false })).not.toContain('\x1b[')
-  })
-
-  it('replaces every occurrence of a secret', () => {
-    expect(redact('a tok b tok', ['tok'])).toBe('a [redacted] b [redacted]')
-    expect(redact('unchanged', [''])).toBe('unchanged')
-  })
-})
-
 describe('isMain', () => {
   const links = (path: string) => (path === '/usr/local/bin/gate' ? '/app/policy.mjs' : path)
   it.each([
@@ -438,5 +245,119 @@ describe('isMain', () => {
 
   it('is false when the script cannot be resolved', () => {
     expect(isMain('file:///app/policy.mjs', '/gone', () => { throw Object.assign(new Error('gone'), { code: 'ENOENT' }) })).toBe(false)
+  })
+})
+
+describe('input and configuration', () => {
+  it('exits 0 for gate none without asking the store', async () => {
+    await serve([answer.image(sampleImageBody())])
+    const run = await gate([], { GATE: 'NONE' })
+    expect(run.code).toBe(EXIT.PASS)
+    expect(run.stderr).toContain('gate none: no policy enforced')
+    expect(fixture.store.requests).toHaveLength(0)
+  })
+
+  it.each([
+    ['an unknown gate', ['--gate', 'severe', SAMPLE_IMAGE], {}, '--gate "severe" is not a gate: use none, low, medium, high or critical'],
+    ['an image without a digest', ['--gate', 'high', 'registry.example.com/app:latest'], {}, 'has no sha256 digest'],
+    ['a missing token', ['--gate', 'high', '--url', 'localhost:1', SAMPLE_IMAGE], {}, 'no token given'],
+    ['an http:// store', ['--gate', 'high', '--url', 'http://localhost:1', SAMPLE_IMAGE], { ACCESS_TOKEN: TEST_TOKEN }, 'the token would travel in clear'],
+    ['TLS checks switched off', ['--gate', 'high', SAMPLE_IMAGE], { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token'],
+    ['a token passed as a flag', ['--token', TEST_TOKEN, SAMPLE_IMAGE], {}, 'never from a flag'],
+  ])('exits 2 on %s with a one-line fix and no stack', async (_name, args, env, message) => {
+    const run = await runGate(args, { env })
+    expect(run.code).toBe(EXIT.USAGE)
+    expect(run.stderr).toContain(message)
+    expect(run.stderr).toContain('run with --help for usage')
+    expect(run.stderr).not.toMatch(/\n\s+at /)
+    expect(run.stdout).toBe('')
+  })
+
+  it('evaluates a saved report from a file or stdin without a store', async () => {
+    const fromFile = await runGate(['--gate', 'critical', '--input', files['sample.json']!, SAMPLE_DIGEST])
+    expect(fromFile.code).toBe(EXIT.VIOLATION)
+    expect(fromFile.stdout).toContain('FAIL: 2 vulnerabilities (2 findings) block at gate critical.')
+    const fromStdin = await runGate(['--gate', 'low', '--input', '-', SAMPLE_DIGEST], { stdin: JSON.stringify(cleanImageBody()) })
+    expect(fromStdin.code).toBe(EXIT.PASS)
+    const broken = await runGate(['--gate', 'low', '--input', '-', SAMPLE_DIGEST], { stdin: 'not json' })
+    expect(broken.code).toBe(EXIT.NO_VERDICT)
+  })
+
+  it('writes one JSON document with the verdict, counts and blocking findings', async () => {
+    await serve([answer.notFound(), answer.image(sampleImageBody())])
+    const run = await gate(['--format', 'json'])
+    expect(run.code).toBe(EXIT.VIOLATION)
+    const report = JSON.parse(run.stdout)
+    expect(report).toMatchObject({
+      schemaVersion: 1,
+      tool: { name: 'amr-policy-gate' },
+      image: { reference: SAMPLE_IMAGE, digest: SAMPLE_DIGEST },
+      gate: 'high',
+      verdict: 'fail',
+      exitCode: 1,
+      counts: { critical: 2, high: 2, medium: 1, low: 0, unknown: 0 },
+      uniqueVulnerabilities: 5,
+      findings: 5,
+      error: null,
+    })
+    expect(report.blocking[0]).toEqual({ id: 'CVE-2021-44228', severity: 'critical', score: 10, package: 'org.apache.logging.log4j:log4j-core', version: '2.14.1', rule: 'severity' })
+  })
+
+  it('writes a JSON document with the reason when there is no verdict', async () => {
+    await serve([answer.raw(401, 'Unauthorized\n')])
+    const run = await gate([], { POLICY_FORMAT: 'json' })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(JSON.parse(run.stdout)).toMatchObject({ verdict: 'error', exitCode: 3, counts: null, error: { code: 'TOKEN_REJECTED' } })
+  })
+
+  it('writes Tekton results to --results-dir, and refuses a folder it cannot write', async () => {
+    await serve([answer.image(sampleImageBody())])
+    const dir = mkdtempSync(join(tmpdir(), 'results-'))
+    const run = await gate([], { POLICY_RESULTS_DIR: dir })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    const read = (name: string) => readFileSync(`${dir}/${name}`, 'utf8')
+    expect([read('verdict'), read('critical'), read('high'), read('unknown'), read('blocking')]).toEqual(['fail', '2', '2', '0', 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286'])
+    const refused = await gate(['--results-dir', `${dir}/missing`])
+    expect(refused.code).toBe(EXIT.USAGE)
+    expect(refused.stderr).toContain(`--results-dir ${dir}/missing is not a writable directory: in a Task use /tekton/results`)
+  })
+
+  it('accepts a full https:// URL with a path prefix, the token in ACCESS_TOKEN and the CA as PEM', async () => {
+    await serve([answer.image(cleanImageBody())])
+    const run = await runGate(['--gate', 'high', '--url', `${fixture.store.url}/`, SAMPLE_DIGEST], { env: { ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: tls.caCert } })
+    expect(run.code).toBe(EXIT.PASS)
+    expect(fixture.store.requests[0]?.path).toBe(`/api/v1/images/${SAMPLE_DIGEST}`)
+  })
+
+  it('goes through HTTPS_PROXY with the store CA, and straight to hosts in NO_PROXY', async () => {
+    await serve([answer.image(cleanImageBody())])
+    const proxy = await startConnectProxy()
+    try {
+      const proxied = await gate([], { HTTPS_PROXY: proxy.url })
+      expect(proxied.code).toBe(EXIT.PASS)
+      expect(proxy.connects).toEqual([fixture.store.hostPort])
+      const direct = await gate([], { HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' })
+      expect(direct.code).toBe(EXIT.PASS)
+      expect(proxy.connects).toHaveLength(1)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('--help lists every option, its environment variable and every exit code', async () => {
+    const run = await runGate(['--help'])
+    expect(run.code).toBe(EXIT.PASS)
+    for (const option of OPTIONS) {
+      expect(run.stdout).toContain(option.flag)
+      if (option.env) expect(run.stdout).toContain(`[env ${option.env}]`)
+      if (option.choices) expect(run.stdout).toContain(option.choices.join(' | '))
+    }
+    for (const [code, meaning] of EXIT_CODES) expect(run.stdout).toContain(`${String(code).padEnd(4)}${meaning}`)
+  })
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+    const run = await runGate(['--version'])
+    expect(run.stdout).toBe(`amr-policy-gate ${version}\n`)
   })
 })

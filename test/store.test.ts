@@ -1,27 +1,51 @@
-// Black-box tests: the built dist/policy.mjs as a child process against the HTTPS store simulator.
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+// Asking the store: waiting through 404s, backoff, answers that end the run at once (401, 403, TLS, malformed
+// bodies), and signals; unit tests of classifyResponse, then the built gate against the HTTPS simulator.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { EXIT, EXIT_CODES, OPTIONS } from '../policy.ts'
+import { classifyResponse, EXIT, parseRetryAfter } from '../policy.ts'
+import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
-import { startConnectProxy } from './support/proxy.ts'
-import { runGate, writeFiles, type GateRun } from './support/gate.ts'
-import { answer, cleanImageBody, repeat, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, TEST_TOKEN, type Tls } from './support/simulator.ts'
+import { type GateRun, runGate, writeFiles } from './support/gate.ts'
+import { answer, repeat, TEST_TOKEN } from './support/simulator.ts'
 
 const fixture = useStoreFixture()
 const { serve, gate } = fixture
+
 let files: Record<string, string>
-let tls: Tls
 
 beforeAll(() => {
   files = { ...fixture.files, 'sample.json': writeFiles({ 'sample.json': JSON.stringify(sampleImageBody()) })['sample.json']! }
-  tls = fixture.tls
 })
 
 function expectNoToken(run: GateRun): void {
   expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
 }
+
+describe('classifyResponse', () => {
+  const response = (status: number, body = '', headers: Record<string, string> = {}) => classifyResponse({ status, headers, body }, Date.parse('2026-01-01T00:00:00Z'))
+
+  it.each([
+    [404, 'retry'],
+    [429, 'retry'],
+    [500, 'retry'],
+    [503, 'retry'],
+    [401, 'fail'],
+    [403, 'fail'],
+    [400, 'fail'],
+    [302, 'fail'],
+  ])('%i means %s', (status, kind) => {
+    expect(response(status).kind).toBe(kind)
+  })
+
+  it('honours Retry-After in seconds and as an HTTP date', () => {
+    expect(response(503, '', { 'retry-after': '7' })).toMatchObject({ kind: 'retry', delayMs: 7_000 })
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', Date.parse('2026-01-01T00:00:00Z'))).toBe(30_000)
+    expect(parseRetryAfter('soon', 0)).toBeUndefined()
+  })
+
+  it('ends at once on a 200 that is not JSON', () => {
+    expect(response(200, '<html>')).toMatchObject({ kind: 'fail', error: { code: 'MALFORMED_RESPONSE' } })
+  })
+})
 
 describe('waiting for the scan and judging it', () => {
   it('exits 1 after three 404s then a report with critical vulnerabilities, naming what to fix', async () => {
@@ -138,120 +162,6 @@ describe('ending at once without a verdict', () => {
     expect(result.code).toBe(EXIT.NO_VERDICT)
     expect(result.stderr).toContain('pass the store\'s CA with --ca-cert or METADATA_STORE_CA_CERT')
     expectNoToken(result)
-  })
-})
-
-describe('input and configuration', () => {
-  it('exits 0 for gate none without asking the store', async () => {
-    await serve([answer.image(sampleImageBody())])
-    const run = await gate([], { GATE: 'NONE' })
-    expect(run.code).toBe(EXIT.PASS)
-    expect(run.stderr).toContain('gate none: no policy enforced')
-    expect(fixture.store.requests).toHaveLength(0)
-  })
-
-  it.each([
-    ['an unknown gate', ['--gate', 'severe', SAMPLE_IMAGE], {}, '--gate "severe" is not a gate: use none, low, medium, high or critical'],
-    ['an image without a digest', ['--gate', 'high', 'registry.example.com/app:latest'], {}, 'has no sha256 digest'],
-    ['a missing token', ['--gate', 'high', '--url', 'localhost:1', SAMPLE_IMAGE], {}, 'no token given'],
-    ['an http:// store', ['--gate', 'high', '--url', 'http://localhost:1', SAMPLE_IMAGE], { ACCESS_TOKEN: TEST_TOKEN }, 'the token would travel in clear'],
-    ['TLS checks switched off', ['--gate', 'high', SAMPLE_IMAGE], { NODE_TLS_REJECT_UNAUTHORIZED: '0' }, 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token'],
-    ['a token passed as a flag', ['--token', TEST_TOKEN, SAMPLE_IMAGE], {}, 'never from a flag'],
-  ])('exits 2 on %s with a one-line fix and no stack', async (_name, args, env, message) => {
-    const run = await runGate(args, { env })
-    expect(run.code).toBe(EXIT.USAGE)
-    expect(run.stderr).toContain(message)
-    expect(run.stderr).toContain('run with --help for usage')
-    expect(run.stderr).not.toMatch(/\n\s+at /)
-    expect(run.stdout).toBe('')
-  })
-
-  it('evaluates a saved report from a file or stdin without a store', async () => {
-    const fromFile = await runGate(['--gate', 'critical', '--input', files['sample.json']!, SAMPLE_DIGEST])
-    expect(fromFile.code).toBe(EXIT.VIOLATION)
-    expect(fromFile.stdout).toContain('FAIL: 2 vulnerabilities (2 findings) block at gate critical.')
-    const fromStdin = await runGate(['--gate', 'low', '--input', '-', SAMPLE_DIGEST], { stdin: JSON.stringify(cleanImageBody()) })
-    expect(fromStdin.code).toBe(EXIT.PASS)
-    const broken = await runGate(['--gate', 'low', '--input', '-', SAMPLE_DIGEST], { stdin: 'not json' })
-    expect(broken.code).toBe(EXIT.NO_VERDICT)
-  })
-
-  it('writes one JSON document with the verdict, counts and blocking findings', async () => {
-    await serve([answer.notFound(), answer.image(sampleImageBody())])
-    const run = await gate(['--format', 'json'])
-    expect(run.code).toBe(EXIT.VIOLATION)
-    const report = JSON.parse(run.stdout)
-    expect(report).toMatchObject({
-      schemaVersion: 1,
-      tool: { name: 'amr-policy-gate' },
-      image: { reference: SAMPLE_IMAGE, digest: SAMPLE_DIGEST },
-      gate: 'high',
-      verdict: 'fail',
-      exitCode: 1,
-      counts: { critical: 2, high: 2, medium: 1, low: 0, unknown: 0 },
-      uniqueVulnerabilities: 5,
-      findings: 5,
-      error: null,
-    })
-    expect(report.blocking[0]).toEqual({ id: 'CVE-2021-44228', severity: 'critical', score: 10, package: 'org.apache.logging.log4j:log4j-core', version: '2.14.1', rule: 'severity' })
-  })
-
-  it('writes a JSON document with the reason when there is no verdict', async () => {
-    await serve([answer.raw(401, 'Unauthorized\n')])
-    const run = await gate([], { POLICY_FORMAT: 'json' })
-    expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(JSON.parse(run.stdout)).toMatchObject({ verdict: 'error', exitCode: 3, counts: null, error: { code: 'TOKEN_REJECTED' } })
-  })
-
-  it('writes Tekton results to --results-dir, and refuses a folder it cannot write', async () => {
-    await serve([answer.image(sampleImageBody())])
-    const dir = mkdtempSync(join(tmpdir(), 'results-'))
-    const run = await gate([], { POLICY_RESULTS_DIR: dir })
-    expect(run.code).toBe(EXIT.VIOLATION)
-    const read = (name: string) => readFileSync(`${dir}/${name}`, 'utf8')
-    expect([read('verdict'), read('critical'), read('high'), read('unknown'), read('blocking')]).toEqual(['fail', '2', '2', '0', 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286'])
-    const refused = await gate(['--results-dir', `${dir}/missing`])
-    expect(refused.code).toBe(EXIT.USAGE)
-    expect(refused.stderr).toContain(`--results-dir ${dir}/missing is not a writable directory: in a Task use /tekton/results`)
-  })
-
-  it('accepts a full https:// URL with a path prefix, the token in ACCESS_TOKEN and the CA as PEM', async () => {
-    await serve([answer.image(cleanImageBody())])
-    const run = await runGate(['--gate', 'high', '--url', `${fixture.store.url}/`, SAMPLE_DIGEST], { env: { ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: tls.caCert } })
-    expect(run.code).toBe(EXIT.PASS)
-    expect(fixture.store.requests[0]?.path).toBe(`/api/v1/images/${SAMPLE_DIGEST}`)
-  })
-
-  it('goes through HTTPS_PROXY with the store CA, and straight to hosts in NO_PROXY', async () => {
-    await serve([answer.image(cleanImageBody())])
-    const proxy = await startConnectProxy()
-    try {
-      const proxied = await gate([], { HTTPS_PROXY: proxy.url })
-      expect(proxied.code).toBe(EXIT.PASS)
-      expect(proxy.connects).toEqual([fixture.store.hostPort])
-      const direct = await gate([], { HTTPS_PROXY: proxy.url, NO_PROXY: 'localhost' })
-      expect(direct.code).toBe(EXIT.PASS)
-      expect(proxy.connects).toHaveLength(1)
-    } finally {
-      await proxy.close()
-    }
-  })
-
-  it('--help lists every option, its environment variable and every exit code', async () => {
-    const run = await runGate(['--help'])
-    expect(run.code).toBe(EXIT.PASS)
-    for (const option of OPTIONS) {
-      expect(run.stdout).toContain(option.flag)
-      if (option.env) expect(run.stdout).toContain(`[env ${option.env}]`)
-      if (option.choices) expect(run.stdout).toContain(option.choices.join(' | '))
-    }
-    for (const [code, meaning] of EXIT_CODES) expect(run.stdout).toContain(`${String(code).padEnd(4)}${meaning}`)
-  })
-
-  it('--version prints the package version', async () => {
-    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
-    const run = await runGate(['--version'])
-    expect(run.stdout).toBe(`amr-policy-gate ${version}\n`)
   })
 })
 
