@@ -79,6 +79,13 @@ for (const [name, result] of Object.entries(startup)) {
   console.log(row([name, fmt(result.ms), fmt(ratio, 2), fmt(result.rssMiB, 1), name.startsWith('--') ? mark(ratio <= 2) : '']))
 }
 
+// The image: what the gate adds to its base (scripts/image.sh builds it on the base it resolves).
+if (spawnSync('docker', ['info']).status === 0) {
+  const built = spawnSync('bash', [`${ROOT}scripts/image.sh`], { encoding: 'utf8', env: { ...process.env, IMAGE: 'amr-policy-gate:bench' } })
+  const added = /the base plus (\d+) KiB/.exec(built.stderr)?.[1]
+  console.log(`\n| image | added to its base | target |\n| --- | --- | --- |\n| amr-policy-gate:bench | ${added ? `${(Number(added) / 1024).toFixed(2)} MiB ${mark(Number(added) <= 2048)}` : `not built: ${built.stderr.trim().split('\n').at(-1)}`} | <= 2 MiB |`)
+}
+
 console.log('\n## Evaluating a saved report (`--input`), against the JSON.parse floor and the seed\'s four jq passes\n')
 console.log(row(['body', 'gate ms', 'floor ms', 'seed jq ms', 'gate / floor (<= 1.5)', 'jq / gate (>= 20 at 50 MB)', 'in-process (parse + evaluate) / parse', 'gate RSS MiB', 'floor RSS MiB', 'seed jq RSS MiB', 'gate RSS / (5 x body + bare node) (< 1)']))
 console.log(row(Array(11).fill('---')))

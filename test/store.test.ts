@@ -1,7 +1,7 @@
 // Asking the store: waiting through 404s, backoff, answers that end the run at once (401, 403, TLS, malformed
 // bodies), and signals; unit tests of classifyResponse, then the built gate against the HTTPS simulator.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { classifyResponse, EXIT, parseRetryAfter } from '../policy.ts'
+import { classifyError, classifyResponse, EXIT, parseRetryAfter } from '../policy.ts'
 import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { type GateRun, runGate, writeFiles } from './support/gate.ts'
@@ -185,5 +185,26 @@ describe('signals', () => {
     expect(run.stderr).toContain(`stopped by ${signal} before a verdict was reached`)
     expect(performance.now() - sentAt).toBeLessThan(5_000)
     expectNoToken(run)
+  })
+})
+
+describe('classifyError', () => {
+  const store = { baseUrl: new URL('https://store.example.com'), proxied: false, ca: { origin: '/var/cert/caCrt' } }
+  const failure = (code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(`failed: ${code}`), { code, ...extra })
+
+  it('ends at once on a TLS failure, naming the CA that was given', () => {
+    expect(classifyError(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), store)).toMatchObject({ kind: 'fail', error: { code: 'TLS', message: expect.stringContaining('check that /var/cert/caCrt is the store') } })
+  })
+
+  it('retries a host that does not resolve a few times, naming it, and the proxy when there is one', () => {
+    const direct = classifyError(failure('ENOTFOUND', { hostname: 'store.example.com' }), store)
+    expect(direct).toMatchObject({ kind: 'retry', reason: 'cannot resolve host store.example.com (ENOTFOUND)', giveUp: { after: 3, error: { code: 'DNS' } } })
+    const proxied = classifyError(new Error('wrapped', { cause: failure('ENOTFOUND', { hostname: 'proxy.internal' }) }), { ...store, proxied: true })
+    expect(proxied).toMatchObject({ kind: 'retry', giveUp: { error: { message: expect.stringContaining('host proxy.internal does not resolve') } } })
+    expect(proxied.kind === 'retry' && proxied.giveUp?.error.message).toContain('check HTTPS_PROXY')
+  })
+
+  it('retries a dropped connection until the deadline, with backoff', () => {
+    expect(classifyError(failure('ECONNRESET'), store)).toEqual({ kind: 'retry', reason: 'request failed (ECONNRESET: failed: ECONNRESET)', backoff: true })
   })
 })
