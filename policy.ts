@@ -1534,7 +1534,7 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
       kind: 'fail',
       error: new NoVerdictError(
         'TOKEN_REJECTED',
-        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key accessToken) holds a current token of the metadata-store-read-write-client service account',
+        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key accessToken) holds a current token of the metadata-store-read-client service account (config/metadata-store-read-client.yaml)',
       ),
     }
   }
@@ -1543,7 +1543,7 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
       kind: 'fail',
       error: new NoVerdictError(
         'TOKEN_REJECTED',
-        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the metadata-store-read-only ClusterRole, or use metadata-store-read-write-client`,
+        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the metadata-store-read-only ClusterRole (config/metadata-store-read-client.yaml does), or, on a store without that role, use metadata-store-read-write-client`,
       ),
     }
   }
@@ -1556,6 +1556,14 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
     kind: 'fail',
     error: new NoVerdictError('STORE_ERROR', `the store answered ${status}${location}${response.body.trim() ? `: ${firstLine(response.body)}` : ''}: check --url points at the Metadata Store (METADATA_STORE_URL)`),
   }
+}
+
+/**
+ * The secret (namespace metadata-store) whose ca.crt signs the host the gate talks to: the store's own
+ * certificate (app-tls-cert) for the in-cluster service, the ingress's (ingress-cert) for anything else.
+ */
+export function caSecretFor(url: URL): 'app-tls-cert' | 'ingress-cert' {
+  return /\.svc(?:\.cluster\.local)?$/.test(url.hostname) || !url.hostname.includes('.') ? 'app-tls-cert' : 'ingress-cert'
 }
 
 /** The first `field` (e.g. hostname) along an error's cause chain. */
@@ -1578,9 +1586,11 @@ export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUr
   const codes = errorCodes(error)
   const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
   if (tlsCode) {
+    const host = store.baseUrl.hostname
+    const secret = caSecretFor(store.baseUrl)
     const hint = store.ca
-      ? `check that ${store.ca.origin} is the store's CA (secret metadata-store-cert, key caCrt) and the URL's host is in its certificate`
-      : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT`
+      ? `either ${store.ca.origin} is not the CA for ${host} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt, copied into secret metadata-store-cert, key caCrt), or ${host} is not in the store's certificate`
+      : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT (for ${host}: secret ${secret} in namespace metadata-store, key ca.crt)`
     return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with the store failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
   }
   if (codes.includes('ENOTFOUND')) {

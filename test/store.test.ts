@@ -192,8 +192,16 @@ describe('classifyError', () => {
   const store = { baseUrl: new URL('https://store.example.com'), proxied: false, ca: { origin: '/var/cert/caCrt' } }
   const failure = (code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(`failed: ${code}`), { code, ...extra })
 
-  it('ends at once on a TLS failure, naming the CA that was given', () => {
-    expect(classifyError(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), store)).toMatchObject({ kind: 'fail', error: { code: 'TLS', message: expect.stringContaining('check that /var/cert/caCrt is the store') } })
+  it.each([
+    ['https://metadata-store-app.metadata-store.svc.cluster.local:8443', 'app-tls-cert'],
+    ['https://metadata-store-app.metadata-store.svc:8443', 'app-tls-cert'],
+    ['https://metadata-store.tap.example.com', 'ingress-cert'],
+  ])('ends at once on a TLS failure with %s, naming the CA given and the secret that matches the URL (%s)', (url, secret) => {
+    const step = classifyError(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), { ...store, baseUrl: new URL(url) })
+    expect(step).toMatchObject({ kind: 'fail', error: { code: 'TLS' } })
+    const message = step.kind === 'fail' ? step.error.message : ''
+    expect(message).toContain(`either /var/cert/caCrt is not the CA for ${new URL(url).hostname} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt`)
+    expect(message).toContain('is not in the store\'s certificate')
   })
 
   it('retries a host that does not resolve a few times, naming it, and the proxy when there is one', () => {
