@@ -1534,7 +1534,7 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
       kind: 'fail',
       error: new NoVerdictError(
         'TOKEN_REJECTED',
-        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key accessToken) holds a current token of the metadata-store-read-client service account (config/metadata-store-read-client.yaml)',
+        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key accessToken) holds a current token of the metadata-store-read-client service account (config/view-cluster/metadata-store-read-client.yaml)',
       ),
     }
   }
@@ -1543,7 +1543,7 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
       kind: 'fail',
       error: new NoVerdictError(
         'TOKEN_REJECTED',
-        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the metadata-store-read-only ClusterRole (config/metadata-store-read-client.yaml does), or, on a store without that role, use metadata-store-read-write-client`,
+        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the metadata-store-read-only ClusterRole (config/view-cluster/metadata-store-read-client.yaml does), or, on a store without that role, use metadata-store-read-write-client`,
       ),
     }
   }

@@ -84,7 +84,8 @@ describe('config/task.yaml', () => {
   })
 
   it('keeps the image reference in one place to edit', () => {
-    const mentions = readdirSync(new URL('../config/', import.meta.url)).map((file) => configText(file).split(PLACEHOLDER).length - 1)
+    const files = readdirSync(new URL('../config/', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.yaml'))
+    const mentions = files.map((file) => configText(file).split(PLACEHOLDER).length - 1)
     expect(mentions.reduce((sum, count) => sum + count, 0)).toBe(2) // the step's image, and the comment saying to edit it
     expect(step.image).toBe(PLACEHOLDER)
   })
@@ -197,5 +198,25 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     const skipped = await runStep([answer.image(sampleImageBody())], { gate: 'none' })
     expect(skipped.run.code).toBe(EXIT.PASS)
     expect(skipped.results.verdict).toBe('skipped')
+  })
+})
+
+describe('config/view-cluster/metadata-store-read-client.yaml', () => {
+  const [account, secret, binding] = loadManifests('view-cluster/metadata-store-read-client.yaml')
+
+  it('makes a service account with a token secret (Kubernetes 1.24+ makes none by itself), bound to the read-only role', () => {
+    expect(account).toMatchObject({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'metadata-store-read-client', namespace: 'metadata-store' } })
+    expect(secret).toMatchObject({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/service-account-token',
+      metadata: { name: 'metadata-store-read-client', namespace: 'metadata-store', annotations: { 'kubernetes.io/service-account.name': 'metadata-store-read-client' } },
+    })
+    expect(binding).toMatchObject({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'metadata-store-read-only' },
+    })
+    expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'metadata-store-read-client', namespace: 'metadata-store' }])
   })
 })

@@ -36,7 +36,7 @@ export interface Task {
     steps: Step[]
   }
 }
-export interface Manifest { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, any> }
+export interface Manifest { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, any>; [field: string]: unknown }
 
 export function configText(file: string): string {
   return readFileSync(new URL(file, CONFIG), 'utf8')
