@@ -220,3 +220,23 @@ describe('config/view-cluster/metadata-store-read-client.yaml', () => {
     expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'metadata-store-read-client', namespace: 'metadata-store' }])
   })
 })
+
+describe('config/tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml', () => {
+  const [secret] = loadManifests('tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml')
+  const overlay = Object.values((secret!.stringData ?? {}) as Record<string, string>)[0] ?? ''
+  const [imageTemplate] = loadManifests('cartographer.yaml')
+
+  it('is a Secret in tap-install holding one ytt overlay for the testing-and-scanning chain', () => {
+    expect(secret).toMatchObject({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'ootb-supply-chain-testing-scanning-policy', namespace: 'tap-install' } })
+    expect(overlay).toMatch(/^#@ load\("@ytt:overlay", "overlay"\)$/m)
+    expect(overlay).toContain('overlay.subset({"kind": "ClusterSupplyChain", "metadata": {"name": "source-test-scan-to-url"}})')
+  })
+
+  it('inserts the policy step after image-scanner, with the ClusterImageTemplate of cartographer.yaml, and feeds config-provider from it', () => {
+    const patch = parse(overlay) as { spec: { resources: Array<{ name: string; templateRef?: { kind: string; name: string }; images?: Array<{ name: string; resource: string }> }> } }
+    const [policy, configProvider] = patch.spec.resources
+    expect(overlay).toMatch(/#@overlay\/match by=lambda index, left, right: left\["name"\] == "image-scanner"\n\s+#@overlay\/insert after=True\n\s+- name: policy/)
+    expect(policy).toEqual({ name: 'policy', templateRef: { kind: 'ClusterImageTemplate', name: imageTemplate!.metadata.name }, images: [{ name: 'image', resource: 'image-scanner' }] })
+    expect(configProvider).toEqual({ name: 'config-provider', images: [{ name: 'image', resource: 'policy' }] })
+  })
+})
