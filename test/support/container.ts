@@ -90,7 +90,8 @@ export async function runContainer(tag: string, run: ContainerRun = {}): Promise
   for (const [source] of files) {
     // Secret volumes are world-readable (defaultMode 0644): uid 65532 must read them.
     chmodSync(source, statSync(source).isDirectory() ? 0o755 : 0o644)
-    chmodSync(dirname(source), 0o755)
+    // Only ever add bits to the parent: it may be /tmp itself, whose sticky, world-writable mode must stay.
+    chmodSync(dirname(source), statSync(dirname(source)).mode | 0o755)
   }
   const writable = Object.entries(run.writable ?? {})
   for (const [source] of writable) chmodSync(source, 0o777)
