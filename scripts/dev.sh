@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: installs what is missing, then runs the gate or the tests.
 #   scripts/dev.sh gate [gate options] [image]  the gate against METADATA_STORE_URL, or the demo store when it is unset
-#   scripts/dev.sh test                         typecheck, build, and every test (installs Docker when missing)
+#   scripts/dev.sh test                         typecheck, build, and every test (installs Docker, buildah and a registry when missing)
 #   scripts/dev.sh bench                        npm run bench: the gate beside the JSON.parse floor and the seed's jq
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +47,17 @@ ensure_docker() {
   exit 1
 }
 
+# What the release tests use: buildah (multi-arch images without emulation), Debian's docker-registry (the
+# CNCF distribution registry) and htpasswd (apache2-utils), from Debian.
+ensure_release_tools() {
+  if command -v buildah >/dev/null && command -v docker-registry >/dev/null && command -v htpasswd >/dev/null; then return; fi
+  if [ "$(id -u)" -ne 0 ]; then log "buildah, docker-registry or htpasswd is missing and this is not root: the publish tests fail under CI"; return; fi
+  log "installing buildah, docker-registry and apache2-utils from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah docker-registry apache2-utils >/dev/null
+  # The package starts a registry on :5000 that nothing here uses; the tests start their own.
+  systemctl disable --now docker-registry >/dev/null 2>&1 || pkill -f '^/usr/bin/docker-registry' || true
+}
+
 case "${1:-}" in
   gate)
     shift
@@ -62,6 +73,7 @@ case "${1:-}" in
   test)
     ensure_node
     ensure_docker
+    ensure_release_tools
     ensure_packages always
     npm run --silent typecheck
     npm run --silent build

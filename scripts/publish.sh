@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Publishes the gate's image like a release: linux/amd64 and linux/arm64 built from the Dockerfile (it has no
+# RUN step, so neither architecture needs emulation), pushed with an OCI image index, and the reference to pin
+# printed as the last line: REPOSITORY@sha256:<digest of the index>.
+#
+#   scripts/publish.sh [--set-task] [--allow-dirty] [--overwrite] REPOSITORY[:TAG]   TAG: package.json's version
+#     --set-task      write the pushed reference into config/task.yaml in place of the step's image
+#     --allow-dirty   publish from a tree with uncommitted changes (a release is built from a commit)
+#     --overwrite     push over a tag the registry already has (a release tag is published once)
+#   BASE_IMAGE_AMD64, BASE_IMAGE_ARM64   the bases to build on; default: the offline stand-ins that
+#                                        scripts/base-image.sh --arch builds from Debian's packages and npm
+#
+# Credentials are those of `docker login REGISTRY` ($DOCKER_CONFIG/config.json, else ~/.docker/config.json).
+# The registry's CA, if private, goes where Docker (and buildah) read it: /etc/docker/certs.d/REGISTRY/ca.crt.
+# Builds with buildah (Debian's package), which builds for another architecture without emulation for a
+# Dockerfile with no RUN step; `docker manifest inspect` checks whether the tag is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() { sed -n '6,9p' "$0" >&2; exit 2; }
+log() { echo "publish.sh: $*" >&2; }
+
+set_task=false allow_dirty=false overwrite=false reference=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --set-task) set_task=true ;;
+    --allow-dirty) allow_dirty=true ;;
+    --overwrite) overwrite=true ;;
+    -h | --help) usage ;;
+    -*) log "unknown option $1"; usage ;;
+    *) [ -z "$reference" ] || usage; reference="$1" ;;
+  esac
+  shift
+done
+[ -n "$reference" ] || usage
+version="$(node -p 'require("./package.json").version')"
+source_url="$(node -p 'require("./package.json").repository.url')"
+# REPOSITORY[:TAG]: a colon after the last slash starts the tag (a registry's port comes before it).
+last="${reference##*/}"
+if [[ "$last" == *:* ]]; then repository="${reference%:*}" tag="${reference##*:}"; else repository="$reference" tag="$version"; fi
+[[ "$reference" != *@* ]] || { log "$reference: give a tag, not a digest; the digest is what this prints"; exit 2; }
+
+if ! $allow_dirty && [ -n "$(git status --porcelain 2>/dev/null)" ]; then
+  log "the working tree has uncommitted changes: commit them (a release is built from a commit), or pass --allow-dirty"
+  exit 1
+fi
+
+# buildah (containers/image) reads the same credentials when pointed at docker's file.
+export REGISTRY_AUTH_FILE="${REGISTRY_AUTH_FILE:-${DOCKER_CONFIG:-$HOME/.docker}/config.json}"
+
+if ! $overwrite && docker manifest inspect "$repository:$tag" >/dev/null 2>&1; then
+  log "$repository:$tag is already in the registry: a release tag is published once (bump the version, or pass --overwrite)"
+  exit 1
+fi
+
+node build.mjs
+revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+list="localhost/amr-policy-gate-publish:$tag"
+buildah manifest rm "$list" >/dev/null 2>&1 || true
+buildah manifest create "$list" >/dev/null
+for arch in amd64 arm64; do
+  base_var="BASE_IMAGE_${arch^^}"
+  base="${!base_var:-}"
+  if [ -z "$base" ]; then base="$(scripts/base-image.sh --arch "$arch")"; fi
+  log "building linux/$arch on $base"
+  buildah build --quiet --arch "$arch" --os linux --pull=false \
+    --build-arg BASE_IMAGE="$base" --build-arg VERSION="$version" --build-arg SOURCE="$source_url" \
+    --label org.opencontainers.image.revision="$revision" \
+    --manifest "$list" . >/dev/null
+done
+
+digest_file="$(mktemp)"
+trap 'rm -f "$digest_file"' EXIT
+log "pushing linux/amd64, linux/arm64 and their index to $repository:$tag"
+buildah manifest push --quiet --all --format oci --digestfile "$digest_file" "$list" "docker://$repository:$tag"
+digest="$(cat "$digest_file")"
+pushed="$repository@$digest"
+
+if $set_task; then
+  task_file="${PUBLISH_TASK_FILE:-config/task.yaml}"
+  sed -i -E "s|^(      image: ).*$|\1$pushed|" "$task_file"
+  grep -q "image: $pushed" "$task_file" || { log "$task_file has no step image line to set"; exit 1; }
+  log "$task_file now pulls $pushed"
+fi
+echo "$pushed"

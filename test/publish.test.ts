@@ -1,0 +1,191 @@
+// Publishing like a release, against a real registry: Debian's docker-registry (the CNCF distribution registry
+// 2.8) on loopback with TLS (a CA made here) and htpasswd auth. scripts/publish.sh pushes linux/amd64 and
+// linux/arm64 and their OCI index; the index must list both, each image must carry a node binary of its own
+// architecture, and the image pulled by digest, as a Tekton node pulls it, must run as the Task's step.
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { gunzipSync } from 'node:zlib'
+import { Agent, request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EXIT } from '../policy.ts'
+import { dockerForTests, runContainer } from './support/container.ts'
+import { SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { useStoreFixture } from './support/fixture.ts'
+import { makeTls, TEST_TOKEN, answer } from './support/simulator.ts'
+import { loadTask, taskStepAsContainer } from './support/tekton.ts'
+
+const run = promisify(execFile)
+const ROOT = new URL('..', import.meta.url).pathname
+const hasDocker = await dockerForTests()
+const RELEASE_TOOLS = ['buildah', 'docker-registry', 'htpasswd']
+const missingTools = (await Promise.all(RELEASE_TOOLS.map((tool) => run('sh', ['-c', `command -v ${tool}`]).then(() => '', () => tool)))).filter(Boolean)
+if (missingTools.length) {
+  const message = `publish tests need ${missingTools.join(', ')} (scripts/dev.sh test installs them from Debian).`
+  if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
+  console.warn(`WARNING: ${message} Skipping them.`)
+}
+
+/** What a script run printed and how it ended. */
+async function script(args: string[], env: Record<string, string>, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn('bash', args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => (stdout += chunk))
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const [code] = (await once(child, 'close')) as [number]
+  return { code, stdout, stderr }
+}
+
+/** The machine code a file's ELF header names: 0x3e x86-64, 0xb7 aarch64. */
+function elfMachine(header: Buffer): number {
+  expect(header.subarray(0, 4).toString('latin1')).toBe('\x7fELF')
+  return header.readUInt16LE(18)
+}
+
+/** The first bytes of `path` in an uncompressed tar, or undefined. */
+function fileInTar(tar: Buffer, path: string): Buffer | undefined {
+  for (let offset = 0; offset + 512 <= tar.length; ) {
+    const header = tar.subarray(offset, offset + 512)
+    if (header.every((byte) => byte === 0)) return undefined
+    const field = (start: number, length: number) => header.subarray(start, start + length).toString('latin1').replace(/\0.*$/s, '')
+    const name = `${field(345, 155) ? `${field(345, 155)}/` : ''}${field(0, 100)}`.replace(/^\.\//, '')
+    const size = Number.parseInt(field(124, 12).trim() || '0', 8)
+    if (name === path) return tar.subarray(offset + 512, offset + 512 + Math.min(size, 64))
+    offset += 512 + Math.ceil(size / 512) * 512
+  }
+  return undefined
+}
+
+describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh against a real registry', () => {
+  const fixture = useStoreFixture()
+  const work = mkdtempSync(join(tmpdir(), 'publish-test-'))
+  const dockerConfig = join(work, 'docker')
+  let registry: ReturnType<typeof spawn> | undefined
+  let host = ''
+  let certsDir = ''
+  let client: Agent
+  let auth = ''
+  let pushed = ''
+  const repository = () => `${host}/tools/amr-policy-gate`
+  const tag = `test-${process.pid}`
+
+  /** GET from the registry's API with the test's CA and credentials. */
+  async function registryGet(path: string, accept: string): Promise<Buffer> {
+    const response = await request(`https://${host}${path}`, { dispatcher: client, headers: { authorization: auth, accept } })
+    expect(response.statusCode, path).toBe(200)
+    return Buffer.from(await response.body.arrayBuffer())
+  }
+
+  beforeAll(async () => {
+    const tls = await makeTls('Publish Test CA')
+    const probe = createServer().listen(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const { port } = probe.address() as AddressInfo
+    probe.close()
+    host = `127.0.0.1:${port}`
+    writeFileSync(join(work, 'registry.crt'), tls.cert)
+    writeFileSync(join(work, 'registry.key'), tls.key)
+    const { stdout: htpasswd } = await run('htpasswd', ['-Bbn', 'publisher', 'publish-secret'])
+    writeFileSync(join(work, 'htpasswd'), htpasswd)
+    writeFileSync(
+      join(work, 'config.yml'),
+      `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${work}/data\nhttp:\n  addr: ${host}\n  tls:\n    certificate: ${work}/registry.crt\n    key: ${work}/registry.key\nauth:\n  htpasswd:\n    realm: publish-test\n    path: ${work}/htpasswd\n`,
+    )
+    registry = spawn('docker-registry', ['serve', join(work, 'config.yml')], { stdio: 'ignore' })
+    // Docker and buildah trust a registry's CA from here (as users of a private registry set it up).
+    certsDir = `/etc/docker/certs.d/${host}`
+    mkdirSync(certsDir, { recursive: true })
+    writeFileSync(join(certsDir, 'ca.crt'), tls.caCert)
+    client = new Agent({ connect: { ca: tls.caCert } })
+    auth = `Basic ${Buffer.from('publisher:publish-secret').toString('base64')}`
+    for (let attempt = 0; ; attempt++) {
+      const answered = await request(`https://${host}/v2/`, { dispatcher: client }).then((response) => response.statusCode, () => 0)
+      if (answered === 401) break
+      if (attempt > 50) throw new Error(`docker-registry did not start on ${host}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    // `docker login` as a publisher would run it; the credentials land in DOCKER_CONFIG for publish.sh to use.
+    const login = spawn('docker', ['login', host, '-u', 'publisher', '--password-stdin'], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, stdio: ['pipe', 'ignore', 'inherit'] })
+    login.stdin.end('publish-secret')
+    const [loggedIn] = (await once(login, 'close')) as [number]
+    expect(loggedIn, 'docker login').toBe(0)
+  }, 60_000)
+
+  afterAll(async () => {
+    registry?.kill()
+    if (certsDir) rmSync(certsDir, { recursive: true, force: true })
+    await client?.close()
+    if (pushed) await run('docker', ['rmi', '-f', pushed]).catch(() => undefined)
+    rmSync(work, { recursive: true, force: true })
+  })
+
+  it('refuses a tree with uncommitted changes unless told to', async () => {
+    const scratch = mkdtempSync(join(work, 'dirty-'))
+    mkdirSync(join(scratch, 'scripts'))
+    copyFileSync(join(ROOT, 'scripts/publish.sh'), join(scratch, 'scripts/publish.sh'))
+    writeFileSync(join(scratch, 'package.json'), JSON.stringify({ version: '9.9.9', repository: { url: 'https://example.com/gate' } }))
+    await run('git', ['init', '-q', scratch])
+    const refused = await script([join(scratch, 'scripts/publish.sh'), `${repository()}:dirty`], { DOCKER_CONFIG: dockerConfig })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain('the working tree has uncommitted changes')
+  })
+
+  it('pushes linux/amd64, linux/arm64 and their index, prints REPOSITORY@sha256:<index digest> last, and sets the Task', async () => {
+    const task = join(work, 'task.yaml')
+    copyFileSync(join(ROOT, 'config/task.yaml'), task)
+    const published = await script(['scripts/publish.sh', '--allow-dirty', '--set-task', `${repository()}:${tag}`], { DOCKER_CONFIG: dockerConfig, PUBLISH_TASK_FILE: task })
+    expect(published.code, published.stderr).toBe(0)
+    pushed = published.stdout.trim().split('\n').at(-1)!
+    expect(pushed).toMatch(new RegExp(`^${repository().replace(/\./g, '\\.')}@sha256:[0-9a-f]{64}$`))
+    expect(readFileSync(task, 'utf8')).toContain(`      image: ${pushed}\n`)
+    const index = JSON.parse((await registryGet(`/v2/tools/amr-policy-gate/manifests/${tag}`, 'application/vnd.oci.image.index.v1+json')).toString())
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json')
+    expect(index.manifests.map((manifest: { platform: { os: string; architecture: string } }) => `${manifest.platform.os}/${manifest.platform.architecture}`).sort()).toEqual(['linux/amd64', 'linux/arm64'])
+  }, 600_000)
+
+  it.each([
+    ['arm64', 0xb7],
+    ['amd64', 0x3e],
+  ])('gives the %s image a node binary of its own architecture', async (architecture, machine) => {
+    expect(pushed, 'published by the test above').not.toBe('')
+    const index = JSON.parse((await registryGet(`/v2/tools/amr-policy-gate/manifests/${pushed.split('@')[1]}`, 'application/vnd.oci.image.index.v1+json')).toString())
+    const entry = index.manifests.find((manifest: { platform: { architecture: string } }) => manifest.platform.architecture === architecture)
+    const manifest = JSON.parse((await registryGet(`/v2/tools/amr-policy-gate/manifests/${entry.digest}`, entry.mediaType)).toString())
+    let header: Buffer | undefined
+    for (const layer of manifest.layers as Array<{ digest: string }>) {
+      header = fileInTar(gunzipSync(await registryGet(`/v2/tools/amr-policy-gate/blobs/${layer.digest}`, '*/*')), 'nodejs/bin/node')
+      if (header) break
+    }
+    expect(header, 'nodejs/bin/node in a layer').toBeDefined()
+    expect(elfMachine(header!)).toBe(machine)
+  }, 120_000)
+
+  it('refuses to push a version already in the registry unless told to', async () => {
+    expect(pushed, 'published by the test above').not.toBe('')
+    const again = await script(['scripts/publish.sh', '--allow-dirty', `${repository()}:${tag}`], { DOCKER_CONFIG: dockerConfig })
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain(`${repository()}:${tag} is already in the registry`)
+  })
+
+  it('runs, pulled by digest as a Tekton node pulls it, as the Task step', async () => {
+    expect(pushed, 'published by the test above').not.toBe('')
+    await run('docker', ['pull', '-q', pushed], { env: { ...process.env, DOCKER_CONFIG: dockerConfig } })
+    const store = await fixture.serve([answer.image(sampleImageBody())])
+    const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
+    const container = taskStepAsContainer(loadTask(), {
+      image: pushed,
+      params: { image: SAMPLE_IMAGE, 'metadata-store-url': store.hostPort, 'wait-timeout': '30s' },
+      secrets: { 'metadata-store-access-token': { accessToken: TEST_TOKEN }, 'metadata-store-cert': { caCrt: fixture.tls.caCert } },
+      configMaps: {},
+      resultsDir,
+    })
+    const step = await runContainer(pushed, container)
+    expect(step.code).toBe(EXIT.VIOLATION)
+    expect(Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')]))).toMatchObject({ verdict: 'fail', critical: '2' })
+  }, 120_000)
+})
