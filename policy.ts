@@ -118,6 +118,7 @@ const OPTION_TABLE = [
   { flag: '--exemptions', env: 'POLICY_EXEMPTIONS', value: 'FILE', help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire', more: 'See [Exemptions](#exemptions).' },
   { flag: '--triage', env: 'POLICY_TRIAGE', help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree", more: 'The variable takes `true` or `false`.' },
   { flag: '--newer-than', env: 'POLICY_NEWER_THAN', value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)', more: 'A time that does not exist (hour 25, month 13, February 30, second 60) is refused (exit 2).' },
+  { flag: '--only-fixed', env: 'POLICY_ONLY_FIXED', help: 'only findings with a known fix can block; the others are listed as not fixed', more: 'A source without fix data (the Metadata Store, older Grype) counts every finding as fixable, and the summary says so. The variable takes `true` or `false`.' },
   { flag: '--fail-on-score', env: 'POLICY_FAIL_ON_SCORE', value: 'N', help: 'also fail on any rating whose CVSS score is at least N (0 to 10)' },
   { flag: '--unknown-as', env: 'POLICY_UNKNOWN_AS', value: 'SEVERITY', choices: UNKNOWN_AS, default: 'ignore', help: 'what a vulnerability without a known severity counts as' },
   { flag: '--mode', env: 'POLICY_MODE', value: 'MODE', choices: MODES, default: 'enforce', help: 'audit evaluates and reports the same, but exits 0 and says plainly that the gate would have failed' },
@@ -167,7 +168,16 @@ export interface Finding {
   readonly package: string
   readonly version: string
   readonly rule: Rule
+  /** What the source knows of a fix for this package. */
+  readonly fix: FixState
 }
+
+/**
+ * A fix, as the scan's source knows it: a fixed version (Trivy's recommendation, Grype's unaffected ranges),
+ * none for this finding although the source carries fix data, or unknown: the source carries none at all
+ * (the Metadata Store, older Grype).
+ */
+export type FixState = { readonly state: 'fixed'; readonly version: string } | { readonly state: 'not-fixed' } | { readonly state: 'unknown' }
 
 export interface PackageMatch {
   readonly name: string
@@ -197,6 +207,7 @@ export interface TriageDecision {
 export type Suppression =
   | { readonly kind: 'exemption'; readonly reason: string; readonly expires: string; readonly owner?: string }
   | { readonly kind: 'triage'; readonly state: string; readonly justification?: string }
+  | { readonly kind: 'no-fix' }
 
 export interface SuppressedFinding extends Finding {
   readonly suppressedBy: Suppression
@@ -208,6 +219,8 @@ export interface Policy {
   /** Also block on a rating score at or above this. */
   readonly failOnScore?: number
   readonly unknownAs: UnknownAs
+  /** Only findings with a fix (or of a source without fix data) can block; the others are listed as not fixed. */
+  readonly onlyFixed?: boolean
   readonly exemptions: readonly Exemption[]
   readonly triage: readonly TriageDecision[]
   /** The clock for exemption expiry, ms since the epoch. */
@@ -233,6 +246,8 @@ export interface Evaluation {
     /** Applied, but matching no finding of this image. */
     readonly stale: readonly Exemption[]
   }
+  /** Whether the source carries any fix data (CycloneDX from Trivy or a recent Grype); the store carries none. */
+  readonly hasFixData: boolean
   readonly passed: boolean
 }
 
@@ -269,6 +284,7 @@ export interface Config {
   /** The exemptions file; it is read (and checked) before any request. */
   readonly exemptionsFile?: string
   readonly triage: boolean
+  readonly onlyFixed: boolean
   /** Wait for a scan report generated at or after this instant (ms since the epoch). */
   readonly newerThan?: number
   readonly report?: { readonly path: string; readonly format: ReportFormat }
@@ -676,6 +692,91 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pure functions: a scanner's CycloneDX, as the store's Image document
+
+/**
+ * Where a vulnerability of a converted CycloneDX document keeps its fix state: a Symbol, which no JSON
+ * can hold, so that a store body cannot claim fixes (and hide findings from --only-fixed).
+ */
+const FIX: unique symbol = Symbol('fix')
+const UNKNOWN_FIX: FixState = { state: 'unknown' }
+const NOT_FIXED: FixState = { state: 'not-fixed' }
+/** Rating methods that carry a CVSS score; others (EPSS, KEV: method "other") set no severity and no score. */
+const CVSS_METHODS: ReadonlySet<string> = new Set(['CVSSv2', 'CVSSv3', 'CVSSv31', 'CVSSv4'])
+
+/** A CycloneDX BOM (1.4 to 1.7), told by its content. */
+export function isCycloneDx(document: unknown): document is Record<string, unknown> {
+  return isObject(document) && document.bomFormat === 'CycloneDX' && typeof document.specVersion === 'string' && /^1\.[4-7]$/.test(document.specVersion)
+}
+
+/** Trivy's free text, "Upgrade X to version 1.2.3, 1.1.9": the versions; undefined when it names none. */
+export function fixFromRecommendation(recommendation: unknown): string | undefined {
+  if (typeof recommendation !== 'string') return undefined
+  return /\bto version (.+?)\s*$/i.exec(recommendation)?.[1]
+}
+
+/** The digest a BOM names for the image it scanned: Trivy's RepoDigests, or a component name or version with one. */
+function digestOfBom(bom: Record<string, unknown>): string | undefined {
+  const component = isObject(bom.metadata) && isObject(bom.metadata.component) ? bom.metadata.component : {}
+  const candidates = [
+    ...(Array.isArray(component.properties) ? component.properties : []).filter((property) => isObject(property) && property.name === 'aquasecurity:trivy:RepoDigest').map((property) => (property as Record<string, unknown>).value),
+    component.version,
+    component.name,
+  ]
+  for (const candidate of candidates) {
+    const digest = typeof candidate === 'string' ? /sha256:[0-9a-f]{64}$/i.exec(candidate.trim())?.[0] : undefined
+    if (digest) return digest.toLowerCase()
+  }
+  return undefined
+}
+
+/**
+ * A CycloneDX BOM with vulnerabilities as the store's Image document: one package per component a
+ * vulnerability affects, the vulnerability's ratings as its Ratings (only CVSS methods keep their score;
+ * EPSS and KEV ratings, method "other", set neither severity nor score), and the fix state under FIX.
+ * The same evaluation then judges it, so the same scan gives the same verdict whichever way it arrives.
+ */
+export function imageFromCycloneDx(bom: Record<string, unknown>): { Digest?: string; Packages: unknown[] } {
+  const components = new Map<string, { name: string; version: string }>()
+  listAt(SCAN_DOCUMENT, bom, 'components', '').forEach((raw, index) => {
+    const component = objectAt(SCAN_DOCUMENT, raw, `components[${index}]`)
+    if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
+  })
+  const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
+  const unaffected = (affect: Record<string, unknown>) =>
+    (Array.isArray(affect.versions) ? affect.versions : []).filter((version) => isObject(version) && version.status === 'unaffected') as Array<Record<string, unknown>>
+  // Fix data is there when any vulnerability carries a recommendation or an unaffected range.
+  const hasFixData = vulnerabilities.some(
+    (raw) => isObject(raw) && (fixFromRecommendation(raw.recommendation) !== undefined || (Array.isArray(raw.affects) && raw.affects.some((affect) => isObject(affect) && unaffected(affect).length > 0))),
+  )
+  const packages = new Map<string, { Name: string; Version: string; Vulnerabilities: unknown[] }>()
+  vulnerabilities.forEach((raw, index) => {
+    const vulnerability = objectAt(SCAN_DOCUMENT, raw, `vulnerabilities[${index}]`)
+    const ratings = listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${index}].`).map((rawRating) => {
+      const rating = isObject(rawRating) ? rawRating : {}
+      const method = typeof rating.method === 'string' ? rating.method : undefined
+      if (method === 'other') return { Severity: null, Score: null }
+      return { Severity: rating.severity ?? null, Score: method && CVSS_METHODS.has(method) ? rating.score : null }
+    })
+    const recommended = fixFromRecommendation(vulnerability.recommendation)
+    listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${index}].`).forEach((rawAffect) => {
+      const affect = isObject(rawAffect) ? rawAffect : {}
+      const ref = typeof affect.ref === 'string' ? affect.ref : ''
+      const component = components.get(ref) ?? { name: ref || '(unnamed component)', version: '' }
+      const ranges = unaffected(affect).map((version) => textOf(version.range) || textOf(version.version)).filter(Boolean)
+      const fixedIn = recommended ?? (ranges.length ? ranges.join(', ') : undefined)
+      const fix: FixState = fixedIn ? { state: 'fixed', version: fixedIn } : hasFixData ? NOT_FIXED : UNKNOWN_FIX
+      const key = `${component.name}\u0000${component.version}`
+      const pkg = packages.get(key) ?? { Name: component.name, Version: component.version, Vulnerabilities: [] }
+      packages.set(key, pkg)
+      pkg.Vulnerabilities.push({ CVEID: vulnerability.id, Ratings: ratings, [FIX]: fix })
+    })
+  })
+  const digest = digestOfBom(bom)
+  return { ...(digest ? { Digest: digest } : {}), Packages: [...packages.values()] }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pure functions: evaluation
 
 /** The store's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
@@ -725,10 +826,11 @@ function describeJson(value: unknown): string {
 }
 
 /** The documents the store answers with, as messages name them. */
-type DocumentName = 'the image report' | 'the triage page' | 'the reports page'
+type DocumentName = 'the image report' | 'the triage page' | 'the reports page' | 'the CycloneDX document'
 const IMAGE_REPORT: DocumentName = 'the image report'
 const TRIAGE_PAGE: DocumentName = 'the triage page'
 const REPORTS_PAGE: DocumentName = 'the reports page'
+const SCAN_DOCUMENT: DocumentName = 'the CycloneDX document'
 
 function malformed(document: DocumentName, detail: string): NoVerdictError {
   return new NoVerdictError('MALFORMED_RESPONSE', `${document} is malformed: ${detail}`)
@@ -790,6 +892,7 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   const blocking: Finding[] = []
   const suppressed: SuppressedFinding[] = []
   let findings = 0
+  let hasFixData = false
 
   // The hot loop of a 50 MB report: plain loops, and error paths built only when something is wrong.
   const packages = listAt(IMAGE_REPORT, image, 'Packages', '')
@@ -818,16 +921,20 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
       const seen = worstById.get(id)
       if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
       findings++
+      const fix = (vulnerability as { [FIX]?: FixState })[FIX] ?? UNKNOWN_FIX
+      if (fix !== UNKNOWN_FIX) hasFixData = true
       const exemption = exemptionsById.size ? findMatch(exemptionsById, id, packageName, packageVersion) : undefined
       if (exemption) matchedExemptions.add(exemption)
       const rule = blockingRule(severity, score, policy)
       if (!rule) continue
-      const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule }
+      const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule, fix }
       const triage = exemption || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
       if (exemption) {
         suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exemption.reason, expires: exemption.expires, ...(exemption.owner ? { owner: exemption.owner } : {}) } })
       } else if (triage) {
         suppressed.push({ ...finding, suppressedBy: { kind: 'triage', state: triage.state, ...(triage.justification ? { justification: triage.justification } : {}) } })
+      } else if (policy.onlyFixed && fix.state === 'not-fixed') {
+        suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
       } else {
         blocking.push(finding)
       }
@@ -851,6 +958,7 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
       expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),
       stale: active.filter((exemption) => !matchedExemptions.has(exemption)),
     },
+    hasFixData,
     passed: blocking.length === 0,
   }
 }
@@ -949,6 +1057,7 @@ export function describePolicy(policy: Policy, triage: boolean): string[] {
   return [
     ...(policy.failOnScore === undefined ? [] : [`also fails on a score of ${policy.failOnScore} or more`]),
     ...(policy.unknownAs === 'ignore' ? [] : [`unknown severity counts as ${policy.unknownAs}`]),
+    ...(policy.onlyFixed ? ['only findings with a fix block'] : []),
     ...(policy.exemptions.length ? [plural(policy.exemptions.length, 'exemption')] : []),
     ...(triage ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
   ]
@@ -963,11 +1072,18 @@ function findingRow(finding: Finding, idWidth: number): string {
   const score = finding.score === null ? '   -' : finding.score.toFixed(1).padStart(4)
   const where = displayText(packageLabel(finding.package, finding.version), TEXT_WIDTH.package)
   const why = finding.rule === 'score' ? '  (by score)' : finding.rule === 'unknown-as' ? '  (unknown counted per --unknown-as)' : ''
-  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${displayText(finding.id, TEXT_WIDTH.id).padEnd(idWidth)}  ${where}${why}`
+  const fix = finding.fix.state === 'fixed' ? `  fixed in ${displayText(finding.fix.version, TEXT_WIDTH.id)}` : ''
+  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${displayText(finding.id, TEXT_WIDTH.id).padEnd(idWidth)}  ${where}${fix}${why}`
+}
+
+/** `; fixed in 1.2.3`, `; no fix yet`, or nothing when the source does not say. */
+function describeFix(fix: FixState): string {
+  return fix.state === 'fixed' ? `; fixed in ${fix.version}` : fix.state === 'not-fixed' ? '; no fix yet' : ''
 }
 
 function describeSuppression(suppression: Suppression): string {
   if (suppression.kind === 'triage') return `triage ${suppression.state}${suppression.justification ? `: ${suppression.justification}` : ''}`
+  if (suppression.kind === 'no-fix') return 'no fix yet (--only-fixed)'
   return `exempt until ${suppression.expires}${suppression.owner ? ` (${suppression.owner})` : ''}: ${suppression.reason}`
 }
 
@@ -1011,6 +1127,9 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
     ...exemptions.stale.map((exemption) => `stale, matches nothing in this image: ${describeExemption(exemption)}`),
   ]
   if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
+  if (options.policy?.onlyFixed && !evaluation.hasFixData) {
+    lines.push('', paint('yellow', '--only-fixed: this scan source carries no fix data (the Metadata Store, or an older Grype), so every finding counts as fixable'))
+  }
   lines.push('')
   if (evaluation.passed) {
     lines.push(paint('green', `PASS: nothing blocks at gate ${gate}${suppressed.length ? ` (${plural(suppressed.length, 'finding')} suppressed)` : ''}.`))
@@ -1161,6 +1280,7 @@ export function renderSarif(report: JsonReport): string {
               logicalLocations: [{ name: packageLabel(finding.package, finding.version), kind: 'package' }],
             },
           ],
+          properties: { fixState: finding.fix.state, ...(finding.fix.state === 'fixed' ? { fixedIn: finding.fix.version } : {}) },
           ...(finding.suppressedBy ? { suppressions: [{ kind: 'external', status: 'accepted', justification: describeSuppression(finding.suppressedBy) }] } : {}),
         })),
       },
@@ -1177,7 +1297,7 @@ export function renderJunit(report: JsonReport): string {
   const findingTitle = (finding: Finding) => `${finding.id} in ${packageLabel(finding.package, finding.version)}`
   const cases = [
     ...report.blocking.map((finding) =>
-      testCase(findingTitle(finding), `<failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}`)}"/>`),
+      testCase(findingTitle(finding), `<failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}${describeFix(finding.fix)}`)}"/>`),
     ),
     ...report.suppressed.map((finding) => testCase(findingTitle(finding), `<skipped message="${xml(describeSuppression(finding.suppressedBy))}"/>`)),
   ]
@@ -1368,6 +1488,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     mode: withDefault('--mode', parseMode),
     unknownAs: withDefault('--unknown-as', parseUnknownAs),
     triage: read('--triage', parseBoolean) ?? false,
+    onlyFixed: read('--only-fixed', parseBoolean) ?? false,
     maxBodyBytes: withDefault('--max-body-size', parseSize),
     timeoutMs: withDefault('--timeout', parseDuration),
     ...(failOnScore === undefined ? {} : { failOnScore }),
@@ -2063,8 +2184,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return emit(config, output, io.files, { skipped: true })
     }
     const prepared = await prepare(config, run, output, io)
-    const { document, triage } = await obtainDocument(config, prepared, run, output, io)
-    const [evaluation, summary] = judge(config, document, prepared.exemptions, triage, io)
+    const { document, triage, digestUnchecked } = await obtainDocument(config, prepared, run, output, io)
+    const [evaluation, summary] = judge(config, document, prepared.exemptions, triage, io, digestUnchecked ? undefined : config.image.digest)
     return emit(config, output, io.files, { evaluation }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
@@ -2083,13 +2204,17 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
 }
 
 /** The Image document from --input, or from the store once it holds it (and, with --triage, its triage). */
-async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[] }> {
+async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[]; digestUnchecked?: boolean }> {
   if (config.source && 'input' in config.source) {
     const { input } = config.source
     run.phase = `reading --input ${input}`
     const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
     if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-    return { document: io.blocking(() => parseJsonBody(body, `--input ${input}`)), triage: [] }
+    const parsed = io.blocking(() => parseJsonBody(body, `--input ${input}`))
+    if (!isCycloneDx(parsed)) return { document: parsed, triage: [] }
+    const document = io.blocking(() => imageFromCycloneDx(parsed))
+    if (!document.Digest) output.say(`--input ${input} is a CycloneDX document that names no image digest: it is taken to be the scan of ${config.image.reference}`)
+    return { document, triage: [], digestUnchecked: !document.Digest }
   }
   const store = prepared.store!
   const { image } = config
@@ -2115,11 +2240,19 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-function judge(config: Config, document: unknown, exemptions: readonly Exemption[], triage: readonly TriageDecision[], io: Io): readonly [Evaluation, string] {
-  const policy: Policy = { gate: config.gate, unknownAs: config.unknownAs, exemptions, triage, now: io.now(), ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }) }
+function judge(config: Config, document: unknown, exemptions: readonly Exemption[], triage: readonly TriageDecision[], io: Io, expectedDigest: string | undefined): readonly [Evaluation, string] {
+  const policy: Policy = {
+    gate: config.gate,
+    unknownAs: config.unknownAs,
+    onlyFixed: config.onlyFixed,
+    exemptions,
+    triage,
+    now: io.now(),
+    ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }),
+  }
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
-    const evaluation = evaluate(document, policy, config.image.digest)
+    const evaluation = evaluate(document, policy, expectedDigest)
     return [evaluation, renderText(evaluation, config.image, { color, policy, triage: config.triage })] as const
   })
 }

@@ -156,6 +156,7 @@ describe('parseArgs and resolveConfig', () => {
       mode: 'enforce',
       unknownAs: 'ignore',
       triage: false,
+      onlyFixed: false,
       maxBodyBytes: 24 * 1024 * 1024,
       timeoutMs: 1_800_000,
     })
@@ -300,7 +301,7 @@ describe('input and configuration', () => {
       findings: 5,
       error: null,
     })
-    expect(report.blocking[0]).toEqual({ id: 'CVE-2021-44228', severity: 'critical', score: 10, package: 'org.apache.logging.log4j:log4j-core', version: '2.14.1', rule: 'severity' })
+    expect(report.blocking[0]).toEqual({ id: 'CVE-2021-44228', severity: 'critical', score: 10, package: 'org.apache.logging.log4j:log4j-core', version: '2.14.1', rule: 'severity', fix: { state: 'unknown' } })
   })
 
   it('writes a JSON document with the reason when there is no verdict', async () => {

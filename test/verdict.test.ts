@@ -141,7 +141,7 @@ describe('evaluate', () => {
   it('takes the highest rating, so a CVE rated High and Critical is critical and counted once', () => {
     const result = evaluate(image(pkg('a', '1', vuln('CVE-1', rating('High', 7.5), rating('CRITICAL', 9.1), rating('low')))), 'critical')
     expect(result.counts).toEqual({ critical: 1, high: 0, medium: 0, low: 0, unknown: 0 })
-    expect(result.blocking).toEqual([{ id: 'CVE-1', severity: 'critical', score: 9.1, package: 'a', version: '1', rule: 'severity' }])
+    expect(result.blocking).toEqual([{ id: 'CVE-1', severity: 'critical', score: 9.1, package: 'a', version: '1', rule: 'severity', fix: { state: 'unknown' } }])
   })
 
   it('counts a CVE found in two packages once, by its worst rating, and lists both findings', () => {

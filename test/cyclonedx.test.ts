@@ -1,0 +1,108 @@
+// Straight from the scan: the scanner's CycloneDX through --input, judged by the same evaluation as a store
+// body, with each finding's fix state and --only-fixed. The documents are real outputs of Trivy (fix data as
+// free text in `recommendation`) and Grype (no fix data); see test/fixtures/cyclonedx/SOURCES.md.
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { evaluate, EXIT, fixFromRecommendation, imageFromCycloneDx, isCycloneDx, type Policy } from '../policy.ts'
+import { SAMPLE_DIGEST } from './support/documents.ts'
+import { runGate } from './support/gate.ts'
+
+const FIXTURES = new URL('./fixtures/cyclonedx/', import.meta.url)
+const TRIVY = new URL('trivy-fluentd.cdx.json', FIXTURES).pathname
+const GRYPE = new URL('grype-presenter-image.cdx.json', FIXTURES).pathname
+const bom = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
+const policy = (fields: Partial<Policy> = {}): Policy => ({ gate: 'high', unknownAs: 'ignore', exemptions: [], triage: [], now: Date.parse('2026-11-28T12:00:00Z'), ...fields })
+
+describe('CycloneDX as an Image document', () => {
+  it('is told by its content: bomFormat CycloneDX and specVersion 1.4 to 1.7', () => {
+    expect(isCycloneDx(bom(TRIVY))).toBe(true)
+    expect(isCycloneDx(bom(GRYPE))).toBe(true)
+    expect(isCycloneDx({ bomFormat: 'CycloneDX', specVersion: '1.3' })).toBe(false)
+    expect(isCycloneDx({ Digest: SAMPLE_DIGEST, Packages: [] })).toBe(false)
+  })
+
+  it('judges Trivy findings by their highest rating, with the fix from the recommendation', () => {
+    const evaluation = evaluate(imageFromCycloneDx(bom(TRIVY)), policy())
+    expect(evaluation.counts).toEqual({ critical: 2, high: 1, medium: 0, low: 0, unknown: 0 })
+    expect(evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.score, finding.fix])).toEqual([
+      ['CVE-2019-18224', 'libidn2-0', 'critical', 9.8, { state: 'fixed', version: '2.0.5-1+deb10u1' }],
+      ['CVE-2020-8165', 'activesupport', 'critical', 9.8, { state: 'fixed', version: '6.0.3.1, 5.2.4.3' }],
+      ['CVE-2019-18276', 'bash', 'high', 7.8, { state: 'not-fixed' }],
+    ])
+    expect(evaluation.hasFixData).toBe(true)
+  })
+
+  it('marks Grype findings without fix data as unknown', () => {
+    const evaluation = evaluate(imageFromCycloneDx(bom(GRYPE)), policy({ gate: 'low' }))
+    expect(evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.fix.state])).toEqual([
+      ['CVE-1999-0002', 'package-2', 'critical', 'unknown'],
+      ['CVE-1999-0001', 'package-1', 'low', 'unknown'],
+    ])
+    expect(evaluation.hasFixData).toBe(false)
+  })
+
+  it('takes no severity and no score from EPSS and KEV ratings (method "other"), and scores only from CVSS methods', () => {
+    const document = {
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      components: [{ 'bom-ref': 'c1', name: 'openssl', version: '3.0.2' }],
+      vulnerabilities: [
+        {
+          id: 'CVE-2024-0001',
+          ratings: [
+            { severity: 'critical', method: 'other', score: 0.97, source: { name: 'CISA KEV Catalog' } },
+            { method: 'other', score: 0.9, source: { name: 'FIRST EPSS' } },
+            { severity: 'medium', score: 5.3, method: 'CVSSv31' },
+            { severity: 'high', score: 8.8 },
+          ],
+          affects: [{ ref: 'c1', versions: [{ version: '3.0.2', status: 'affected' }, { range: 'vers:deb/>=3.0.13', status: 'unaffected' }] }],
+        },
+      ],
+    }
+    const [finding] = evaluate(imageFromCycloneDx(document), policy({ gate: 'medium' })).blocking
+    expect(finding).toMatchObject({ severity: 'high', score: 5.3, fix: { state: 'fixed', version: 'vers:deb/>=3.0.13' } })
+  })
+
+  it('reads Trivy recommendations, lists included, and nothing else', () => {
+    expect(fixFromRecommendation('Upgrade libidn2-0 to version 2.0.5-1+deb10u1')).toBe('2.0.5-1+deb10u1')
+    expect(fixFromRecommendation('Upgrade activesupport to version 6.0.3.1, 5.2.4.3')).toBe('6.0.3.1, 5.2.4.3')
+    expect(fixFromRecommendation('No fix available')).toBeUndefined()
+    expect(fixFromRecommendation(undefined)).toBeUndefined()
+  })
+})
+
+describe('--input with CycloneDX and --only-fixed, the built gate', () => {
+  it('fails on the Trivy scan and says which fix each finding has', async () => {
+    const run = await runGate(['--gate', 'high', '--input', TRIVY, SAMPLE_DIGEST])
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stdout).toMatch(/CRITICAL +9\.8 +CVE-2019-18224 +libidn2-0@2\.0\.5-1 +fixed in 2\.0\.5-1\+deb10u1/)
+    expect(run.stdout).toContain('FAIL: 3 vulnerabilities (3 findings) block at gate high.')
+    expect(run.stderr).toContain('is a CycloneDX document that names no image digest')
+  })
+
+  it('lets only fixable findings block with --only-fixed, and lists the others as not fixed', async () => {
+    const run = await runGate(['--gate', 'high', '--only-fixed', '--format', 'json', '--input', TRIVY, SAMPLE_DIGEST])
+    expect(run.code).toBe(EXIT.VIOLATION)
+    const report = JSON.parse(run.stdout)
+    expect(report.blocking.map((finding: { id: string }) => finding.id)).toEqual(['CVE-2019-18224', 'CVE-2020-8165'])
+    expect(report.suppressed).toEqual([expect.objectContaining({ id: 'CVE-2019-18276', fix: { state: 'not-fixed' }, suppressedBy: { kind: 'no-fix' } })])
+    const text = await runGate(['--gate', 'high', '--input', TRIVY, SAMPLE_DIGEST], { env: { POLICY_ONLY_FIXED: 'true' } })
+    expect(text.code).toBe(EXIT.VIOLATION)
+    expect(text.stdout).toMatch(/Suppressed, would block otherwise:\n.*CVE-2019-18276 +bash@5\.0-4 +no fix yet \(--only-fixed\)/)
+  })
+
+  it('counts every finding as fixable when the source has no fix data, and says so', async () => {
+    const run = await runGate(['--gate', 'critical', '--only-fixed', '--input', GRYPE, SAMPLE_DIGEST])
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stdout).toContain('--only-fixed: this scan source carries no fix data')
+    expect(run.stdout).toContain('FAIL: 1 vulnerability (1 finding) blocks at gate critical.')
+  })
+
+  it('refuses a CycloneDX document that names another digest', async () => {
+    const other = `sha256:${'b'.repeat(64)}`
+    const document = { ...bom(GRYPE), metadata: { component: { type: 'container', name: `registry.example.com/app@${other}` } } }
+    const run = await runGate(['--gate', 'high', '--input', '-', SAMPLE_DIGEST], { stdin: JSON.stringify(document) })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain(`it describes ${other}, not ${SAMPLE_DIGEST}`)
+  })
+})
