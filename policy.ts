@@ -275,7 +275,8 @@ export interface StoreSettings {
 }
 
 export interface Config {
-  readonly image: ImageRef
+  /** Absent only with --input and no image given: then the document must name the digest it describes. */
+  readonly image?: ImageRef
   readonly gate: Gate
   readonly format: Format
   readonly mode: Mode
@@ -1342,7 +1343,8 @@ export function renderHelp(): string {
     '',
     'Usage:',
     `  ${NAME} [options] <image>`,
-    '  <image> is [registry[:port]/]repo[:tag]@sha256:<64 hex> or sha256:<64 hex>',
+    '  <image> is [registry[:port]/]repo[:tag]@sha256:<64 hex> or sha256:<64 hex>; with --input it may be left out',
+    '  when the document names the digest it scanned (--input also takes a scanner\'s CycloneDX JSON)',
     '',
     'Options (each also read from the environment variable shown; a flag wins, and may be given once):',
     ...optionRows,
@@ -1471,7 +1473,8 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
   if (positionals.length > 1) throw new UsageError('IMAGE', `one image at a time, got ${positionals.length}: ${positionals.join(' ')}`)
-  const image = parseImageRef(positionals[0] ?? '')
+  // With --input the document may name what it scanned; otherwise the image is needed.
+  const image = positionals[0] === undefined && values.get('--input') !== undefined ? undefined : parseImageRef(positionals[0] ?? '')
   const gate = read('--gate', parseGate)
   if (!gate) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
   const resultsInput = get('--results-dir')
@@ -1482,7 +1485,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const newerThan = read('--newer-than', (value, origin) => parseNewerThan(value, now, origin))
   const exemptionsFile = get('--exemptions')?.value
   const common: Config = {
-    image,
+    ...(image ? { image } : {}),
     gate,
     format: withDefault('--format', parseFormat),
     mode: withDefault('--mode', parseMode),
@@ -2155,6 +2158,8 @@ interface Run {
   readonly deadline: AbortSignal
   phase: string
   client?: StoreClient
+  /** The image judged: as given, or as the --input document names it. */
+  image?: ImageRef
 }
 
 /** The files a run needs, read and checked before any request: the store's settings (absent for --input) and the exemptions. */
@@ -2177,16 +2182,16 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   } catch (error) {
     return reportUsageError(error, output)
   }
-  const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration' }
+  const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration', ...(config.image ? { image: config.image } : {}) }
   try {
     if (!config.source) {
-      output.say(`gate none: no policy enforced for ${config.image.reference}; the store was not asked`)
-      return emit(config, output, io.files, { skipped: true })
+      output.say(`gate none: no policy enforced for ${config.image?.reference ?? 'the image'}; the store was not asked`)
+      return emit(config, run, output, io.files, { skipped: true })
     }
     const prepared = await prepare(config, run, output, io)
-    const { document, triage, digestUnchecked } = await obtainDocument(config, prepared, run, output, io)
-    const [evaluation, summary] = judge(config, document, prepared.exemptions, triage, io, digestUnchecked ? undefined : config.image.digest)
-    return emit(config, output, io.files, { evaluation }, summary)
+    const { document, triage, expectedDigest } = await obtainDocument(config, prepared, run, output, io)
+    const [evaluation, summary] = judge(config, run.image!, document, prepared.exemptions, triage, io, expectedDigest)
+    return emit(config, run, output, io.files, { evaluation }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
   } finally {
@@ -2203,21 +2208,33 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
   return { ...(store ? { store } : {}), exemptions }
 }
 
-/** The Image document from --input, or from the store once it holds it (and, with --triage, its triage). */
-async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[]; digestUnchecked?: boolean }> {
+/**
+ * The Image document from --input (a store body or a scanner's CycloneDX), or from the store once it holds it
+ * (and, with --triage, its triage); run.image is then the image judged, and expectedDigest the digest the
+ * document must carry (none when it names none, or when it named the image itself).
+ */
+async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[]; expectedDigest?: string }> {
   if (config.source && 'input' in config.source) {
     const { input } = config.source
     run.phase = `reading --input ${input}`
     const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
     if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
     const parsed = io.blocking(() => parseJsonBody(body, `--input ${input}`))
-    if (!isCycloneDx(parsed)) return { document: parsed, triage: [] }
-    const document = io.blocking(() => imageFromCycloneDx(parsed))
-    if (!document.Digest) output.say(`--input ${input} is a CycloneDX document that names no image digest: it is taken to be the scan of ${config.image.reference}`)
-    return { document, triage: [], digestUnchecked: !document.Digest }
+    const document = isCycloneDx(parsed) ? io.blocking(() => imageFromCycloneDx(parsed)) : parsed
+    const named = isObject(document) && typeof document.Digest === 'string' && DIGEST_RE.test(document.Digest.trim()) ? document.Digest.trim().toLowerCase() : undefined
+    if (!run.image) {
+      if (!named) throw new UsageError('IMAGE', `no image given, and --input ${input} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
+      run.image = { reference: named, digest: named }
+      return { document, triage: [] }
+    }
+    if (isCycloneDx(parsed) && !named) {
+      output.say(`--input ${input} is a CycloneDX document that names no image digest: it is taken to be the scan of ${run.image.reference}`)
+      return { document, triage: [] }
+    }
+    return { document, triage: [], expectedDigest: run.image.digest }
   }
   const store = prepared.store!
-  const { image } = config
+  const image = run.image!
   run.phase = 'waiting for the store'
   output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
   run.client = await io.connect(store, config.maxBodyBytes)
@@ -2233,14 +2250,14 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
   }
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, deps)
   const document = await waitForImageReport(store, image.digest, deps)
-  if (!config.triage) return { document, triage: [] }
+  if (!config.triage) return { document, triage: [], expectedDigest: image.digest }
   const triage = await fetchTriage(store, image.digest, deps)
   if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
-  return { document, triage: triage ?? [] }
+  return { document, triage: triage ?? [], expectedDigest: image.digest }
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-function judge(config: Config, document: unknown, exemptions: readonly Exemption[], triage: readonly TriageDecision[], io: Io, expectedDigest: string | undefined): readonly [Evaluation, string] {
+function judge(config: Config, image: ImageRef, document: unknown, exemptions: readonly Exemption[], triage: readonly TriageDecision[], io: Io, expectedDigest: string | undefined): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
@@ -2253,7 +2270,7 @@ function judge(config: Config, document: unknown, exemptions: readonly Exemption
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
     const evaluation = evaluate(document, policy, expectedDigest)
-    return [evaluation, renderText(evaluation, config.image, { color, policy, triage: config.triage })] as const
+    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage })] as const
   })
 }
 
@@ -2262,8 +2279,9 @@ function judge(config: Config, document: unknown, exemptions: readonly Exemption
  * never reads a stale or half-written result; when the results cannot be written the verdict is still
  * printed, but the exit code says no verdict, since the Task could not record it.
  */
-function emit(config: Config, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
-  const { image, gate, mode, resultsDir, report } = config
+function emit(config: Config, run: Run, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
+  const { gate, mode, resultsDir, report } = config
+  const image = run.image ?? null
   let jsonReport = buildJsonReport({ image, gate, mode }, outcome)
   if (resultsDir) {
     try {
@@ -2310,7 +2328,7 @@ function fail(caught: unknown, config: Config, run: Run, output: Output, io: Io)
   const known = error instanceof NoVerdictError ? error : undefined
   const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
   output.say(`no verdict: ${message}`)
-  return emit(config, output, io.files, { error: { code: known?.code ?? 'BUG', message } })
+  return emit(config, run, output, io.files, { error: { code: known?.code ?? 'BUG', message } })
 }
 
 /** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */

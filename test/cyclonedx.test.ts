@@ -105,4 +105,20 @@ describe('--input with CycloneDX and --only-fixed, the built gate', () => {
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain(`it describes ${other}, not ${SAMPLE_DIGEST}`)
   })
+
+  it('needs no image argument when the document names the digest it scanned', async () => {
+    const document = { ...bom(TRIVY), metadata: { component: { type: 'container', name: `registry.example.com/fluentd@${SAMPLE_DIGEST}` } } }
+    const run = await runGate(['--gate', 'high', '--format', 'json', '--input', '-'], { stdin: JSON.stringify(document) })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(JSON.parse(run.stdout).image).toEqual({ reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST })
+    const storeBody = await runGate(['--gate', 'critical', '--input', '-'], { stdin: JSON.stringify({ Digest: SAMPLE_DIGEST, Packages: [] }) })
+    expect(storeBody.code).toBe(EXIT.PASS)
+    expect(storeBody.stdout).toContain(`Image  ${SAMPLE_DIGEST}`)
+  })
+
+  it('exits 2 without an image argument when the document names no digest either', async () => {
+    const run = await runGate(['--gate', 'high', '--input', GRYPE])
+    expect(run.code).toBe(EXIT.USAGE)
+    expect(run.stderr).toContain(`no image given, and --input ${GRYPE} names no digest: pass the image it is the scan of`)
+  })
 })
