@@ -739,40 +739,56 @@ function digestOfBom(bom: Record<string, unknown>): string | undefined {
  */
 export function imageFromCycloneDx(bom: Record<string, unknown>): { Digest?: string; Packages: unknown[] } {
   const components = new Map<string, { name: string; version: string }>()
-  listAt(SCAN_DOCUMENT, bom, 'components', '').forEach((raw, index) => {
-    const component = objectAt(SCAN_DOCUMENT, raw, `components[${index}]`)
+  const rawComponents = listAt(SCAN_DOCUMENT, bom, 'components', '')
+  for (let c = 0; c < rawComponents.length; c++) {
+    const component = objectAt(SCAN_DOCUMENT, rawComponents[c], `components[${c}]`)
     if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
-  })
-  const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
-  const unaffected = (affect: Record<string, unknown>) =>
-    (Array.isArray(affect.versions) ? affect.versions : []).filter((version) => isObject(version) && version.status === 'unaffected') as Array<Record<string, unknown>>
-  // Fix data is there when any vulnerability carries a recommendation or an unaffected range.
-  const hasFixData = vulnerabilities.some(
-    (raw) => isObject(raw) && (fixFromRecommendation(raw.recommendation) !== undefined || (Array.isArray(raw.affects) && raw.affects.some((affect) => isObject(affect) && unaffected(affect).length > 0))),
-  )
+  }
+  // One pass, in plain loops (a 50 MB scan has tens of thousands of vulnerabilities). Findings without a
+  // fixed version learn their state at the end: not fixed if the document has fix data anywhere, else unknown.
   const packages = new Map<string, { Name: string; Version: string; Vulnerabilities: unknown[] }>()
-  vulnerabilities.forEach((raw, index) => {
-    const vulnerability = objectAt(SCAN_DOCUMENT, raw, `vulnerabilities[${index}]`)
-    const ratings = listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${index}].`).map((rawRating) => {
-      const rating = isObject(rawRating) ? rawRating : {}
-      const method = typeof rating.method === 'string' ? rating.method : undefined
-      if (method === 'other') return { Severity: null, Score: null }
-      return { Severity: rating.severity ?? null, Score: method && CVSS_METHODS.has(method) ? rating.score : null }
-    })
-    const recommended = fixFromRecommendation(vulnerability.recommendation)
-    listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${index}].`).forEach((rawAffect) => {
-      const affect = isObject(rawAffect) ? rawAffect : {}
+  const withoutFix: Array<{ [FIX]?: FixState }> = []
+  let hasFixData = false
+  const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
+  for (let v = 0; v < vulnerabilities.length; v++) {
+    const vulnerability = objectAt(SCAN_DOCUMENT, vulnerabilities[v], `vulnerabilities[${v}]`)
+    const rawRatings = listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
+    const ratings = new Array(rawRatings.length)
+    for (let r = 0; r < rawRatings.length; r++) {
+      const rating = rawRatings[r]
+      const method = isObject(rating) && typeof rating.method === 'string' ? rating.method : undefined
+      ratings[r] =
+        !isObject(rating) || method === 'other' ? { Severity: null, Score: null } : { Severity: rating.severity ?? null, Score: method !== undefined && CVSS_METHODS.has(method) ? rating.score : null }
+    }
+    const recommended = vulnerability.recommendation === undefined ? undefined : fixFromRecommendation(vulnerability.recommendation)
+    if (recommended !== undefined) hasFixData = true
+    const affects = listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
+    for (let a = 0; a < affects.length; a++) {
+      const affect = isObject(affects[a]) ? (affects[a] as Record<string, unknown>) : {}
       const ref = typeof affect.ref === 'string' ? affect.ref : ''
+      let fixedIn = recommended
+      if (fixedIn === undefined && Array.isArray(affect.versions)) {
+        const ranges: string[] = []
+        for (const version of affect.versions) {
+          if (isObject(version) && version.status === 'unaffected') ranges.push(textOf(version.range) || textOf(version.version))
+        }
+        if (ranges.length) {
+          hasFixData = true
+          fixedIn = ranges.filter(Boolean).join(', ') || undefined
+        }
+      }
       const component = components.get(ref) ?? { name: ref || '(unnamed component)', version: '' }
-      const ranges = unaffected(affect).map((version) => textOf(version.range) || textOf(version.version)).filter(Boolean)
-      const fixedIn = recommended ?? (ranges.length ? ranges.join(', ') : undefined)
-      const fix: FixState = fixedIn ? { state: 'fixed', version: fixedIn } : hasFixData ? NOT_FIXED : UNKNOWN_FIX
       const key = `${component.name}\u0000${component.version}`
-      const pkg = packages.get(key) ?? { Name: component.name, Version: component.version, Vulnerabilities: [] }
-      packages.set(key, pkg)
-      pkg.Vulnerabilities.push({ CVEID: vulnerability.id, Ratings: ratings, [FIX]: fix })
-    })
-  })
+      let pkg = packages.get(key)
+      if (!pkg) packages.set(key, (pkg = { Name: component.name, Version: component.version, Vulnerabilities: [] }))
+      const finding: { CVEID: unknown; Ratings: unknown[]; [FIX]?: FixState } = { CVEID: vulnerability.id, Ratings: ratings }
+      if (fixedIn === undefined) withoutFix.push(finding)
+      else finding[FIX] = { state: 'fixed', version: fixedIn }
+      pkg.Vulnerabilities.push(finding)
+    }
+  }
+  const fallback = hasFixData ? NOT_FIXED : UNKNOWN_FIX
+  for (const finding of withoutFix) finding[FIX] = fallback
   const digest = digestOfBom(bom)
   return { ...(digest ? { Digest: digest } : {}), Packages: [...packages.values()] }
 }

@@ -92,3 +92,26 @@ export function ensureHostileBody(shape: keyof typeof HOSTILE_SHAPES, megabytes:
   }
   return path
 }
+
+/** The same synthetic scan as CycloneDX (Trivy's shape: components with bom-refs, vulnerabilities with ratings,
+ * recommendations and affects), about `megabytes` MB; writes bench/data/image-<N>mb.cdx.json when missing. */
+export function ensureCycloneDx(megabytes: number): string {
+  const dir = new URL('./data/', import.meta.url).pathname
+  const path = `${dir}image-${megabytes}mb.cdx.json`
+  if (existsSync(path)) return path
+  const image = JSON.parse(syntheticImage(megabytes * 1_000_000).json) as { Packages: Array<{ Name: string; Version: string; Vulnerabilities: Array<{ CVEID: string; Description: string; Ratings: Array<{ Severity: string; Score: number; Vector: string }> }> }> }
+  const components = image.Packages.map((pkg) => ({ 'bom-ref': `pkg:generic/${pkg.Name}@${pkg.Version}`, type: 'library', name: pkg.Name, version: pkg.Version }))
+  const vulnerabilities = image.Packages.flatMap((pkg) =>
+    pkg.Vulnerabilities.map((vulnerability, index) => ({
+      id: vulnerability.CVEID,
+      source: { name: 'nvd' },
+      ratings: vulnerability.Ratings.map((rating, r) => ({ source: { name: ['nvd', 'debian', 'ghsa'][r] }, score: rating.Score, severity: rating.Severity.toLowerCase(), method: 'CVSSv31', vector: rating.Vector })),
+      description: vulnerability.Description,
+      ...(index % 2 ? { recommendation: `Upgrade ${pkg.Name} to version ${pkg.Version}.1` } : {}),
+      affects: [{ ref: `pkg:generic/${pkg.Name}@${pkg.Version}`, versions: [{ version: pkg.Version, status: 'affected' }] }],
+    })),
+  )
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(path, JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, metadata: { component: { type: 'container', name: `registry.example.com/bench@${BENCH_DIGEST}` } }, components, vulnerabilities }))
+  return path
+}

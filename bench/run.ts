@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { evaluate, evaluationCost } from '../policy.ts'
 import { writeFiles } from '../test/support/gate.ts'
 import { answer, makeTls, startSimulator, storeHandlers, TEST_TOKEN } from '../test/support/simulator.ts'
-import { BENCH_DIGEST, ensureBody, ensureHostileBody, HOSTILE_SHAPES } from './generate.ts'
+import { BENCH_DIGEST, ensureBody, ensureCycloneDx, ensureHostileBody, HOSTILE_SHAPES } from './generate.ts'
 
 const SIZES = (process.env.BENCH_SIZES ?? '1,10,50').split(',').map(Number)
 const REPS = Number(process.env.BENCH_REPS ?? 5)
@@ -124,6 +124,20 @@ for (const megabytes of SIZES) {
   )
 }
 console.log("\ngate: node dist/policy.mjs --gate high --input FILE; floor: node reading and JSON.parse-ing FILE, nothing else; seed: the TAP docs' four jq passes over FILE. Whole processes, so start-up counts.")
+
+// The scanner's own CycloneDX (issue: straight from the scan): converted and judged by the same evaluation.
+console.log('\n## A scanner\'s CycloneDX through `--input`, against the JSON.parse floor\n')
+console.log(row(['body', 'gate ms', 'floor ms', 'gate / floor (<= 1.5)', 'gate RSS MiB']))
+console.log(row(['---', '---', '---', '---', '---']))
+for (const megabytes of SIZES) {
+  const path = ensureCycloneDx(megabytes)
+  const results = sideBySide({
+    gate: [NODE, BUNDLE, '--gate', 'high', '--max-body-size', '1GiB', '--input', path],
+    floor: [NODE, '-e', `JSON.parse(require('node:fs').readFileSync(${JSON.stringify(path)}, 'utf8'))`],
+  })
+  const ratio = results.gate!.ms / results.floor!.ms
+  console.log(row([`${fmt(statSync(path).size / 1e6, 0)} MB`, fmt(results.gate!.ms), fmt(results.floor!.ms), `${fmt(ratio, 2)} ${mark(ratio <= 1.5)}`, fmt(results.gate!.rssMiB, 1)]))
+}
 
 // Through the store: TLS and undici load too. This sizes the Task's memory request and limit.
 console.log('\n## Through the store (HTTPS simulator on loopback), for the Task\'s resources\n')
