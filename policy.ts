@@ -693,13 +693,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pure functions: a scanner's CycloneDX, as the store's Image document
+// Pure functions: a scanner's CycloneDX
 
-/**
- * Where a vulnerability of a converted CycloneDX document keeps its fix state: a Symbol, which no JSON
- * can hold, so that a store body cannot claim fixes (and hide findings from --only-fixed).
- */
-const FIX: unique symbol = Symbol('fix')
 const UNKNOWN_FIX: FixState = { state: 'unknown' }
 const NOT_FIXED: FixState = { state: 'not-fixed' }
 /** Rating methods that carry a CVSS score; others (EPSS, KEV: method "other") set no severity and no score. */
@@ -717,7 +712,7 @@ export function fixFromRecommendation(recommendation: unknown): string | undefin
 }
 
 /** The digest a BOM names for the image it scanned: Trivy's RepoDigests, or a component name or version with one. */
-function digestOfBom(bom: Record<string, unknown>): string | undefined {
+export function digestOfBom(bom: Record<string, unknown>): string | undefined {
   const component = isObject(bom.metadata) && isObject(bom.metadata.component) ? bom.metadata.component : {}
   const candidates = [
     ...(Array.isArray(component.properties) ? component.properties : []).filter((property) => isObject(property) && property.name === 'aquasecurity:trivy:RepoDigest').map((property) => (property as Record<string, unknown>).value),
@@ -731,77 +726,85 @@ function digestOfBom(bom: Record<string, unknown>): string | undefined {
   return undefined
 }
 
+/** The fixed versions a CycloneDX `affects` entry names (Grype's unaffected ranges), joined; undefined when none. */
+function unaffectedRanges(affect: Record<string, unknown>): string | undefined {
+  if (!Array.isArray(affect.versions)) return undefined
+  let ranges = ''
+  for (const version of affect.versions) {
+    if (!isObject(version) || version.status !== 'unaffected') continue
+    const range = textOf(version.range) || textOf(version.version)
+    if (range) ranges = ranges ? `${ranges}, ${range}` : range
+  }
+  return ranges || undefined
+}
+
 /**
- * A CycloneDX BOM with vulnerabilities as the store's Image document: one package per component a
- * vulnerability affects, the vulnerability's ratings as its Ratings (only CVSS methods keep their score;
- * EPSS and KEV ratings, method "other", set neither severity nor score), and the fix state under FIX.
- * The same evaluation then judges it, so the same scan gives the same verdict whichever way it arrives.
+ * A scanner's CycloneDX, finding by finding: a finding is a (component, vulnerability) pair through
+ * `affects`; the severity is the highest rating, as for the store, but EPSS and KEV ratings (method "other")
+ * set neither severity nor score, and only CVSS ratings give a score. The fix: Trivy's recommendation, or
+ * Grype's unaffected ranges; without one, not fixed when the document carries fix data anywhere, else
+ * unknown. Returns whether it carries fix data.
  */
-export function imageFromCycloneDx(bom: Record<string, unknown>): { Digest?: string; Packages: unknown[] } {
+function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boolean {
   const components = new Map<string, { name: string; version: string }>()
   const rawComponents = listAt(SCAN_DOCUMENT, bom, 'components', '')
   for (let c = 0; c < rawComponents.length; c++) {
     const component = objectAt(SCAN_DOCUMENT, rawComponents[c], `components[${c}]`)
     if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
   }
-  // One pass, in plain loops (a 50 MB scan has tens of thousands of vulnerabilities). Findings without a
-  // fixed version learn their state at the end: not fixed if the document has fix data anywhere, else unknown.
-  const packages = new Map<string, { Name: string; Version: string; Vulnerabilities: unknown[] }>()
-  const withoutFix: Array<{ [FIX]?: FixState }> = []
-  let hasFixData = false
   const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
+  // Whether a finding without a fix is "not fixed" or "unknown" depends on the whole document: look first.
+  let hasFixData = false
+  for (let v = 0; v < vulnerabilities.length && !hasFixData; v++) {
+    const vulnerability = vulnerabilities[v]
+    if (!isObject(vulnerability)) continue
+    if (fixFromRecommendation(vulnerability.recommendation) !== undefined) hasFixData = true
+    else if (Array.isArray(vulnerability.affects)) hasFixData = vulnerability.affects.some((affect) => isObject(affect) && unaffectedRanges(affect) !== undefined)
+  }
+  const withoutFix = hasFixData ? NOT_FIXED : UNKNOWN_FIX
   for (let v = 0; v < vulnerabilities.length; v++) {
     const vulnerability = objectAt(SCAN_DOCUMENT, vulnerabilities[v], `vulnerabilities[${v}]`)
-    const rawRatings = listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
-    const ratings = new Array(rawRatings.length)
-    for (let r = 0; r < rawRatings.length; r++) {
-      const rating = rawRatings[r]
-      const method = isObject(rating) && typeof rating.method === 'string' ? rating.method : undefined
-      ratings[r] =
-        !isObject(rating) || method === 'other' ? { Severity: null, Score: null } : { Severity: rating.severity ?? null, Score: method !== undefined && CVSS_METHODS.has(method) ? rating.score : null }
+    const ratings = listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
+    let severity: Severity = 'unknown'
+    let score: number | null = null
+    for (let r = 0; r < ratings.length; r++) {
+      const rating = ratings[r]
+      if (!isObject(rating)) throw notAnObject(SCAN_DOCUMENT, rating, `vulnerabilities[${v}].ratings[${r}]`)
+      const method = typeof rating.method === 'string' ? rating.method : undefined
+      if (method === 'other') continue
+      const ratingSeverity = normaliseSeverity(rating.severity)
+      if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
+      const ratingScore = rating.score
+      if (method !== undefined && CVSS_METHODS.has(method) && typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
     }
+    const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
     const recommended = vulnerability.recommendation === undefined ? undefined : fixFromRecommendation(vulnerability.recommendation)
-    if (recommended !== undefined) hasFixData = true
     const affects = listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
     for (let a = 0; a < affects.length; a++) {
-      const affect = isObject(affects[a]) ? (affects[a] as Record<string, unknown>) : {}
-      const ref = typeof affect.ref === 'string' ? affect.ref : ''
-      let fixedIn = recommended
-      if (fixedIn === undefined && Array.isArray(affect.versions)) {
-        const ranges: string[] = []
-        for (const version of affect.versions) {
-          if (isObject(version) && version.status === 'unaffected') ranges.push(textOf(version.range) || textOf(version.version))
-        }
-        if (ranges.length) {
-          hasFixData = true
-          fixedIn = ranges.filter(Boolean).join(', ') || undefined
-        }
-      }
-      const component = components.get(ref) ?? { name: ref || '(unnamed component)', version: '' }
-      const key = `${component.name}\u0000${component.version}`
-      let pkg = packages.get(key)
-      if (!pkg) packages.set(key, (pkg = { Name: component.name, Version: component.version, Vulnerabilities: [] }))
-      const finding: { CVEID: unknown; Ratings: unknown[]; [FIX]?: FixState } = { CVEID: vulnerability.id, Ratings: ratings }
-      if (fixedIn === undefined) withoutFix.push(finding)
-      else finding[FIX] = { state: 'fixed', version: fixedIn }
-      pkg.Vulnerabilities.push(finding)
+      const affect = affects[a]
+      if (!isObject(affect)) throw notAnObject(SCAN_DOCUMENT, affect, `vulnerabilities[${v}].affects[${a}]`)
+      const ref = textOf(affect.ref)
+      const component = components.get(ref)
+      const fixedIn = recommended ?? unaffectedRanges(affect)
+      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', fixedIn === undefined ? withoutFix : { state: 'fixed', version: fixedIn })
     }
   }
-  const fallback = hasFixData ? NOT_FIXED : UNKNOWN_FIX
-  for (const finding of withoutFix) finding[FIX] = fallback
-  const digest = digestOfBom(bom)
-  return { ...(digest ? { Digest: digest } : {}), Packages: [...packages.values()] }
+  return hasFixData
 }
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: evaluation
 
-/** The store's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
+/** The store's and CycloneDX's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
 const STORE_SEVERITIES: ReadonlyMap<string, Severity> = new Map([
   ['Critical', 'critical'],
   ['High', 'high'],
   ['Medium', 'medium'],
   ['Low', 'low'],
+  ['critical', 'critical'],
+  ['high', 'high'],
+  ['medium', 'medium'],
+  ['low', 'low'],
 ])
 
 export function normaliseSeverity(raw: unknown): Severity {
@@ -891,6 +894,12 @@ function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<stri
  */
 export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
+  if (isCycloneDx(document)) {
+    const named = digestOfBom(document)
+    if (expectedDigest && named && named !== expectedDigest) throw malformed(SCAN_DOCUMENT, `it describes ${named}, not ${expectedDigest}`)
+    const judge = createJudge(policy)
+    return judge.evaluation(readCycloneDx(document, judge.judge))
+  }
   const image = objectAt(IMAGE_REPORT, document, 'the document')
   if (typeof image.Digest !== 'string' && !('Packages' in image)) {
     throw malformed(IMAGE_REPORT, 'it has neither Digest nor Packages, so it is not an Image')
@@ -901,6 +910,20 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
     if (typeof image.Digest !== 'string') throw malformed(IMAGE_REPORT, `Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`)
     if (image.Digest.trim().toLowerCase() !== expectedDigest) throw malformed(IMAGE_REPORT, `it describes ${image.Digest}, not ${expectedDigest}`)
   }
+  const judge = createJudge(policy)
+  readStoreImage(image, judge.judge)
+  return judge.evaluation(false) // the store keeps no fix data
+}
+
+/** One finding, as a reader found it: the vulnerability, its severity and best score, the package, the fix. */
+type JudgeFinding = (id: string, severity: Severity, score: number | null, packageName: string, packageVersion: string, fix: FixState) => void
+
+/**
+ * The rules, applied one finding at a time by whichever reader walks the document (the store's Image, a
+ * scanner's CycloneDX), and summed up at the end: counts per unique ID at its worst, what blocks, what an
+ * exemption, the store's triage or --only-fixed suppresses, and the exemptions to review.
+ */
+function createJudge(policy: Policy) {
   const active = policy.exemptions.filter((exemption) => exemption.expiresAt >= policy.now)
   const exemptionsById = byLowerCaseId(active)
   const triageById = byLowerCaseId(policy.triage.filter((decision) => SUPPRESSING_TRIAGE_STATES.has(decision.state)))
@@ -909,9 +932,54 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   const blocking: Finding[] = []
   const suppressed: SuppressedFinding[] = []
   let findings = 0
-  let hasFixData = false
+  const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix) => {
+    const seen = worstById.get(id)
+    if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
+    findings++
+    const exemption = exemptionsById.size ? findMatch(exemptionsById, id, packageName, packageVersion) : undefined
+    if (exemption) matchedExemptions.add(exemption)
+    const rule = blockingRule(severity, score, policy)
+    if (!rule) return
+    const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule, fix }
+    const triage = exemption || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
+    if (exemption) {
+      suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exemption.reason, expires: exemption.expires, ...(exemption.owner ? { owner: exemption.owner } : {}) } })
+    } else if (triage) {
+      suppressed.push({ ...finding, suppressedBy: { kind: 'triage', state: triage.state, ...(triage.justification ? { justification: triage.justification } : {}) } })
+    } else if (policy.onlyFixed && fix.state === 'not-fixed') {
+      suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
+    } else {
+      blocking.push(finding)
+    }
+  }
+  const evaluation = (hasFixData: boolean): Evaluation => {
+    const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
+    for (const severity of worstById.values()) counts[severity]++
+    blocking.sort(compareFindings)
+    suppressed.sort(compareFindings)
+    // "Within EXPIRY_WARNING_DAYS" counts whole days: an entry expiring on the last of them is warned about.
+    const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_DAYS * 86_400_000).toISOString().slice(0, 10))!
+    return {
+      gate: policy.gate,
+      counts,
+      uniqueVulnerabilities: worstById.size,
+      findings,
+      blocking,
+      suppressed,
+      exemptions: {
+        expired: policy.exemptions.filter((exemption) => exemption.expiresAt < policy.now),
+        expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),
+        stale: active.filter((exemption) => !matchedExemptions.has(exemption)),
+      },
+      hasFixData,
+      passed: blocking.length === 0,
+    }
+  }
+  return { judge, evaluation }
+}
 
-  // The hot loop of a 50 MB report: plain loops, and error paths built only when something is wrong.
+/** The store's Image document, finding by finding: the hot loop of a 50 MB report, in plain loops, with error paths built only when something is wrong. */
+function readStoreImage(image: Record<string, unknown>, judge: JudgeFinding): void {
   const packages = listAt(IMAGE_REPORT, image, 'Packages', '')
   for (let p = 0; p < packages.length; p++) {
     const pkg = packages[p]
@@ -935,48 +1003,8 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
         if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
       }
       const id = textOf(vulnerability.CVEID) || (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
-      const seen = worstById.get(id)
-      if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
-      findings++
-      const fix = (vulnerability as { [FIX]?: FixState })[FIX] ?? UNKNOWN_FIX
-      if (fix !== UNKNOWN_FIX) hasFixData = true
-      const exemption = exemptionsById.size ? findMatch(exemptionsById, id, packageName, packageVersion) : undefined
-      if (exemption) matchedExemptions.add(exemption)
-      const rule = blockingRule(severity, score, policy)
-      if (!rule) continue
-      const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule, fix }
-      const triage = exemption || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
-      if (exemption) {
-        suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exemption.reason, expires: exemption.expires, ...(exemption.owner ? { owner: exemption.owner } : {}) } })
-      } else if (triage) {
-        suppressed.push({ ...finding, suppressedBy: { kind: 'triage', state: triage.state, ...(triage.justification ? { justification: triage.justification } : {}) } })
-      } else if (policy.onlyFixed && fix.state === 'not-fixed') {
-        suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
-      } else {
-        blocking.push(finding)
-      }
+      judge(id, severity, score, packageName, packageVersion, UNKNOWN_FIX)
     }
-  }
-  const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
-  for (const severity of worstById.values()) counts[severity]++
-  blocking.sort(compareFindings)
-  suppressed.sort(compareFindings)
-  // "Within EXPIRY_WARNING_DAYS" counts whole days: an entry expiring on the last of them is warned about.
-  const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_DAYS * 86_400_000).toISOString().slice(0, 10))!
-  return {
-    gate: policy.gate,
-    counts,
-    uniqueVulnerabilities: worstById.size,
-    findings,
-    blocking,
-    suppressed,
-    exemptions: {
-      expired: policy.exemptions.filter((exemption) => exemption.expiresAt < policy.now),
-      expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),
-      stale: active.filter((exemption) => !matchedExemptions.has(exemption)),
-    },
-    hasFixData,
-    passed: blocking.length === 0,
   }
 }
 
@@ -2235,15 +2263,18 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
     run.phase = `reading --input ${input}`
     const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
     if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-    const parsed = io.blocking(() => parseJsonBody(body, `--input ${input}`))
-    const document = isCycloneDx(parsed) ? io.blocking(() => imageFromCycloneDx(parsed)) : parsed
-    const named = isObject(document) && typeof document.Digest === 'string' && DIGEST_RE.test(document.Digest.trim()) ? document.Digest.trim().toLowerCase() : undefined
+    const document = io.blocking(() => parseJsonBody(body, `--input ${input}`))
+    const named = isCycloneDx(document)
+      ? digestOfBom(document)
+      : isObject(document) && typeof document.Digest === 'string' && DIGEST_RE.test(document.Digest.trim())
+        ? document.Digest.trim().toLowerCase()
+        : undefined
     if (!run.image) {
       if (!named) throw new UsageError('IMAGE', `no image given, and --input ${input} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
       run.image = { reference: named, digest: named }
       return { document, triage: [] }
     }
-    if (isCycloneDx(parsed) && !named) {
+    if (isCycloneDx(document) && !named) {
       output.say(`--input ${input} is a CycloneDX document that names no image digest: it is taken to be the scan of ${run.image.reference}`)
       return { document, triage: [] }
     }

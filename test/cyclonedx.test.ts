@@ -3,7 +3,7 @@
 // free text in `recommendation`) and Grype (no fix data); see test/fixtures/cyclonedx/SOURCES.md.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { evaluate, EXIT, fixFromRecommendation, imageFromCycloneDx, isCycloneDx, type Policy } from '../policy.ts'
+import { evaluate, EXIT, fixFromRecommendation, isCycloneDx, type Policy } from '../policy.ts'
 import { SAMPLE_DIGEST } from './support/documents.ts'
 import { runGate } from './support/gate.ts'
 
@@ -13,7 +13,7 @@ const GRYPE = new URL('grype-presenter-image.cdx.json', FIXTURES).pathname
 const bom = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
 const policy = (fields: Partial<Policy> = {}): Policy => ({ gate: 'high', unknownAs: 'ignore', exemptions: [], triage: [], now: Date.parse('2026-11-28T12:00:00Z'), ...fields })
 
-describe('CycloneDX as an Image document', () => {
+describe('evaluating a scanner\'s CycloneDX', () => {
   it('is told by its content: bomFormat CycloneDX and specVersion 1.4 to 1.7', () => {
     expect(isCycloneDx(bom(TRIVY))).toBe(true)
     expect(isCycloneDx(bom(GRYPE))).toBe(true)
@@ -22,7 +22,7 @@ describe('CycloneDX as an Image document', () => {
   })
 
   it('judges Trivy findings by their highest rating, with the fix from the recommendation', () => {
-    const evaluation = evaluate(imageFromCycloneDx(bom(TRIVY)), policy())
+    const evaluation = evaluate(bom(TRIVY), policy())
     expect(evaluation.counts).toEqual({ critical: 2, high: 1, medium: 0, low: 0, unknown: 0 })
     expect(evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.score, finding.fix])).toEqual([
       ['CVE-2019-18224', 'libidn2-0', 'critical', 9.8, { state: 'fixed', version: '2.0.5-1+deb10u1' }],
@@ -33,7 +33,7 @@ describe('CycloneDX as an Image document', () => {
   })
 
   it('marks Grype findings without fix data as unknown', () => {
-    const evaluation = evaluate(imageFromCycloneDx(bom(GRYPE)), policy({ gate: 'low' }))
+    const evaluation = evaluate(bom(GRYPE), policy({ gate: 'low' }))
     expect(evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.fix.state])).toEqual([
       ['CVE-1999-0002', 'package-2', 'critical', 'unknown'],
       ['CVE-1999-0001', 'package-1', 'low', 'unknown'],
@@ -59,7 +59,7 @@ describe('CycloneDX as an Image document', () => {
         },
       ],
     }
-    const [finding] = evaluate(imageFromCycloneDx(document), policy({ gate: 'medium' })).blocking
+    const [finding] = evaluate(document, policy({ gate: 'medium' })).blocking
     expect(finding).toMatchObject({ severity: 'high', score: 5.3, fix: { state: 'fixed', version: 'vers:deb/>=3.0.13' } })
   })
 
