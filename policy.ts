@@ -108,7 +108,7 @@ export interface OptionSpec {
 const OPTION_TABLE = [
   { flag: '--gate', env: 'GATE', value: 'LEVEL', choices: GATES, required: true, help: 'the lowest severity that fails; none passes without contacting the store', more: 'Any case. `none` exits 0, as the seed does.' },
   { flag: '--url', env: 'METADATA_STORE_URL', value: 'URL', help: 'the store: host[:port][/prefix] (https implied) or https://...; http:// is refused', more: 'The seed\'s form works as is. `http://` would send the token in clear; a malformed scheme (`http:/host`, `https:host`) is refused rather than read as the host `http`.' },
-  { flag: '--token-file', env: 'ACCESS_TOKEN_FILE', value: 'FILE', help: 'file holding the bearer token (or the token itself in ACCESS_TOKEN); no flag takes its value', more: 'Surrounding whitespace is trimmed. A token under 16 characters is refused: it could not be redacted from output without cutting into words. A path that cannot be read is not echoed back (it may be the token pasted in the wrong place).' },
+  { flag: '--token-file', env: 'ACCESS_TOKEN_FILE', value: 'FILE', help: 'file holding the bearer token (or the token itself in ACCESS_TOKEN); no flag takes its value', more: `Surrounding whitespace is trimmed. A token under ${MIN_TOKEN_LENGTH} characters is refused: it could not be redacted from output without cutting into words. A path that cannot be read is not echoed back (it may be the token pasted in the wrong place).` },
   { flag: '--ca-cert', env: 'METADATA_STORE_CA_CERT', value: 'FILE', defaultText: '/var/cert/caCrt if present', help: "PEM file with the store's CA, trusted besides the default roots; the variable may hold the PEM itself", more: 'As in the TAP docs.' },
   { flag: '--timeout', env: 'POLICY_TIMEOUT', value: 'DURATION', default: '30m', help: 'a hard bound on the whole run: 500ms, 10s, 5m, 1h, 1h30m or plain seconds', more: 'It covers reading the files named here, connecting (through a proxy or not), every request and every wait. A wait longer than Node\'s timers allow (24.8 days) is clamped.' },
   { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
@@ -711,8 +711,19 @@ export function fixFromRecommendation(recommendation: unknown): string | undefin
   return /\bto version (.+?)\s*$/i.exec(recommendation)?.[1]
 }
 
-/** The digest a BOM names for the image it scanned: Trivy's RepoDigests, or a component name or version with one. */
-export function digestOfBom(bom: Record<string, unknown>): string | undefined {
+/**
+ * The digest a document names for the image it describes: a store body's Digest, or for a CycloneDX BOM
+ * Trivy's RepoDigest property or a component name or version ending in one. Undefined when it names none.
+ */
+export function digestNamedBy(document: unknown): string | undefined {
+  if (!isCycloneDx(document)) {
+    const digest = isObject(document) && typeof document.Digest === 'string' ? document.Digest.trim() : ''
+    return DIGEST_RE.test(digest) ? digest.toLowerCase() : undefined
+  }
+  return digestOfBom(document)
+}
+
+function digestOfBom(bom: Record<string, unknown>): string | undefined {
   const component = isObject(bom.metadata) && isObject(bom.metadata.component) ? bom.metadata.component : {}
   const candidates = [
     ...(Array.isArray(component.properties) ? component.properties : []).filter((property) => isObject(property) && property.name === 'aquasecurity:trivy:RepoDigest').map((property) => (property as Record<string, unknown>).value),
@@ -778,7 +789,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
       if (method !== undefined && CVSS_METHODS.has(method) && typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
-    const recommended = vulnerability.recommendation === undefined ? undefined : fixFromRecommendation(vulnerability.recommendation)
+    const recommended = fixFromRecommendation(vulnerability.recommendation)
     const affects = listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
     for (let a = 0; a < affects.length; a++) {
       const affect = affects[a]
@@ -845,7 +856,7 @@ function describeJson(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
-/** The documents the store answers with, as messages name them. */
+/** The documents the gate reads (the store's answers, a scanner's CycloneDX), as messages name them. */
 type DocumentName = 'the image report' | 'the triage page' | 'the reports page' | 'the CycloneDX document'
 const IMAGE_REPORT: DocumentName = 'the image report'
 const TRIAGE_PAGE: DocumentName = 'the triage page'
@@ -895,7 +906,7 @@ function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<stri
 export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
   if (isCycloneDx(document)) {
-    const named = digestOfBom(document)
+    const named = digestNamedBy(document)
     if (expectedDigest && named && named !== expectedDigest) throw malformed(SCAN_DOCUMENT, `it describes ${named}, not ${expectedDigest}`)
     const judge = createJudge(policy)
     return judge.evaluation(readCycloneDx(document, judge.judge))
@@ -1633,16 +1644,20 @@ const TLS_ERROR_CODES = new Set([
   'ERR_TLS_HANDSHAKE_TIMEOUT',
 ])
 
-function errorCodes(error: unknown): string[] {
-  const codes: string[] = []
-  for (let current = error, depth = 0; isObject(current) || current instanceof Error; depth++) {
-    const code = (current as { code?: unknown }).code
-    if (typeof code === 'string') codes.push(code)
-    if (depth > 5) break
-    current = (current as { cause?: unknown }).cause
+/** An error and its causes, outermost first (at most seven: a cause chain can loop). */
+function causeChain(error: unknown): Array<Record<string, unknown>> {
+  const chain: Array<Record<string, unknown>> = []
+  for (let current = error; (isObject(current) || current instanceof Error) && chain.length < 7; current = (current as { cause?: unknown }).cause) {
+    chain.push(current as Record<string, unknown>)
   }
-  return codes
+  return chain
 }
+
+/** The string values of `field` (e.g. code, hostname) along an error's cause chain. */
+function errorField(error: unknown, field: string): string[] {
+  return causeChain(error).flatMap((link) => (typeof link[field] === 'string' && link[field] ? [link[field] as string] : []))
+}
+
 
 function firstLine(body: string, max = 200): string {
   const line = body.trim().split('\n', 1)[0]!.trim()
@@ -1734,16 +1749,6 @@ export function caSecretFor(url: URL): 'app-tls-cert' | 'ingress-cert' {
   return /\.svc(?:\.cluster\.local)?$/.test(url.hostname) || !url.hostname.includes('.') ? 'app-tls-cert' : 'ingress-cert'
 }
 
-/** The first `field` (e.g. hostname) along an error's cause chain. */
-function errorField(error: unknown, field: string): string | undefined {
-  for (let current = error, depth = 0; (isObject(current) || current instanceof Error) && depth < 6; depth++) {
-    const value = (current as Record<string, unknown>)[field]
-    if (typeof value === 'string' && value) return value
-    current = (current as { cause?: unknown }).cause
-  }
-  return undefined
-}
-
 /**
  * What a failed request means. TLS failures end the run; a host that does not resolve (ENOTFOUND) is
  * retried MAX_DNS_FAILURES times in a row, to ride out a restart of the cluster DNS, then ends it naming
@@ -1751,7 +1756,7 @@ function errorField(error: unknown, field: string): string | undefined {
  */
 export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUrl' | 'proxied'> & { readonly ca?: { readonly origin: string } }): Exclude<PollOutcome, { kind: 'done' }> {
   if (error instanceof NoVerdictError) return { kind: 'fail', error }
-  const codes = errorCodes(error)
+  const codes = errorField(error, 'code')
   const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
   if (tlsCode) {
     const host = store.baseUrl.hostname
@@ -1762,7 +1767,7 @@ export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUr
     return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with the store failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
   }
   if (codes.includes('ENOTFOUND')) {
-    const host = errorField(error, 'hostname') ?? store.baseUrl.hostname
+    const host = errorField(error, 'hostname')[0] ?? store.baseUrl.hostname
     const check = store.proxied ? 'check HTTPS_PROXY (the proxy resolves the store) and --url' : 'check --url (METADATA_STORE_URL) and, in a pod, the cluster DNS'
     return {
       kind: 'retry',
@@ -2264,11 +2269,7 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
     const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
     if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
     const document = io.blocking(() => parseJsonBody(body, `--input ${input}`))
-    const named = isCycloneDx(document)
-      ? digestOfBom(document)
-      : isObject(document) && typeof document.Digest === 'string' && DIGEST_RE.test(document.Digest.trim())
-        ? document.Digest.trim().toLowerCase()
-        : undefined
+    const named = digestNamedBy(document)
     if (!run.image) {
       if (!named) throw new UsageError('IMAGE', `no image given, and --input ${input} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
       run.image = { reference: named, digest: named }
