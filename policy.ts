@@ -1970,8 +1970,8 @@ export interface BodyLimits {
   readonly json?: { readonly what: string; readonly available: () => number }
 }
 
-/** Reads a stream to the end, giving up past `maxBytes` (or what memory allows), and decodes it as UTF-8. */
-async function readCapped(body: AsyncIterable<Buffer | string>, limits: BodyLimits): Promise<string> {
+/** Reads a stream to the end, giving up past `maxBytes`. */
+async function readBytes(body: AsyncIterable<Buffer | string>, limits: BodyLimits): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of body) {
@@ -1980,7 +1980,12 @@ async function readCapped(body: AsyncIterable<Buffer | string>, limits: BodyLimi
     if (size > limits.maxBytes) throw limits.tooLarge()
     chunks.push(buffer)
   }
-  return decodeBody(Buffer.concat(chunks, size), limits)
+  return Buffer.concat(chunks, size)
+}
+
+/** Reads a stream to the end, giving up past `maxBytes` (or what memory allows), and decodes it as UTF-8. */
+async function readCapped(body: AsyncIterable<Buffer | string>, limits: BodyLimits): Promise<string> {
+  return decodeBody(await readBytes(body, limits), limits)
 }
 
 /** The body as text, once a JSON body is known to fit in memory. */
@@ -1992,36 +1997,63 @@ function decodeBody(buffer: Buffer, limits: BodyLimits): string {
 const bodyTooLarge = (what: string, limit: number) => () =>
   new NoVerdictError('BODY_TOO_LARGE', `${what} is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it (and the step's memory) if this image really has that many findings`)
 
-/** What the gate asks the store through. */
-export interface StoreClient {
-  /** One GET; the answer's body and headers come back redacted of the token. */
-  readonly fetch: (url: URL, signal: AbortSignal) => Promise<StoreResponse>
+/** One answer, its body as bytes: a JSON API's or a registry's. */
+export interface RawResponse {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+  readonly body: Buffer
+}
+
+/** Where the gate connects: the CA to trust besides the default roots, and whether a proxy variable is set. */
+export interface Endpoint {
+  readonly ca?: { readonly pem: string; readonly origin: string }
+  readonly proxied: boolean
+}
+
+/** What the gate asks the store, the Kubernetes API and registries through: one connection pool per endpoint. */
+export interface HttpClient {
+  /** One GET, its body read within `limits`; redirects are not followed (the caller decides where credentials go). */
+  readonly get: (url: URL, headers: Readonly<Record<string, string>>, signal: AbortSignal, limits: BodyLimits) => Promise<RawResponse>
   readonly close: () => Promise<void>
 }
 
-/** An undici client for the store: its CA besides the default roots, through a proxy if the env names one, every wait bound by the caller's signal. */
-async function createStoreClient(store: StoreSettings, maxBodyBytes: number): Promise<StoreClient> {
+/** An undici client: the endpoint's CA besides the default roots, through a proxy if the env names one, every wait bound by the caller's signal. */
+async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> {
   // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
   const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([importCommonJs(import('undici')), import('node:tls')])
-  const tls = store.ca ? { ca: [...getCACertificates('default'), store.ca.pem] } : {}
+  const tls = endpoint.ca ? { ca: [...getCACertificates('default'), endpoint.ca.pem] } : {}
   const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
   const connect = { ...tls, timeout: CONNECT_TIMEOUT_MS }
-  const dispatcher = store.proxied ? new EnvHttpProxyAgent({ ...timeouts, connect, requestTls: tls }) : new Agent({ ...timeouts, connect })
-  const headers = { authorization: `Bearer ${store.token}`, accept: 'application/json' }
-  const secrets = [store.token]
+  const dispatcher = endpoint.proxied ? new EnvHttpProxyAgent({ ...timeouts, connect, requestTls: tls }) : new Agent({ ...timeouts, connect })
   return {
-    /** The body and headers come back redacted: a store or ingress that echoes the Authorization header cannot put the token in any output. */
-    fetch(url: URL, signal: AbortSignal): Promise<StoreResponse> {
-      const exchange = async (): Promise<StoreResponse> => {
+    get(url, headers, signal, limits) {
+      const exchange = async (): Promise<RawResponse> => {
         const response = await request(url, { dispatcher, method: 'GET', headers, signal })
-        const body = await readCapped(response.body, { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge('the answer', maxBodyBytes), json: { what: 'the answer', available: availableMemory } })
-        const location = response.headers.location
-        return { status: response.statusCode, headers: { ...response.headers, ...(location ? { location: redact(String(location), secrets) } : {}) }, body: redact(body, secrets) }
+        return { status: response.statusCode, headers: response.headers, body: await readBytes(response.body, limits) }
       }
       return abortable(exchange(), signal)
     },
     /** Destroyed, not closed: a request still hanging (a proxy that never answers) must not hold the process. */
     close: () => dispatcher.destroy(),
+  }
+}
+
+/**
+ * GET for a bearer-token JSON API (the store, the Kubernetes API). The body and headers come back redacted:
+ * a server or ingress that echoes the Authorization header cannot put the token in any output.
+ */
+function bearerFetch(client: HttpClient, api: Pick<StoreSettings, 'token'>, maxBodyBytes: number): WaitDeps['fetch'] {
+  const headers = { authorization: `Bearer ${api.token}`, accept: 'application/json' }
+  const secrets = [api.token]
+  const limits: BodyLimits = { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge('the answer', maxBodyBytes), json: { what: 'the answer', available: availableMemory } }
+  return async (url, signal) => {
+    const response = await client.get(url, headers, signal, limits)
+    const location = response.headers.location
+    return {
+      status: response.status,
+      headers: { ...response.headers, ...(location ? { location: redact(String(location), secrets) } : {}) },
+      body: redact(decodeBody(response.body, limits), secrets),
+    }
   }
 }
 
@@ -2120,8 +2152,8 @@ export interface Io {
   /** Bytes the V8 heap and the container's memory limit still allow. */
   readonly availableMemory: () => number
   readonly files: FileSystem
-  /** A client for the store: undici, or in tests anything that answers like the store. */
-  readonly connect: (store: StoreSettings, maxBodyBytes: number) => Promise<StoreClient>
+  /** A client for one endpoint (the store, the Kubernetes API, a registry): undici, or in tests anything that answers like them. */
+  readonly connect: (endpoint: Endpoint) => Promise<HttpClient>
 }
 
 export interface ReadOptions {
@@ -2206,7 +2238,8 @@ interface Run {
   readonly started: number
   readonly deadline: AbortSignal
   phase: string
-  client?: StoreClient
+  /** Closed at the end of the run, whatever happens. */
+  readonly clients: HttpClient[]
   /** The image judged: as given, or as the --input document names it. */
   image?: ImageRef
 }
@@ -2231,7 +2264,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   } catch (error) {
     return reportUsageError(error, output)
   }
-  const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration', ...(config.image ? { image: config.image } : {}) }
+  const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration', clients: [], ...(config.image ? { image: config.image } : {}) }
   try {
     if (!config.source) {
       output.say(`gate none: no policy enforced for ${config.image?.reference ?? 'the image'}; the store was not asked`)
@@ -2244,8 +2277,15 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   } catch (caught) {
     return fail(caught, config, run, output, io)
   } finally {
-    await run.client?.close().catch(() => undefined)
+    await Promise.all(run.clients.map((client) => client.close().catch(() => undefined)))
   }
+}
+
+/** A client for the endpoint, closed when the run ends. */
+async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient> {
+  const client = await io.connect(endpoint)
+  run.clients.push(client)
+  return client
 }
 
 /** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
@@ -2285,9 +2325,8 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
   const image = run.image!
   run.phase = 'waiting for the store'
   output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
-  run.client = await io.connect(store, config.maxBodyBytes)
   const deps: WaitDeps = {
-    fetch: run.client.fetch,
+    fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes),
     now: io.now,
     sleep: io.sleep,
     random: io.random,
@@ -2439,7 +2478,7 @@ if (isMain(import.meta.url, process.argv[1])) {
     sleep: (ms, signal) => sleep(ms, undefined, { signal }),
     random: Math.random,
     files: realFiles,
-    connect: createStoreClient,
+    connect: createHttpClient,
   }
   process.exitCode = await main(process.argv.slice(2), io)
   // Work that cannot be cancelled (a FIFO that is never written, a socket a proxy holds open) must not keep the process past its verdict.

@@ -60,10 +60,11 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
     connect: async () => {
       connections++
       return {
-        fetch: async (url) => {
+        get: async (url) => {
           requests.push({ at: now - START, path: url.pathname })
           const answers = fake.answers ?? [SAMPLE]
-          return answers[Math.min(served++, answers.length - 1)]!
+          const { status, headers, body } = answers[Math.min(served++, answers.length - 1)]!
+          return { status, headers, body: Buffer.from(body) }
         },
         close: async () => undefined,
       }
