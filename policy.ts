@@ -1754,26 +1754,43 @@ export function caSecretFor(url: URL): 'app-tls-cert' | 'ingress-cert' {
  * retried MAX_DNS_FAILURES times in a row, to ride out a restart of the cluster DNS, then ends it naming
  * the host; other network errors are retried until the deadline.
  */
-export function classifyError(error: unknown, store: Pick<StoreSettings, 'baseUrl' | 'proxied'> & { readonly ca?: { readonly origin: string } }): Exclude<PollOutcome, { kind: 'done' }> {
+/** Who the gate talks to, for the messages of classifyError; `hints` are absent for the store. */
+export interface Peer {
+  readonly baseUrl: URL
+  readonly proxied: boolean
+  readonly ca?: { readonly origin: string }
+  readonly hints?: PeerHints
+}
+
+/** How messages name a peer other than the store, and what to check when TLS or DNS fails. */
+export interface PeerHints {
+  readonly name: string
+  readonly tls: string
+  readonly dns: string
+}
+
+export function classifyError(error: unknown, peer: Peer): Exclude<PollOutcome, { kind: 'done' }> {
   if (error instanceof NoVerdictError) return { kind: 'fail', error }
   const codes = errorField(error, 'code')
   const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
+  const host = peer.baseUrl.hostname
   if (tlsCode) {
-    const host = store.baseUrl.hostname
-    const secret = caSecretFor(store.baseUrl)
-    const hint = store.ca
-      ? `either ${store.ca.origin} is not the CA for ${host} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt, copied into secret metadata-store-cert, key caCrt), or ${host} is not in the store's certificate`
-      : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT (for ${host}: secret ${secret} in namespace metadata-store, key ca.crt)`
-    return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with the store failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
+    const secret = caSecretFor(peer.baseUrl)
+    const hint =
+      peer.hints?.tls ??
+      (peer.ca
+        ? `either ${peer.ca.origin} is not the CA for ${host} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt, copied into secret metadata-store-cert, key caCrt), or ${host} is not in the store's certificate`
+        : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT (for ${host}: secret ${secret} in namespace metadata-store, key ca.crt)`)
+    return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with ${peer.hints?.name ?? 'the store'} failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
   }
   if (codes.includes('ENOTFOUND')) {
-    const host = errorField(error, 'hostname')[0] ?? store.baseUrl.hostname
-    const check = store.proxied ? 'check HTTPS_PROXY (the proxy resolves the store) and --url' : 'check --url (METADATA_STORE_URL) and, in a pod, the cluster DNS'
+    const unresolved = errorField(error, 'hostname')[0] ?? host
+    const check = peer.proxied ? `check HTTPS_PROXY (the proxy resolves ${host}) and ${peer.hints?.dns ?? '--url'}` : `check ${peer.hints?.dns ?? '--url (METADATA_STORE_URL)'} and, in a pod, the cluster DNS`
     return {
       kind: 'retry',
-      reason: `cannot resolve host ${host} (ENOTFOUND)`,
+      reason: `cannot resolve host ${unresolved} (ENOTFOUND)`,
       backoff: true,
-      giveUp: { after: MAX_DNS_FAILURES, error: new NoVerdictError('DNS', `host ${host} does not resolve (ENOTFOUND, ${MAX_DNS_FAILURES} tries in a row): ${check}`, { cause: error }) },
+      giveUp: { after: MAX_DNS_FAILURES, error: new NoVerdictError('DNS', `host ${unresolved} does not resolve (ENOTFOUND, ${MAX_DNS_FAILURES} tries in a row): ${check}`, { cause: error }) },
     }
   }
   const code = codes[0] ?? (error as Error)?.name ?? 'error'
@@ -1805,53 +1822,83 @@ export interface Poll<T> {
   readonly accept: (document: unknown) => Acceptance<T>
 }
 
+/** One try's result: the value, or what the answer means for the wait. */
+export type Step<T> = { readonly kind: 'accepted'; readonly value: T } | Exclude<PollOutcome, { kind: 'done' }>
+
+/** Something to try until it succeeds, fails for good, or the run's deadline passes. */
+export interface Attempts<T> {
+  /** For messages: "sha256:… in the store". */
+  readonly what: string
+  /** Said after "timed out": where to look. */
+  readonly timeoutHint: string
+  /** A 404 means "not yet" (wait) or, for optional things, "absent" (undefined). */
+  readonly onNotFound: 'wait' | 'absent'
+  readonly attempt: (signal: AbortSignal) => Promise<Step<T>>
+}
+
+/** Who answers and how long the run may wait for it. */
+export type Timing = Pick<StoreSettings, 'timeoutMs' | 'pollIntervalMs'>
+
 /**
- * Polls until `accept` is satisfied, a fatal answer arrives, or the run's deadline passes (NoVerdictError
- * TIMEOUT). 404 and not-yet answers wait the poll interval; 429, 5xx and network errors back off.
+ * Tries until `attempt` is accepted, fails, or the run's deadline passes (NoVerdictError TIMEOUT). Not-yet
+ * answers wait the poll interval; 429, 5xx and network errors back off (retryDelay), never past the deadline.
  */
-export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: WaitDeps): Promise<T | undefined> {
-  const deadline = deps.started + store.timeoutMs
+export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, deps: Omit<WaitDeps, 'fetch'>): Promise<T | undefined> {
+  const deadline = deps.started + peer.timeoutMs
   let lastReason = 'no answer yet'
   let failures = 0
   let repeated = 0
   for (let attempt = 1; ; attempt++) {
     const remaining = deadline - deps.now()
     if (remaining <= 0) {
-      throw new NoVerdictError(
-        'TIMEOUT',
-        `timed out after ${formatDuration(store.timeoutMs)} waiting for ${poll.what} (${attempt - 1} requests; last: ${lastReason}). If the scan ran, check the AMR observer (see README, troubleshooting)`,
-      )
+      throw new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(peer.timeoutMs)} waiting for ${attempts.what} (${attempt - 1} requests; last: ${lastReason}). ${attempts.timeoutHint}`)
     }
     const requestMs = Math.min(REQUEST_TIMEOUT_MS, remaining)
     const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(timerMs(requestMs))])
-    let step: Exclude<PollOutcome, { kind: 'done' }> | { readonly kind: 'accepted'; readonly value: T }
+    let step: Step<T>
     try {
-      const response = await deps.fetch(poll.url, requestSignal)
-      step = deps.blocking(() => {
-        const classified = classifyResponse(response, deps.now())
-        if (classified.kind !== 'done') return classified
-        const accepted = poll.accept(classified.document)
-        return accepted.ready ? { kind: 'accepted' as const, value: accepted.value } : { kind: 'retry' as const, reason: accepted.reason, backoff: false }
-      })
+      step = await attempts.attempt(requestSignal)
     } catch (error) {
       if (deps.signal.aborted) throw deps.signal.reason
-      step = requestSignal.aborted ? { kind: 'retry', reason: `no answer within ${formatDuration(requestMs)}`, backoff: true } : classifyError(error, store)
+      step = requestSignal.aborted ? { kind: 'retry', reason: `no answer within ${formatDuration(requestMs)}`, backoff: true } : classifyError(error, peer)
     }
     if (step.kind === 'accepted') {
-      if (attempt > 1 || poll.onNotFound === 'wait') deps.progress(`found ${poll.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
+      if (attempt > 1 || attempts.onNotFound === 'wait') deps.progress(`found ${attempts.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
       return step.value
     }
     if (step.kind === 'fail') throw step.error
-    if (step.notFound && poll.onNotFound === 'absent') return undefined
+    if (step.notFound && attempts.onNotFound === 'absent') return undefined
     repeated = step.giveUp ? repeated + 1 : 0
     if (step.giveUp && repeated >= step.giveUp.after) throw step.giveUp.error
     lastReason = step.reason
     failures = step.backoff ? failures + 1 : 0
     const left = Math.max(0, deadline - deps.now())
-    const wait = Math.min(retryDelay(step, failures, store.pollIntervalMs, deps.random()), left)
+    const wait = Math.min(retryDelay(step, failures, peer.pollIntervalMs, deps.random()), left)
     deps.progress(`${step.reason}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed, ${formatDuration(left)} left; next try in ${formatDuration(wait)}`)
     await deps.sleep(timerMs(wait), deps.signal)
   }
+}
+
+/** Polls one store resource until `accept` is satisfied (see retryUntil). */
+export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: WaitDeps): Promise<T | undefined> {
+  return retryUntil(
+    {
+      what: poll.what,
+      timeoutHint: 'If the scan ran, check the AMR observer (see README, troubleshooting)',
+      onNotFound: poll.onNotFound,
+      attempt: async (signal) => {
+        const response = await deps.fetch(poll.url, signal)
+        return deps.blocking(() => {
+          const classified = classifyResponse(response, deps.now())
+          if (classified.kind !== 'done') return classified
+          const accepted = poll.accept(classified.document)
+          return accepted.ready ? { kind: 'accepted' as const, value: accepted.value } : { kind: 'retry' as const, reason: accepted.reason, backoff: false }
+        })
+      },
+    },
+    store,
+    deps,
+  )
 }
 
 const ready = <T>(value: T): Acceptance<T> => ({ ready: true, value })
