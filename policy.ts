@@ -7,11 +7,13 @@
  * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
+import { createHash } from 'node:crypto'
 import { accessSync, closeSync, constants as fsConstants, createReadStream, existsSync, fstatSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
+import { gunzipSync, zstdDecompressSync } from 'node:zlib'
 
 declare const __VERSION__: string // replaced by build.mjs with package.json's version
 export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev'
@@ -113,6 +115,10 @@ const OPTION_TABLE = [
   { flag: '--timeout', env: 'POLICY_TIMEOUT', value: 'DURATION', default: '30m', help: 'a hard bound on the whole run: 500ms, 10s, 5m, 1h, 1h30m or plain seconds', more: 'It covers reading the files named here, connecting (through a proxy or not), every request and every wait. A wait longer than Node\'s timers allow (24.8 days) is clamped.' },
   { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
   { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store', more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.' },
+  { flag: '--scan-result', env: 'POLICY_SCAN_RESULT', value: 'REF|auto', help: "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's ImageVulnerabilityScan, instead of asking the store", more: 'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; `auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so no token or `--url` is needed.' },
+  { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'with --scan-result auto: a label selector for the ImageVulnerabilityScans to consider (e.g. carto.run/workload-name=app)', more: 'Without it every scan in the namespace is listed and the one of the image is picked by its digest.' },
+  { flag: '--registry-config', env: 'POLICY_REGISTRY_CONFIG', value: 'FILE', defaultText: '$DOCKER_CONFIG/config.json if present', help: 'Docker config (config.json or a .dockerconfigjson, as secret registry-credentials holds) with credentials for the scan results\' registry', more: 'Only `auths` entries are read (`auth`, or `username` and `password`); credential helpers cannot run in the image. Without credentials the registry is asked anonymously.' },
+  { flag: '--registry-ca-cert', env: 'POLICY_REGISTRY_CA_CERT', value: 'FILE', help: "PEM file with the scan results' registry CA, trusted besides the default roots" },
   { flag: '--format', env: 'POLICY_FORMAT', value: 'FORMAT', choices: FORMATS, default: 'text', help: 'text is for people; json writes one document on stdout', more: 'The JSON schema is under [JSON output](#json-output).' },
   { flag: '--results-dir', env: 'POLICY_RESULTS_DIR', value: 'DIR', help: 'also write Tekton results there, one file each (/tekton/results in a Task)', more: 'See the results table above. An empty value or a folder that is not writable is a usage error (exit 2), found before any request.' },
   { flag: '--exemptions', env: 'POLICY_EXEMPTIONS', value: 'FILE', help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire', more: 'See [Exemptions](#exemptions).' },
@@ -296,7 +302,19 @@ export interface Config {
   /** Tekton results are written here, one file per result. */
   readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
-  readonly source?: { readonly input: string } | { readonly store: StoreSource }
+  readonly source?: { readonly input: string } | { readonly store: StoreSource } | { readonly scanResult: ScanResultSource }
+}
+
+/** The scanner's published results: at a reference, or those of the image's ImageVulnerabilityScan (auto). */
+export interface ScanResultSource {
+  readonly ref: OciRef | 'auto'
+  /** With auto: a label selector for the scans listed. */
+  readonly selector?: string
+  /** The Docker config with the registry's credentials, and the registry's CA. */
+  readonly registryConfig?: { readonly file: string; readonly origin: string }
+  readonly registryCa?: { readonly file: string; readonly origin: string }
+  readonly pollIntervalMs: number
+  readonly proxied: boolean
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +322,7 @@ export interface Config {
 
 export type UsageCode =
   | 'OPTION' | 'IMAGE' | 'GATE' | 'FORMAT' | 'MODE' | 'REPORT_FORMAT' | 'UNKNOWN_AS' | 'DURATION' | 'SIZE' | 'BOOLEAN' | 'SCORE' | 'TIME'
-  | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR'
+  | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR' | 'SCAN_RESULT' | 'REGISTRY_CONFIG' | 'KUBERNETES'
 
 /** Bad input or configuration, found before any request: exit 2. */
 export class UsageError extends Error {
@@ -317,7 +335,12 @@ export class UsageError extends Error {
   }
 }
 
-export type NoVerdictCode = 'TIMEOUT' | 'TOKEN_REJECTED' | 'TLS' | 'DNS' | 'MALFORMED_RESPONSE' | 'BODY_TOO_LARGE' | 'STORE_ERROR' | 'RESULTS_NOT_WRITTEN'
+/** Why there is no verdict: the JSON report's error.code, listed in the README. */
+export const NO_VERDICT_CODES = [
+  'TIMEOUT', 'TOKEN_REJECTED', 'TLS', 'DNS', 'MALFORMED_RESPONSE', 'BODY_TOO_LARGE', 'STORE_ERROR', 'RESULTS_NOT_WRITTEN',
+  'REGISTRY_REJECTED', 'REGISTRY_ERROR', 'DIGEST_MISMATCH', 'NO_SCAN_FILE', 'SCAN_FAILED', 'KUBERNETES_ERROR',
+] as const
+export type NoVerdictCode = (typeof NO_VERDICT_CODES)[number]
 
 /** The gate could not reach a verdict: exit 3. */
 export class NoVerdictError extends Error {
@@ -705,6 +728,14 @@ export function isCycloneDx(document: unknown): document is Record<string, unkno
   return isObject(document) && document.bomFormat === 'CycloneDX' && typeof document.specVersion === 'string' && /^1\.[4-7]$/.test(document.specVersion)
 }
 
+/** The CycloneDX files of a scan's published results, judged together: one verdict over all of them. */
+export class ScanFiles {
+  readonly files: ReadonlyArray<{ readonly name: string; readonly bom: Record<string, unknown> }>
+  constructor(files: ScanFiles['files']) {
+    this.files = files
+  }
+}
+
 /** Trivy's free text, "Upgrade X to version 1.2.3, 1.1.9": the versions; undefined when it names none. */
 export function fixFromRecommendation(recommendation: unknown): string | undefined {
   if (typeof recommendation !== 'string') return undefined
@@ -716,6 +747,7 @@ export function fixFromRecommendation(recommendation: unknown): string | undefin
  * Trivy's RepoDigest property or a component name or version ending in one. Undefined when it names none.
  */
 export function digestNamedBy(document: unknown): string | undefined {
+  if (document instanceof ScanFiles) return document.files.map((file) => digestOfBom(file.bom)).find(Boolean)
   if (!isCycloneDx(document)) {
     const digest = isObject(document) && typeof document.Digest === 'string' ? document.Digest.trim() : ''
     return DIGEST_RE.test(digest) ? digest.toLowerCase() : undefined
@@ -801,6 +833,252 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
     }
   }
   return hasFixData
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure functions: a scan's published results in an OCI registry
+
+/** A reference to a registry artifact: the scan results an ImageVulnerabilityScan published. */
+export interface OciRef {
+  readonly reference: string
+  /** host[:port], as in the Docker config's keys. */
+  readonly registry: string
+  readonly repository: string
+  /** The tag or the digest to ask the registry for. */
+  readonly tagOrDigest: string
+  readonly digest?: string
+}
+
+const TAG_RE = /^[\w][\w.-]{0,127}$/
+const REPOSITORY_RE = new RegExp(String.raw`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`)
+const HOST_RE = new RegExp(String.raw`^${DOMAIN}$`)
+
+/** `host[:port]/repository:tag`, `host[:port]/repository@sha256:<64 hex>` or both; the registry host must be named (a scan result always is). */
+export function parseOciRef(text: string, option: string): OciRef {
+  const reference = text.trim()
+  const fail = (problem: string) => new UsageError('SCAN_RESULT', `${option} "${reference}" ${problem}: use registry.example.com/project/app-scan-results@sha256:<64 hex> (or :tag), as status.scanResult of an ImageVulnerabilityScan shows it`)
+  const at = reference.indexOf('@')
+  const digest = at === -1 ? undefined : reference.slice(at + 1)
+  if (digest !== undefined && !DIGEST_RE.test(digest)) throw fail('has a digest that is not sha256:<64 hex>')
+  const named = at === -1 ? reference : reference.slice(0, at)
+  const slash = named.indexOf('/')
+  const registry = slash === -1 ? '' : named.slice(0, slash)
+  if (!registry || !(registry.includes('.') || registry.includes(':') || registry === 'localhost') || !HOST_RE.test(registry)) throw fail('names no registry host')
+  const path = named.slice(slash + 1)
+  const colon = path.lastIndexOf(':')
+  const repository = colon === -1 ? path : path.slice(0, colon)
+  const tag = colon === -1 ? undefined : path.slice(colon + 1)
+  if (!REPOSITORY_RE.test(repository)) throw fail('has an invalid repository')
+  if (tag !== undefined && !TAG_RE.test(tag)) throw fail('has an invalid tag')
+  if (tag === undefined && digest === undefined) throw fail('has neither tag nor digest')
+  return { reference, registry, repository, tagOrDigest: digest?.toLowerCase() ?? tag!, ...(digest ? { digest: digest.toLowerCase() } : {}) }
+}
+
+export interface Credentials {
+  readonly username: string
+  readonly password: string
+}
+
+/** The host a Docker config key names: "host", "https://host/v1/", "host/path". */
+function registryHostOf(key: string): string {
+  return key.replace(/^[a-z]+:\/\//i, '').split('/', 1)[0]!.toLowerCase()
+}
+
+/**
+ * The credentials a Docker config (config.json or a .dockerconfigjson) holds for a registry, from `auths`
+ * (`auth` as base64 user:password, or username and password). Credential helpers cannot run in the gate's
+ * image: a config that names one for the registry and holds nothing else for it is a usage error.
+ */
+export function credentialsFor(config: unknown, registry: string, origin: string): Credentials | undefined {
+  if (!isObject(config)) throw new UsageError('REGISTRY_CONFIG', `${origin} is not a Docker config: expected {"auths": {"<registry>": {"auth": "<base64 user:password>"}}}`)
+  const host = registry.toLowerCase()
+  const auths = isObject(config.auths) ? config.auths : {}
+  for (const [key, entry] of Object.entries(auths)) {
+    if (registryHostOf(key) !== host || !isObject(entry)) continue
+    if (typeof entry.username === 'string' && typeof entry.password === 'string' && entry.username) return { username: entry.username, password: entry.password }
+    if (typeof entry.auth === 'string' && entry.auth) {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
+      const colon = decoded.indexOf(':')
+      if (colon > 0) return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
+      throw new UsageError('REGISTRY_CONFIG', `${origin}: the auth of ${key} is not base64 of user:password`)
+    }
+    if (typeof entry.identitytoken === 'string') throw new UsageError('REGISTRY_CONFIG', `${origin}: ${key} holds an identity token, which the gate cannot use: give a user and password (or a robot account's token as the password)`)
+  }
+  const helper = (isObject(config.credHelpers) && typeof config.credHelpers[host] === 'string' ? config.credHelpers[host] : undefined) ?? (typeof config.credsStore === 'string' ? config.credsStore : undefined)
+  if (helper && !Object.keys(auths).some((key) => registryHostOf(key) === host)) {
+    throw new UsageError('REGISTRY_CONFIG', `${origin} sends ${registry} to the credential helper ${helper}, which the gate cannot run: give a config with the credentials in "auths" (as TAP's registry-credentials secret has)`)
+  }
+  return undefined
+}
+
+/** A WWW-Authenticate challenge: its scheme and parameters (realm, service, scope). */
+export function parseChallenge(header: string | string[] | undefined): { scheme: string; params: Record<string, string> } | undefined {
+  const text = (Array.isArray(header) ? header[0] : header)?.trim()
+  const match = text ? /^([A-Za-z]+)\s*(.*)$/s.exec(text) : null
+  if (!match) return undefined
+  const params: Record<string, string> = {}
+  for (const [, key, quoted, bare] of match[2]!.matchAll(/([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) params[key!.toLowerCase()] = quoted?.replace(/\\(.)/g, '$1') ?? bare!
+  return { scheme: match[1]!.toLowerCase(), params }
+}
+
+export const MANIFEST_TYPES = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+} as const
+const ACCEPT_MANIFESTS = Object.values(MANIFEST_TYPES).join(', ')
+
+/** A blob a manifest names: its digest, size and media type, and the file name an artifact layer carries. */
+export interface Descriptor {
+  readonly digest: string
+  readonly size: number
+  readonly mediaType: string
+  readonly title?: string
+}
+
+/** A manifest (its layers) or an index (its manifests), checked for the fields the gate relies on. */
+export function manifestFrom(document: unknown, contentType: string, what: string): { kind: 'index' | 'manifest'; entries: Descriptor[] } {
+  const fail = (detail: string) => new NoVerdictError('MALFORMED_RESPONSE', `${what} is malformed: ${detail}`)
+  if (!isObject(document)) throw fail(`it is ${describeJson(document)}, not a manifest`)
+  const mediaType = typeof document.mediaType === 'string' ? document.mediaType : contentType.split(';', 1)[0]!.trim()
+  const isIndex = mediaType === MANIFEST_TYPES.ociIndex || mediaType === MANIFEST_TYPES.dockerList || (!('layers' in document) && Array.isArray(document.manifests))
+  const key = isIndex ? 'manifests' : 'layers'
+  if (!Array.isArray(document[key])) throw fail(`${key} is ${describeJson(document[key])}, expected a list`)
+  const entries = (document[key] as unknown[]).map((entry, index): Descriptor => {
+    if (!isObject(entry) || typeof entry.digest !== 'string' || !DIGEST_RE.test(entry.digest)) throw fail(`${key}[${index}] has no sha256 digest`)
+    if (typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) throw fail(`${key}[${index}].size is ${describeJson(entry.size)}`)
+    const annotations = isObject(entry.annotations) ? entry.annotations : {}
+    const platform = isObject(entry.platform) ? entry.platform : {}
+    const title = typeof annotations['org.opencontainers.image.title'] === 'string' ? annotations['org.opencontainers.image.title'] : undefined
+    return {
+      digest: entry.digest.toLowerCase(),
+      size: entry.size,
+      mediaType: typeof entry.mediaType === 'string' ? entry.mediaType : '',
+      ...(title ? { title } : {}),
+      ...(platform.architecture === 'unknown' ? { title: 'attestation' } : {}),
+    }
+  })
+  return { kind: isIndex ? 'index' : 'manifest', entries }
+}
+
+/** One regular file of a layer. */
+export interface BundleFile {
+  readonly name: string
+  readonly content: Buffer
+}
+
+/**
+ * The regular files of a tar archive (ustar, with PAX and GNU long names). Each header's checksum is
+ * checked: a layer that is not a tar is malformed, not silently empty.
+ */
+export function filesOfTar(tar: Buffer, what: string): BundleFile[] {
+  const files: BundleFile[] = []
+  let longName: string | undefined
+  for (let offset = 0; offset + 512 <= tar.length; ) {
+    const header = tar.subarray(offset, offset + 512)
+    if (header.every((byte) => byte === 0)) break
+    const field = (start: number, length: number) => header.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '')
+    let checksum = 0
+    for (let i = 0; i < 512; i++) checksum += i >= 148 && i < 156 ? 32 : header[i]!
+    if (Number.parseInt(field(148, 8).trim(), 8) !== checksum) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} is not a tar archive (bad header checksum at byte ${offset})`)
+    const size = Number.parseInt(field(124, 12).trim() || '0', 8)
+    const start = offset + 512
+    if (!Number.isSafeInteger(size) || start + size > tar.length) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} is a truncated tar archive`)
+    const content = tar.subarray(start, start + size)
+    const type = String.fromCharCode(header[156]!)
+    const prefix = field(345, 155)
+    const name = longName ?? `${prefix ? `${prefix}/` : ''}${field(0, 100)}`
+    longName = undefined
+    if (type === 'x') longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(content.toString('utf8'))?.[1]
+    else if (type === 'L') longName = content.toString('utf8').replace(/\0.*$/s, '')
+    else if (type === '0' || type === '\0') files.push({ name: name.replace(/^\.?\/+/, ''), content })
+    offset = start + Math.ceil(size / 512) * 512
+  }
+  return files
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure functions: following an ImageVulnerabilityScan (SCST - Scan 2.0)
+
+export const SCAN_API = '/apis/app-scanning.apps.tanzu.vmware.com/v1alpha1'
+export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
+
+/** Where the image's newest ImageVulnerabilityScan stands. */
+export type ScanState =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'running'; readonly name: string; readonly detail: string }
+  | { readonly kind: 'succeeded'; readonly name: string; readonly result: string; readonly since?: number }
+  | { readonly kind: 'failed'; readonly name: string; readonly reason: string; readonly message: string }
+
+/** The digest an image reference ends with, lower-cased; undefined when it has none. */
+function digestOfReference(value: unknown): string | undefined {
+  return typeof value === 'string' ? /@(sha256:[0-9a-f]{64})$/i.exec(value.trim())?.[1]?.toLowerCase() : undefined
+}
+
+/**
+ * The newest scan of `digest` in an ImageVulnerabilityScanList (by spec.image or status.scannedImage), and
+ * its state from the Succeeded condition: True with status.scanResult, False with the scan's reason, or
+ * still running (Unknown, or blank: with a Tekton version Scan 2.0 does not support the conditions stay blank).
+ */
+export function scanStateOf(list: unknown, digest: string): ScanState {
+  const fail = (detail: string) => new NoVerdictError('MALFORMED_RESPONSE', `the ImageVulnerabilityScan list is malformed: ${detail}`)
+  if (!isObject(list) || !Array.isArray(list.items)) throw fail('items is not a list')
+  let newest: { scan: Record<string, unknown>; name: string; created: string } | undefined
+  for (const item of list.items) {
+    if (!isObject(item)) throw fail(`an item is ${describeJson(item)}`)
+    const spec = isObject(item.spec) ? item.spec : {}
+    const status = isObject(item.status) ? item.status : {}
+    if (digestOfReference(spec.image) !== digest && digestOfReference(status.scannedImage) !== digest) continue
+    const metadata = isObject(item.metadata) ? item.metadata : {}
+    const name = textOf(metadata.name) || '(unnamed)'
+    const created = textOf(metadata.creationTimestamp)
+    if (!newest || created > newest.created || (created === newest.created && name > newest.name)) newest = { scan: item, name, created }
+  }
+  if (!newest) return { kind: 'none' }
+  const { scan, name } = newest
+  const status = isObject(scan.status) ? scan.status : {}
+  const conditions = Array.isArray(status.conditions) ? status.conditions.filter(isObject) : []
+  const succeeded = conditions.find((condition) => condition.type === 'Succeeded')
+  const said = (condition: Record<string, unknown>) => [textOf(condition.reason), textOf(condition.message)].filter(Boolean).join(': ')
+  if (succeeded?.status === 'False') return { kind: 'failed', name, reason: textOf(succeeded.reason) || 'Failed', message: textOf(succeeded.message) || 'no message' }
+  if (succeeded?.status === 'True') {
+    const result = textOf(status.scanResult)
+    if (!result) return { kind: 'running', name, detail: 'Succeeded, but status.scanResult is empty yet' }
+    const since = parseInstant(textOf(succeeded.lastTransitionTime))
+    return { kind: 'succeeded', name, result, ...(since === undefined ? {} : { since }) }
+  }
+  const completed = conditions.find((condition) => condition.type === 'ScanCompleted')
+  const latest = succeeded ?? completed
+  if (!latest) return { kind: 'running', name, detail: 'no conditions yet (if they stay blank, check that the installed Tekton is one Scan 2.0 supports)' }
+  return { kind: 'running', name, detail: `${String(latest.type)} ${String(latest.status)}${said(latest) ? ` (${said(latest)})` : ''}` }
+}
+
+/** What a Kubernetes API answer means when listing scans: only 200 is data; 429 and 5xx wait; the rest end the run with what to fix. */
+export function classifyKubernetesResponse(response: StoreResponse, namespace: string, now: number): PollOutcome {
+  const { status } = response
+  if (status === 200) {
+    try {
+      return { kind: 'done', document: parseJsonBody(response.body, 'the Kubernetes API answered 200 with a body that') }
+    } catch (error) {
+      return { kind: 'fail', error: error as NoVerdictError }
+    }
+  }
+  if (status === 429 || status >= 500) {
+    const retryAfter = parseRetryAfter(response.headers['retry-after'], now)
+    return { kind: 'retry', reason: `the Kubernetes API answered ${status}`, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
+  }
+  const fix =
+    status === 401 ? "the pod's service-account token was rejected"
+    : status === 403 ? `the Task's service account may not list imagevulnerabilityscans in ${namespace}: apply config/developer-namespace/scan-reader.yaml there`
+    : status === 404 ? 'the ImageVulnerabilityScan API (app-scanning.apps.tanzu.vmware.com/v1alpha1) is not installed: SCST - Scan 2.0 is needed for --scan-result auto'
+    : 'check the cluster'
+  let detail = ''
+  try {
+    const body = JSON.parse(response.body) as { message?: unknown }
+    if (typeof body.message === 'string') detail = ` (${firstLine(body.message, 160)})`
+  } catch {}
+  return { kind: 'fail', error: new NoVerdictError('KUBERNETES_ERROR', `the Kubernetes API answered ${status}${detail}: ${fix}`) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -905,11 +1183,16 @@ function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<stri
  */
 export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
-  if (isCycloneDx(document)) {
-    const named = digestNamedBy(document)
-    if (expectedDigest && named && named !== expectedDigest) throw malformed(SCAN_DOCUMENT, `it describes ${named}, not ${expectedDigest}`)
+  const boms = document instanceof ScanFiles ? document.files : isCycloneDx(document) ? [{ name: SCAN_DOCUMENT, bom: document }] : undefined
+  if (boms) {
     const judge = createJudge(policy)
-    return judge.evaluation(readCycloneDx(document, judge.judge))
+    let hasFixData = false
+    for (const { name, bom } of boms) {
+      const named = digestOfBom(bom)
+      if (expectedDigest && named && named !== expectedDigest) throw malformed(SCAN_DOCUMENT, `${name === SCAN_DOCUMENT ? 'it' : name} describes ${named}, not ${expectedDigest}`)
+      hasFixData = readCycloneDx(bom, judge.judge) || hasFixData
+    }
+    return judge.evaluation(hasFixData)
   }
   const image = objectAt(IMAGE_REPORT, document, 'the document')
   if (typeof image.Digest !== 'string' && !('Packages' in image)) {
@@ -1528,8 +1811,10 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
   if (positionals.length > 1) throw new UsageError('IMAGE', `one image at a time, got ${positionals.length}: ${positionals.join(' ')}`)
-  // With --input the document may name what it scanned; otherwise the image is needed.
-  const image = positionals[0] === undefined && values.get('--input') !== undefined ? undefined : parseImageRef(positionals[0] ?? '')
+  // With --input or a scan result's reference the document may name what it scanned; otherwise the image is needed.
+  const scanResultInput = get('--scan-result')
+  const namesItsImage = values.get('--input') !== undefined || (scanResultInput !== undefined && scanResultInput.value.trim().toLowerCase() !== 'auto')
+  const image = positionals[0] === undefined && namesItsImage ? undefined : parseImageRef(positionals[0] ?? '')
   const gate = read('--gate', parseGate)
   if (!gate) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
   const resultsInput = get('--results-dir')
@@ -1557,13 +1842,43 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   }
   if (gate === 'none') return common
   const input = values.get('--input')
-  if (input !== undefined) {
+  const notFromStore = input !== undefined ? '--input' : scanResultInput?.origin
+  if (notFromStore) {
+    if (input !== undefined && scanResultInput) throw new UsageError('INPUT', `--input and ${scanResultInput.origin} both say where the scan comes from: give one`)
     const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
-    if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which --input does not: drop one of them`)
+    if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which ${notFromStore} does not: drop one of them`)
+  }
+  if (input !== undefined) {
     if (!input.trim()) throw new UsageError('INPUT', '--input is empty: name the saved report, or - for stdin')
     return { ...common, source: { input } }
   }
+  if (scanResultInput) return { ...common, source: { scanResult: resolveScanResultSource(scanResultInput, options, environment) } }
   return { ...common, source: { store: resolveStoreSource(options, environment) } }
+}
+
+function resolveScanResultSource(input: { value: string; origin: string }, { get, withDefault }: OptionReader, environment: Environment): ScanResultSource {
+  const { env } = environment
+  const auto = input.value.trim().toLowerCase() === 'auto'
+  const selector = get('--scan-selector')
+  if (selector && !auto) throw new UsageError('SCAN_RESULT', `${selector.origin} picks among ImageVulnerabilityScans, which only --scan-result auto lists: drop it, or use auto`)
+  if (selector && !/^[\w./-]+(?:\s*(?:==?|!=)\s*[\w.-]*)?(?:\s*,\s*[\w./-]+(?:\s*(?:==?|!=)\s*[\w.-]*)?)*$/.test(selector.value.trim())) {
+    throw new UsageError('SCAN_RESULT', `${selector.origin} "${selector.value}" is not a label selector: use key=value[,key=value] (e.g. carto.run/workload-name=app)`)
+  }
+  const configInput = get('--registry-config')
+  const defaultConfig = env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : undefined
+  const registryConfig = configInput ? { file: configInput.value, origin: configInput.origin } : defaultConfig && environment.fileExists(defaultConfig) ? { file: defaultConfig, origin: 'DOCKER_CONFIG' } : undefined
+  const caInput = get('--registry-ca-cert')
+  if (auto && !env.KUBERNETES_SERVICE_HOST?.trim()) {
+    throw new UsageError('KUBERNETES', `${input.origin} auto follows the image's ImageVulnerabilityScan from inside a pod, and KUBERNETES_SERVICE_HOST is not set: give the scan result's reference instead (status.scanResult)`)
+  }
+  return {
+    ref: auto ? 'auto' : parseOciRef(input.value, input.origin),
+    ...(selector ? { selector: selector.value.trim() } : {}),
+    ...(registryConfig ? { registryConfig } : {}),
+    ...(caInput ? { registryCa: { file: caInput.value, origin: caInput.origin } } : {}),
+    pollIntervalMs: withDefault('--poll-interval', parseDuration),
+    proxied: checkProxyEnv(env),
+  }
 }
 
 function resolveStoreSource({ get, withDefault }: OptionReader, environment: Environment): StoreSource {
@@ -1597,9 +1912,9 @@ function resolveStoreSource({ get, withDefault }: OptionReader, environment: Env
 }
 
 /** The CA's PEM must hold a certificate; anything else is the wrong file or secret key. */
-export function checkCa(pem: string, origin: string): string {
+export function checkCa(pem: string, origin: string, whose = "the store's CA (secret metadata-store-cert, key caCrt)"): string {
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new UsageError('CA', `the CA from ${origin} holds no PEM certificate: give the store's CA (secret metadata-store-cert, key caCrt)`)
+    throw new UsageError('CA', `the CA from ${origin} holds no PEM certificate: give ${whose}`)
   }
   return pem
 }
@@ -2183,6 +2498,199 @@ async function readInput(path: string, io: Io, maxBodyBytes: number, signal: Abo
   return io.files.read(path, '--input', { signal, limits })
 }
 
+/** The registry's credentials (from the Docker config) and CA, read and checked. */
+export interface RegistryAccess extends Endpoint, Timing {
+  readonly dockerConfig?: { readonly document: unknown; readonly origin: string }
+}
+
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+const MAX_REDIRECTS = 5
+const sha256Of = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+
+/** What a registry's answer means: the body, a wait (429, 5xx), or the end of the run with what to fix. */
+export function classifyRegistryResponse(response: RawResponse, what: string, ref: OciRef, credentials: string | undefined, now: number): Step<RawResponse> {
+  const { status } = response
+  if (status === 200) return { kind: 'accepted', value: response }
+  const text = response.body.subarray(0, 4096).toString('utf8')
+  let detail = firstLine(text, 120)
+  try {
+    const error = (JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0]
+    if (error) detail = `${String(error.code)}: ${firstLine(String(error.message), 120)}`
+  } catch {}
+  const said = `${ref.registry} answered ${status}${detail ? ` (${detail})` : ''}`
+  if (status === 401 || status === 403) {
+    const fix = credentials
+      ? `check the credentials for ${ref.registry} in ${credentials} and that they may pull ${ref.repository}`
+      : `give credentials for ${ref.registry} with --registry-config (a .dockerconfigjson, as secret registry-credentials holds) or DOCKER_CONFIG`
+    return { kind: 'fail', error: new NoVerdictError('REGISTRY_REJECTED', `${said} for ${what}: ${fix}`) }
+  }
+  if (status === 429 || status >= 500) {
+    const retryAfter = parseRetryAfter(response.headers['retry-after'], now)
+    return { kind: 'retry', reason: said, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
+  }
+  const fix = status === 404 ? `check --scan-result: ${ref.reference} is not there (scan results are kept as long as the registry keeps them)` : 'check --scan-result names a registry'
+  return { kind: 'fail', error: new NoVerdictError('REGISTRY_ERROR', `${said} for ${what}: ${fix}`) }
+}
+
+/** The digest of `bytes` must be what the reference or manifest promised; anything else was changed on the way or at rest. */
+function verifyDigest(bytes: Buffer, expected: string, what: string): void {
+  const actual = sha256Of(bytes)
+  if (actual !== expected) throw new NoVerdictError('DIGEST_MISMATCH', `${what} has digest ${actual}, not ${expected}: the registry or something between served other bytes than promised`)
+}
+
+/** A layer's files: a tar (plain, gzip or zstd, told by its first bytes), or one file named by its title. */
+function filesOfLayer(blob: Buffer, layer: Descriptor, maxBytes: number): BundleFile[] {
+  const what = `layer ${layer.digest}`
+  let tar: Buffer
+  try {
+    if (blob[0] === 0x1f && blob[1] === 0x8b) tar = gunzipSync(blob, { maxOutputLength: maxBytes })
+    else if (blob.readUInt32LE(0) === 0xfd2fb528) tar = zstdDecompressSync(blob, { maxOutputLength: maxBytes })
+    else tar = blob
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bodyTooLarge(`${what}, unpacked,`, maxBytes)()
+    throw new NoVerdictError('MALFORMED_RESPONSE', `${what} cannot be unpacked (${(error as Error).message})`)
+  }
+  const isTar = layer.mediaType.includes('tar') || (tar.length >= 512 && tar.subarray(257, 262).toString('latin1') === 'ustar')
+  return isTar ? filesOfTar(tar, what) : [{ name: layer.title ?? layer.digest, content: tar }]
+}
+
+/**
+ * The CycloneDX JSON files among a bundle's files (imgpkg's own .imgpkg/ left out). None is no verdict
+ * (exit 3), saying what the bundle holds: the scan wrote another format, or nothing.
+ */
+function scanFilesOf(files: readonly BundleFile[], ref: OciRef, available: () => number): ScanFiles {
+  const scans: Array<{ name: string; bom: Record<string, unknown> }> = []
+  const others: string[] = []
+  for (const file of files) {
+    if (file.name.startsWith('.imgpkg/')) continue
+    let document: unknown
+    if (/\.json$/i.test(file.name)) {
+      checkFits(file.content, available(), `${file.name} from ${ref.reference}`)
+      try {
+        document = JSON.parse(file.content.toString('utf8'))
+      } catch {}
+    }
+    if (isCycloneDx(document)) scans.push({ name: file.name, bom: document })
+    else others.push(file.name)
+  }
+  if (scans.length) return new ScanFiles(scans)
+  const held = others.length ? `only ${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}` : 'no files'
+  const hint = others.some((name) => /\.xml$/i.test(name)) ? ': have the scanner write CycloneDX JSON (Trivy --format cyclonedx, Grype -o cyclonedx-json); XML is not read' : ': the scan wrote no CycloneDX JSON (Trivy --format cyclonedx, Grype -o cyclonedx-json)'
+  throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} holds ${held}${hint}`)
+}
+
+/**
+ * Reads a scan's published results (an imgpkg bundle, or any OCI artifact) through the registry API:
+ * the manifest (an index resolved to its one image), each layer verified against its digest and size,
+ * unpacked within --max-body-size, and its CycloneDX JSON files. Anonymous first; a 401's challenge says
+ * whether to send Basic credentials or fetch a bearer token for them. Credentials and tokens join `secrets`.
+ */
+export async function readScanResult(ref: OciRef, access: RegistryAccess, client: HttpClient, deps: Omit<WaitDeps, 'fetch'>, maxBytes: number, secrets: string[]): Promise<ScanFiles> {
+  const credentials = access.dockerConfig ? credentialsFor(access.dockerConfig.document, ref.registry, access.dockerConfig.origin) : undefined
+  if (credentials) secrets.push(credentials.password, Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'))
+  const credentialsOrigin = credentials ? access.dockerConfig!.origin : undefined
+  const base = new URL(`https://${ref.registry}`)
+  const peer: Peer & Timing = {
+    ...access,
+    baseUrl: base,
+    hints: {
+      name: `the registry ${ref.registry}`,
+      tls: access.ca ? `${access.ca.origin} is not the CA of ${ref.registry}, or ${ref.registry} is not in its certificate` : `give the registry's CA with --registry-ca-cert (POLICY_REGISTRY_CA_CERT)`,
+      dns: '--scan-result',
+    },
+  }
+  let authorization: string | undefined
+
+  /** A bearer token for the challenge's realm, service and scope; Basic credentials go to the realm only over https. */
+  async function authenticate(challenge: NonNullable<ReturnType<typeof parseChallenge>>, signal: AbortSignal): Promise<string | undefined> {
+    const basic = credentials ? `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` : undefined
+    if (challenge.scheme === 'basic') return basic
+    if (challenge.scheme !== 'bearer' || !challenge.params.realm) return undefined
+    let realm: URL
+    try {
+      realm = new URL(challenge.params.realm)
+    } catch {
+      throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} names a token service that is not a URL: ${firstLine(challenge.params.realm, 120)}`)
+    }
+    if (realm.protocol !== 'https:') throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} sends the gate to a token service over ${realm.protocol.slice(0, -1)} (${realm.origin}): credentials only go over https`)
+    if (challenge.params.service) realm.searchParams.set('service', challenge.params.service)
+    realm.searchParams.set('scope', challenge.params.scope ?? `repository:${ref.repository}:pull`)
+    const limits: BodyLimits = { maxBytes: MAX_CONFIG_FILE_BYTES, tooLarge: bodyTooLarge(`the token from ${realm.origin}`, MAX_CONFIG_FILE_BYTES) }
+    const response = await client.get(realm, basic ? { authorization: basic, accept: 'application/json' } : { accept: 'application/json' }, signal, limits)
+    if (response.status === 429 || response.status >= 500) throw Object.assign(new Error(`the token service ${realm.origin} answered ${response.status}`), { code: `HTTP_${response.status}` })
+    if (response.status !== 200) {
+      const fix = credentialsOrigin ? `check the credentials for ${ref.registry} in ${credentialsOrigin}` : `give credentials for ${ref.registry} with --registry-config or DOCKER_CONFIG`
+      throw new NoVerdictError('REGISTRY_REJECTED', `the token service ${realm.origin} of ${ref.registry} answered ${response.status}: ${fix}`)
+    }
+    const answer = parseJsonBody(response.body.toString('utf8'), `the token service ${realm.origin} answered 200 with a body that`)
+    const token = isObject(answer) ? (typeof answer.token === 'string' && answer.token) || (typeof answer.access_token === 'string' && answer.access_token) : undefined
+    if (!token) throw new NoVerdictError('MALFORMED_RESPONSE', `the token service ${realm.origin} answered without a token`)
+    secrets.push(token)
+    return `Bearer ${token}`
+  }
+
+  /** One GET, authenticating on a 401 challenge and following redirects (credentials stay with the registry's origin). */
+  async function exchange(path: string, accept: string, signal: AbortSignal, limits: BodyLimits): Promise<RawResponse> {
+    let url = new URL(path, base)
+    const send = (target: URL) => client.get(target, { accept, ...(authorization && target.origin === base.origin ? { authorization } : {}) }, signal, limits)
+    let response = await send(url)
+    if (response.status === 401 && url.origin === base.origin) {
+      const challenge = parseChallenge(response.headers['www-authenticate'])
+      const granted = challenge ? await authenticate(challenge, signal) : undefined
+      if (granted && granted !== authorization) {
+        authorization = granted
+        response = await send(url)
+      }
+    }
+    for (let hops = 0; response.status >= 300 && response.status < 400 && response.headers.location; hops++) {
+      if (hops === MAX_REDIRECTS) throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} redirected more than ${MAX_REDIRECTS} times`)
+      url = new URL(String(response.headers.location), url)
+      if (url.protocol !== 'https:') throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} redirected to ${url.protocol.slice(0, -1)} (${url.origin}): only https is followed`)
+      response = await send(url)
+    }
+    return response
+  }
+
+  const get = async (path: string, accept: string, what: string, limits: BodyLimits): Promise<RawResponse> =>
+    (await retryUntil(
+      {
+        what,
+        timeoutHint: `Check that ${ref.registry} is reachable from here`,
+        onNotFound: 'wait',
+        attempt: async (signal) => classifyRegistryResponse(await exchange(path, accept, signal, limits), what, ref, credentialsOrigin, deps.now()),
+      },
+      peer,
+      deps,
+    ))!
+
+  const manifestLimits: BodyLimits = { maxBytes: MAX_MANIFEST_BYTES, tooLarge: bodyTooLarge('a manifest', MAX_MANIFEST_BYTES) }
+  const readManifest = async (reference: string, expected: string | undefined, what: string) => {
+    const response = await get(`/v2/${ref.repository}/manifests/${reference}`, ACCEPT_MANIFESTS, what, manifestLimits)
+    const promised = expected ?? (typeof response.headers['docker-content-digest'] === 'string' ? response.headers['docker-content-digest'].trim().toLowerCase() : undefined)
+    if (promised) verifyDigest(response.body, promised, what)
+    const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`)
+    return manifestFrom(document, String(response.headers['content-type'] ?? ''), what)
+  }
+  let manifest = await readManifest(ref.tagOrDigest, ref.digest, `the manifest of ${ref.reference}`)
+  if (manifest.kind === 'index') {
+    const image = manifest.entries.find((entry) => entry.title !== 'attestation')
+    if (!image) throw new NoVerdictError('REGISTRY_ERROR', `${ref.reference} is an index of no images`)
+    manifest = await readManifest(image.digest, image.digest, `the manifest ${image.digest} of ${ref.reference}`)
+    if (manifest.kind === 'index') throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of an index, which a scan result never is`)
+  }
+  const total = manifest.entries.reduce((sum, layer) => sum + layer.size, 0)
+  if (total > maxBytes) throw bodyTooLarge(`${ref.reference} (${manifest.entries.length} layers, ${total} bytes)`, maxBytes)()
+  const files: BundleFile[] = []
+  for (const layer of manifest.entries) {
+    const what = `layer ${layer.digest} of ${ref.reference}`
+    const limits: BodyLimits = { maxBytes: layer.size, tooLarge: () => new NoVerdictError('DIGEST_MISMATCH', `${what} is larger than the ${layer.size} bytes its manifest says`) }
+    const blob = await get(`/v2/${ref.repository}/blobs/${layer.digest}`, '*/*', what, limits)
+    verifyDigest(blob.body, layer.digest, what)
+    files.push(...deps.blocking(() => filesOfLayer(blob.body, layer, maxBytes)))
+  }
+  return deps.blocking(() => scanFilesOf(files, ref, availableMemory))
+}
+
 export interface Io {
   readonly env: Readonly<Record<string, string | undefined>>
   readonly stdout: (text: string) => void
@@ -2291,9 +2799,10 @@ interface Run {
   image?: ImageRef
 }
 
-/** The files a run needs, read and checked before any request: the store's settings (absent for --input) and the exemptions. */
+/** The files a run needs, read and checked before any request: the store's or the registry's settings (neither for --input) and the exemptions. */
 interface Prepared {
   readonly store?: StoreSettings
+  readonly registry?: RegistryAccess
   readonly exemptions: readonly Exemption[]
 }
 
@@ -2339,9 +2848,90 @@ async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient
 async function prepare(config: Config, run: Run, output: Output, io: Io): Promise<Prepared> {
   const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files) : undefined
   if (store) output.secrets.push(store.token)
+  const registry = config.source && 'scanResult' in config.source ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io) : undefined
   run.phase = 'reading --exemptions'
   const exemptions = config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []
-  return { ...(store ? { store } : {}), exemptions }
+  return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions }
+}
+
+/**
+ * --scan-result auto: the reference of the results the image's newest ImageVulnerabilityScan published,
+ * once it has succeeded, read from the Kubernetes API with the pod's service account. A failed scan ends
+ * the run at once (exit 3, the scan's reason); a scan that never finishes ends at the deadline.
+ */
+async function followScan(image: ImageRef, source: ScanResultSource, config: Config, run: Run, output: Output, io: Io, deps: Omit<WaitDeps, 'fetch'>): Promise<OciRef> {
+  run.phase = 'reading the service account'
+  const api = await kubernetesApi(io, config.timeoutMs, source, run.deadline)
+  output.secrets.push(api.token)
+  const query = source.selector ? `?labelSelector=${encodeURIComponent(source.selector)}` : ''
+  const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans${query}`, api.baseUrl)
+  const fetch = bearerFetch(await connect(run, io, api), api, config.maxBodyBytes)
+  run.phase = 'waiting for the scan'
+  output.say(`following the ImageVulnerabilityScan of ${image.reference} in namespace ${api.namespace}${source.selector ? ` (${source.selector})` : ''} (waiting up to ${formatDuration(config.timeoutMs)})`)
+  const found = await retryUntil(
+    {
+      what: `a finished scan of ${image.digest} in namespace ${api.namespace}`,
+      timeoutHint: `See kubectl get imagevulnerabilityscans -n ${api.namespace} -o wide`,
+      onNotFound: 'wait',
+      attempt: async (signal) => {
+        const response = await fetch(url, signal)
+        return deps.blocking((): Step<{ name: string; result: string }> => {
+          const classified = classifyKubernetesResponse(response, api.namespace, deps.now())
+          if (classified.kind !== 'done') return classified
+          const state = scanStateOf(classified.document, image.digest)
+          if (state.kind === 'succeeded') return { kind: 'accepted', value: state }
+          if (state.kind === 'failed') {
+            return { kind: 'fail', error: new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${image.digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${api.namespace}`) }
+          }
+          return { kind: 'retry', reason: state.kind === 'none' ? `no ImageVulnerabilityScan of ${image.digest} yet` : `scan ${state.name}: ${state.detail}`, backoff: false }
+        })
+      },
+    },
+    { ...api, hints: { name: 'the Kubernetes API', tls: `the service account's ca.crt does not sign ${api.baseUrl.hostname}`, dns: 'KUBERNETES_SERVICE_HOST' } },
+    deps,
+  )
+  try {
+    return parseOciRef(found!.result, `status.scanResult of ${found!.name}`)
+  } catch (error) {
+    throw new NoVerdictError('MALFORMED_RESPONSE', (error as Error).message.split(': use ')[0]!)
+  }
+}
+
+/** The Kubernetes API as a pod sees it: KUBERNETES_SERVICE_HOST and _PORT, and the service account's token, CA and namespace. */
+async function kubernetesApi(io: Io, timeoutMs: number, source: ScanResultSource, signal: AbortSignal): Promise<StoreSettings & { namespace: string }> {
+  const host = io.env.KUBERNETES_SERVICE_HOST!.trim()
+  const port = io.env.KUBERNETES_SERVICE_PORT?.trim() || '443'
+  let baseUrl: URL
+  try {
+    baseUrl = new URL(`https://${host.includes(':') ? `[${host}]` : host}:${port}`)
+  } catch {
+    throw new UsageError('KUBERNETES', `KUBERNETES_SERVICE_HOST "${host}" and KUBERNETES_SERVICE_PORT "${port}" make no URL`)
+  }
+  const dir = io.env.POLICY_SERVICE_ACCOUNT_DIR?.trim() || DEFAULT_SERVICE_ACCOUNT_DIR
+  const read = (name: string, what: string) => io.files.read(join(dir, name), what, { signal, limits: configFileLimits(what), showPath: name !== 'token' })
+  const token = checkToken(await read('token', "the service account's token"), `${dir}/token`)
+  const pem = checkCa(await read('ca.crt', "the service account's CA"), `${dir}/ca.crt`, 'the cluster CA (ca.crt of the service account)')
+  const namespace = (await read('namespace', "the pod's namespace")).trim()
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) throw new UsageError('KUBERNETES', `${dir}/namespace does not hold a namespace name`)
+  return { baseUrl, token, ca: { pem, origin: `${dir}/ca.crt` }, timeoutMs, pollIntervalMs: source.pollIntervalMs, proxied: source.proxied, namespace }
+}
+
+/** The Docker config and the registry's CA, read and checked. */
+async function loadRegistryAccess(source: ScanResultSource, timeoutMs: number, signal: AbortSignal, io: Io): Promise<RegistryAccess> {
+  let dockerConfig: RegistryAccess['dockerConfig']
+  if (source.registryConfig) {
+    const { file, origin } = source.registryConfig
+    const text = await io.files.read(file, `the Docker config named by ${origin}`, { signal, limits: configFileLimits('the Docker config') })
+    try {
+      dockerConfig = { document: JSON.parse(text), origin: `${origin} (${file})` }
+    } catch {
+      throw new UsageError('REGISTRY_CONFIG', `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`)
+    }
+  }
+  const ca = source.registryCa
+    ? { pem: checkCa(await io.files.read(source.registryCa.file, 'the registry CA file', { signal, limits: configFileLimits('the CA file') }), source.registryCa.file, "the registry's CA"), origin: source.registryCa.file }
+    : undefined
+  return { ...(dockerConfig ? { dockerConfig } : {}), ...(ca ? { ca } : {}), proxied: source.proxied, timeoutMs, pollIntervalMs: source.pollIntervalMs }
 }
 
 /**
@@ -2350,44 +2940,54 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
  * document must carry (none when it names none, or when it named the image itself).
  */
 async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[]; expectedDigest?: string }> {
+  const deps: Omit<WaitDeps, 'fetch'> = { now: io.now, sleep: io.sleep, random: io.random, progress: output.say, signal: io.signal, started: run.started, blocking: io.blocking }
   if (config.source && 'input' in config.source) {
     const { input } = config.source
     run.phase = `reading --input ${input}`
     const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
     if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-    const document = io.blocking(() => parseJsonBody(body, `--input ${input}`))
-    const named = digestNamedBy(document)
-    if (!run.image) {
-      if (!named) throw new UsageError('IMAGE', `no image given, and --input ${input} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
-      run.image = { reference: named, digest: named }
-      return { document, triage: [] }
-    }
-    if (isCycloneDx(document) && !named) {
-      output.say(`--input ${input} is a CycloneDX document that names no image digest: it is taken to be the scan of ${run.image.reference}`)
-      return { document, triage: [] }
-    }
-    return { document, triage: [], expectedDigest: run.image.digest }
+    return settleImage(io.blocking(() => parseJsonBody(body, `--input ${input}`)), `--input ${input}`, run, output)
+  }
+  if (config.source && 'scanResult' in config.source) {
+    const source = config.source.scanResult
+    const registry = prepared.registry!
+    const ref = source.ref === 'auto' ? await followScan(run.image!, source, config, run, output, io, deps) : source.ref
+    run.phase = `reading ${ref.reference}`
+    output.say(`reading the scan results ${ref.reference} (waiting up to ${formatDuration(config.timeoutMs)})`)
+    const scans = await readScanResult(ref, registry, await connect(run, io, registry), deps, config.maxBodyBytes, output.secrets)
+    output.say(`evaluating ${scans.files.map((file) => file.name).join(', ')} from ${ref.reference}`)
+    return settleImage(scans, ref.reference, run, output)
   }
   const store = prepared.store!
   const image = run.image!
   run.phase = 'waiting for the store'
   output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
-  const deps: WaitDeps = {
-    fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes),
-    now: io.now,
-    sleep: io.sleep,
-    random: io.random,
-    progress: output.say,
-    signal: io.signal,
-    started: run.started,
-    blocking: io.blocking,
-  }
-  if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, deps)
-  const document = await waitForImageReport(store, image.digest, deps)
+  const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
+  if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
+  const document = await waitForImageReport(store, image.digest, storeDeps)
   if (!config.triage) return { document, triage: [], expectedDigest: image.digest }
-  const triage = await fetchTriage(store, image.digest, deps)
+  const triage = await fetchTriage(store, image.digest, storeDeps)
   if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
   return { document, triage: triage ?? [], expectedDigest: image.digest }
+}
+
+/**
+ * A document that is not the store's answer for the digest (--input, a scan result): it may name the image
+ * it describes. Without an image given, that names it; with one, a digest it names must agree.
+ */
+function settleImage(document: unknown, origin: string, run: Run, output: Output): { document: unknown; triage: TriageDecision[]; expectedDigest?: string } {
+  const named = digestNamedBy(document)
+  if (!run.image) {
+    if (!named) throw new UsageError('IMAGE', `no image given, and ${origin} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
+    run.image = { reference: named, digest: named }
+    // Every file of a scan result must describe the same image.
+    return { document, triage: [], ...(document instanceof ScanFiles ? { expectedDigest: named } : {}) }
+  }
+  if ((isCycloneDx(document) || document instanceof ScanFiles) && !named) {
+    output.say(`${origin} names no image digest: it is taken to be the scan of ${run.image.reference}`)
+    return { document, triage: [] }
+  }
+  return { document, triage: [], expectedDigest: run.image.digest }
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */

@@ -1,11 +1,10 @@
 // Publishing like a release, against a real registry: Debian's docker-registry (the CNCF distribution registry
-// 2.8) on loopback with TLS (a CA made here) and htpasswd auth. scripts/publish.sh pushes linux/amd64 and
+// 2.8) on loopback with TLS (a CA made here) and htpasswd auth (test/support/registry.ts). scripts/publish.sh pushes linux/amd64 and
 // linux/arm64 and their OCI index; the index must list both, each image must carry a node binary of its own
 // architecture, and the image pulled by digest, as a Tekton node pulls it, must run as the Task's step.
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -16,19 +15,14 @@ import { EXIT } from '../policy.ts'
 import { dockerForTests, runContainer } from './support/container.ts'
 import { SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
-import { makeTls, TEST_TOKEN, answer } from './support/simulator.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
+import { TEST_TOKEN, answer } from './support/simulator.ts'
 import { loadTask, taskStepAsContainer } from './support/tekton.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('..', import.meta.url).pathname
 const hasDocker = await dockerForTests()
-const RELEASE_TOOLS = ['buildah', 'docker-registry', 'htpasswd']
-const missingTools = (await Promise.all(RELEASE_TOOLS.map((tool) => run('sh', ['-c', `command -v ${tool}`]).then(() => '', () => tool)))).filter(Boolean)
-if (missingTools.length) {
-  const message = `publish tests need ${missingTools.join(', ')} (scripts/dev.sh test installs them from Debian).`
-  if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
-  console.warn(`WARNING: ${message} Skipping them.`)
-}
+const missingTools = await missingRegistryTools(['buildah', 'docker-registry', 'htpasswd'])
 
 /** What a script run printed and how it ended. */
 async function script(args: string[], env: Record<string, string>, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -65,59 +59,38 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
   const fixture = useStoreFixture()
   const work = mkdtempSync(join(tmpdir(), 'publish-test-'))
   const dockerConfig = join(work, 'docker')
-  let registry: ReturnType<typeof spawn> | undefined
+  let registry: Registry | undefined
   let host = ''
   let certsDir = ''
   let client: Agent
-  let auth = ''
   let pushed = ''
   const repository = () => `${host}/tools/amr-policy-gate`
   const tag = `test-${process.pid}`
 
   /** GET from the registry's API with the test's CA and credentials. */
   async function registryGet(path: string, accept: string): Promise<Buffer> {
-    const response = await request(`https://${host}${path}`, { dispatcher: client, headers: { authorization: auth, accept } })
+    const response = await request(`https://${host}${path}`, { dispatcher: client, headers: { authorization: registry!.auth, accept } })
     expect(response.statusCode, path).toBe(200)
     return Buffer.from(await response.body.arrayBuffer())
   }
 
   beforeAll(async () => {
-    const tls = await makeTls('Publish Test CA')
-    const probe = createServer().listen(0, '127.0.0.1')
-    await once(probe, 'listening')
-    const { port } = probe.address() as AddressInfo
-    probe.close()
-    host = `127.0.0.1:${port}`
-    writeFileSync(join(work, 'registry.crt'), tls.cert)
-    writeFileSync(join(work, 'registry.key'), tls.key)
-    const { stdout: htpasswd } = await run('htpasswd', ['-Bbn', 'publisher', 'publish-secret'])
-    writeFileSync(join(work, 'htpasswd'), htpasswd)
-    writeFileSync(
-      join(work, 'config.yml'),
-      `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${work}/data\nhttp:\n  addr: ${host}\n  tls:\n    certificate: ${work}/registry.crt\n    key: ${work}/registry.key\nauth:\n  htpasswd:\n    realm: publish-test\n    path: ${work}/htpasswd\n`,
-    )
-    registry = spawn('docker-registry', ['serve', join(work, 'config.yml')], { stdio: 'ignore' })
+    registry = await startRegistry('basic')
+    host = registry.host
     // Docker and buildah trust a registry's CA from here (as users of a private registry set it up).
     certsDir = `/etc/docker/certs.d/${host}`
     mkdirSync(certsDir, { recursive: true })
-    writeFileSync(join(certsDir, 'ca.crt'), tls.caCert)
-    client = new Agent({ connect: { ca: tls.caCert } })
-    auth = `Basic ${Buffer.from('publisher:publish-secret').toString('base64')}`
-    for (let attempt = 0; ; attempt++) {
-      const answered = await request(`https://${host}/v2/`, { dispatcher: client }).then((response) => response.statusCode, () => 0)
-      if (answered === 401) break
-      if (attempt > 50) throw new Error(`docker-registry did not start on ${host}`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    writeFileSync(join(certsDir, 'ca.crt'), registry.tls.caCert)
+    client = new Agent({ connect: { ca: registry.tls.caCert } })
     // `docker login` as a publisher would run it; the credentials land in DOCKER_CONFIG for publish.sh to use.
-    const login = spawn('docker', ['login', host, '-u', 'publisher', '--password-stdin'], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, stdio: ['pipe', 'ignore', 'inherit'] })
-    login.stdin.end('publish-secret')
+    const login = spawn('docker', ['login', host, '-u', REGISTRY_USER, '--password-stdin'], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, stdio: ['pipe', 'ignore', 'inherit'] })
+    login.stdin.end(REGISTRY_PASSWORD)
     const [loggedIn] = (await once(login, 'close')) as [number]
     expect(loggedIn, 'docker login').toBe(0)
   }, 60_000)
 
   afterAll(async () => {
-    registry?.kill()
+    await registry?.close()
     if (certsDir) rmSync(certsDir, { recursive: true, force: true })
     await client?.close()
     if (pushed) await run('docker', ['rmi', '-f', pushed]).catch(() => undefined)

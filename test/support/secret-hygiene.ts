@@ -1,10 +1,11 @@
 // Shared by every test file (vitest setupFiles): fails any test whose captured output holds a test token.
 import { afterEach, expect } from 'vitest'
 import { capturedOutputs } from './gate.ts'
+import { REGISTRY_PASSWORD } from './registry.ts'
 import { TEST_TOKEN } from './simulator.ts'
 
 afterEach(() => {
-  const leaks = capturedOutputs.filter((output) => output.includes(TEST_TOKEN))
+  const leaks = capturedOutputs.filter((output) => output.includes(TEST_TOKEN) || output.includes(REGISTRY_PASSWORD))
   capturedOutputs.length = 0
-  expect(leaks, 'the token appeared in the output of a gate run').toEqual([])
+  expect(leaks, 'a token or password appeared in the output of a gate run').toEqual([])
 })

@@ -17,6 +17,8 @@ export const TEST_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token-never-printed.c2VjcmV
 
 export interface Tls {
   readonly caCert: string
+  /** The CA's private key (PEM): the registry test's token service signs with it. */
+  readonly caKey: string
   readonly key: string
   readonly cert: string
 }
@@ -41,7 +43,7 @@ export async function makeTls(commonName = 'Simulator Test CA'): Promise<Tls> {
       { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] },
     ],
   })
-  return { caCert: ca.cert, key: leaf.private, cert: leaf.cert }
+  return { caCert: ca.cert, caKey: ca.private, key: leaf.private, cert: leaf.cert }
 }
 
 /** One answer of the store; `images` maps a digest to the answers it gives in turn (the last repeats). */

@@ -1,0 +1,195 @@
+// Straight from the registry: --scan-result reads a scan's published results (an imgpkg bundle, as Scan 2.0
+// pushes it) through the registry API of a real registry, Debian's docker-registry, with TLS and either
+// htpasswd (Basic) or token auth. The bundles hold real Trivy and Grype CycloneDX (test/fixtures/cyclonedx).
+import { readFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { EXIT } from '../policy.ts'
+import { SAMPLE_DIGEST, SAMPLE_IMAGE } from './support/documents.ts'
+import { runGate, writeFiles } from './support/gate.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
+
+const missing = await missingRegistryTools()
+const fixture = (name: string) => readFileSync(new URL(`./fixtures/cyclonedx/${name}`, import.meta.url), 'utf8')
+const TRIVY = fixture('trivy-fluentd.cdx.json')
+const GRYPE = fixture('grype-presenter-image.cdx.json')
+/** What imgpkg puts beside the scan's files. */
+const IMGPKG = { '.imgpkg/images.yml': 'apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n' }
+
+/** A small CycloneDX that names the image it scanned (as Trivy's RepoDigest property does). */
+function namedBom(digest: string, severity: string): string {
+  return JSON.stringify({
+    bomFormat: 'CycloneDX',
+    specVersion: '1.5',
+    metadata: { component: { 'bom-ref': 'image', type: 'container', name: 'app', properties: [{ name: 'aquasecurity:trivy:RepoDigest', value: `registry.example.com/app@${digest}` }] } },
+    components: [{ 'bom-ref': 'pkg:deb/openssl', name: 'openssl', version: '3.0.2' }],
+    vulnerabilities: [{ id: 'CVE-2024-9999', ratings: [{ severity }], affects: [{ ref: 'pkg:deb/openssl' }], recommendation: 'Upgrade openssl to version 3.0.15' }],
+  })
+}
+
+describe.skipIf(missing.length > 0)('--scan-result against a real registry', () => {
+  let basic: Registry
+  let token: Registry
+  let files: Record<string, string>
+  let bundle = ''
+  const gate = (registry: Registry, args: string[], env: Record<string, string> = {}) =>
+    runGate(args, { env: { GATE: 'high', POLICY_REGISTRY_CONFIG: files[`${registry === basic ? 'basic' : 'token'}.json`]!, POLICY_REGISTRY_CA_CERT: files[`${registry === basic ? 'basic' : 'token'}-ca.crt`]!, POLICY_POLL_INTERVAL: '100ms', ...env } })
+
+  beforeAll(async () => {
+    ;[basic, token] = await Promise.all([startRegistry('basic'), startRegistry('token')])
+    const dockerConfig = (registry: Registry, password = REGISTRY_PASSWORD) => JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${REGISTRY_USER}:${password}`).toString('base64') } } })
+    files = writeFiles({
+      'basic.json': dockerConfig(basic),
+      'token.json': dockerConfig(token),
+      // As TAP's registry-credentials secret holds it: username and password, an https:// key.
+      'token-fields.json': JSON.stringify({ auths: { [`https://${token.host}`]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }),
+      'wrong.json': dockerConfig(basic, 'not-the-password-at-all'),
+      'helper.json': JSON.stringify({ auths: {}, credsStore: 'desktop' }),
+      'basic-ca.crt': basic.tls.caCert,
+      'token-ca.crt': token.tls.caCert,
+    })
+    bundle = (await basic.push('project/app-default-scan-results', 'uid-1', { layers: [{ files: { 'scan.cdx.json': TRIVY, ...IMGPKG } }] })).digest
+  }, 60_000)
+
+  afterAll(async () => {
+    await Promise.all([basic?.close(), token?.close()])
+  })
+
+  it('evaluates the Trivy CycloneDX of an imgpkg bundle pinned by digest, with fixes, without the store', async () => {
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, SAMPLE_IMAGE])
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain(`evaluating scan.cdx.json from ${basic.host}/project/app-default-scan-results@${bundle}`)
+    expect(run.stdout).toContain('CVE-2019-18224')
+    expect(run.stdout).toContain('fixed in 2.0.5-1+deb10u1')
+    expect(run.stdout.trim().split('\n').at(-1)).toMatch(/^FAIL: /)
+  })
+
+  it('reads by tag, with the same verdict as the file given to --input', async () => {
+    const byTag = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results:uid-1`, '--format', 'json', SAMPLE_IMAGE])
+    const input = writeFiles({ 'scan.cdx.json': TRIVY })
+    const byFile = await runGate(['--input', input['scan.cdx.json']!, '--format', 'json', SAMPLE_IMAGE], { env: { GATE: 'high' } })
+    expect(byTag.code).toBe(EXIT.VIOLATION)
+    const { counts, blocking, verdict } = JSON.parse(byTag.stdout)
+    expect({ counts, blocking, verdict }).toEqual((({ counts, blocking, verdict }) => ({ counts, blocking, verdict }))(JSON.parse(byFile.stdout)))
+  })
+
+  it('judges every CycloneDX file of a bundle together: one verdict over a Trivy and a Grype scan', async () => {
+    const { digest } = await basic.push('project/multi-scan-results', 'uid-2', { layers: [{ files: { 'trivy.cdx.json': TRIVY, 'grype.cdx.json': GRYPE, 'notes.txt': 'hello', ...IMGPKG } }] })
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/multi-scan-results@${digest}`, '--gate', 'low', '--format', 'json', SAMPLE_IMAGE])
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain('evaluating trivy.cdx.json, grype.cdx.json')
+    const ids = JSON.parse(run.stdout).blocking.map((finding: { id: string }) => finding.id)
+    expect(ids).toEqual(expect.arrayContaining(['CVE-2019-18224', 'CVE-2020-8165', 'CVE-1999-0002', 'CVE-1999-0001']))
+  })
+
+  it('needs no image when the scan names the one it scanned', async () => {
+    const { digest } = await basic.push('project/named-scan-results', 'uid-9', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'critical'), ...IMGPKG } }] })
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/named-scan-results@${digest}`, '--format', 'json'])
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(JSON.parse(run.stdout).image).toMatchObject({ digest: SAMPLE_DIGEST })
+  })
+
+  it('refuses files of one bundle that describe different images', async () => {
+    const other = `sha256:${'b'.repeat(64)}`
+    const { digest } = await basic.push('project/mixed-scan-results', 'uid-3', { layers: [{ files: { 'a.cdx.json': namedBom(SAMPLE_DIGEST, 'low'), 'b.cdx.json': namedBom(other, 'low') } }] })
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/mixed-scan-results@${digest}`])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain(`b.cdx.json describes ${other}, not ${SAMPLE_DIGEST}`)
+  })
+
+  it('says what a bundle without CycloneDX JSON holds (exit 3)', async () => {
+    const { digest } = await basic.push('project/spdx-scan-results', 'uid-4', { layers: [{ files: { 'scan.spdx.json': '{"spdxVersion":"SPDX-2.3"}', 'scan.xml': '<bom xmlns="http://cyclonedx.org/schema/bom/1.5"/>', ...IMGPKG } }] })
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/spdx-scan-results@${digest}`, SAMPLE_IMAGE, '--format', 'json'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain('holds only scan.spdx.json, scan.xml: have the scanner write CycloneDX JSON')
+    expect(JSON.parse(run.stdout).error.code).toBe('NO_SCAN_FILE')
+  })
+
+  it('resolves an index to its image, and reads uncompressed tar layers and artifact layers', async () => {
+    const { digest: indexed } = await basic.push('project/indexed-scan-results', 'uid-5', { index: true, layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'high') }, compress: false }] })
+    const byIndex = await gate(basic, ['--scan-result', `${basic.host}/project/indexed-scan-results@${indexed}`])
+    expect(byIndex.code, byIndex.stderr).toBe(EXIT.VIOLATION)
+    const { digest: artifact } = await basic.push('project/oras-scan-results', 'uid-6', { layers: [{ raw: Buffer.from(namedBom(SAMPLE_DIGEST, 'medium')), mediaType: 'application/vnd.cyclonedx+json', title: 'scan.cdx.json' }] })
+    const byArtifact = await gate(basic, ['--scan-result', `${basic.host}/project/oras-scan-results@${artifact}`])
+    expect(byArtifact.code, byArtifact.stderr).toBe(EXIT.PASS)
+    expect(byArtifact.stderr).toContain('evaluating scan.cdx.json')
+  })
+
+  it('checks every blob against its digest: a registry that serves other bytes gives no verdict', async () => {
+    const { digest, layers } = await basic.push('project/tampered-scan-results', 'uid-7', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'low') } }] })
+    const intact = await gate(basic, ['--scan-result', `${basic.host}/project/tampered-scan-results@${digest}`])
+    expect(intact.code, intact.stderr).toBe(EXIT.PASS)
+    const layerDigest = layers[0]
+    basic.corruptBlob(layerDigest!)
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/tampered-scan-results@${digest}`, '--format', 'json'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(JSON.parse(run.stdout).error.code).toBe('DIGEST_MISMATCH')
+  })
+
+  it('keeps a bundle larger than --max-body-size out (exit 3)', async () => {
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, '--max-body-size', '1KiB', SAMPLE_IMAGE])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain('is larger than the --max-body-size of 1024 bytes')
+  })
+
+  it.each([
+    ['no credentials', '', 'give credentials for'],
+    ['a wrong password', 'wrong.json', 'check the credentials for'],
+  ])('ends with exit 3 REGISTRY_REJECTED on %s, naming the fix', async (_, configFile, fix) => {
+    const config = { POLICY_REGISTRY_CONFIG: configFile && files[configFile]! }
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, '--format', 'json', SAMPLE_IMAGE], config)
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain(fix)
+    expect(JSON.parse(run.stdout).error.code).toBe('REGISTRY_REJECTED')
+  })
+
+  it('says a missing result is missing (exit 3), and that a registry without its CA is a TLS failure', async () => {
+    const missingResult = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results:no-such-tag`, SAMPLE_IMAGE])
+    expect(missingResult.code).toBe(EXIT.NO_VERDICT)
+    expect(missingResult.stderr).toMatch(/answered 404 \(MANIFEST_UNKNOWN/)
+    const untrusted = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, SAMPLE_IMAGE], { POLICY_REGISTRY_CA_CERT: '' })
+    expect(untrusted.code).toBe(EXIT.NO_VERDICT)
+    expect(untrusted.stderr).toContain(`TLS with the registry ${basic.host} failed`)
+    expect(untrusted.stderr).toContain('--registry-ca-cert')
+  })
+
+  it('follows a Bearer challenge to the token service, sending the credentials there and a pull scope', async () => {
+    const { digest } = await token.push('project/token-scan-results', 'uid-8', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'critical'), ...IMGPKG } }] })
+    token.tokenRequests.length = 0
+    for (const config of ['token.json', 'token-fields.json']) {
+      const run = await gate(token, ['--scan-result', `${token.host}/project/token-scan-results:uid-8`], { POLICY_REGISTRY_CONFIG: files[config]! })
+      expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    }
+    expect(token.tokenRequests.length).toBeGreaterThanOrEqual(2)
+    for (const request of token.tokenRequests) {
+      expect(request.scope).toBe('repository:project/token-scan-results:pull')
+      expect(request.authorization).toMatch(/^Basic /)
+    }
+    expect(digest).toMatch(/^sha256:/)
+    const anonymous = await gate(token, ['--scan-result', `${token.host}/project/token-scan-results:uid-8`], { POLICY_REGISTRY_CONFIG: '' })
+    expect(anonymous.code).toBe(EXIT.NO_VERDICT)
+    expect(anonymous.stderr).toContain(`the token service https://localhost`)
+  })
+
+  it('refuses a Docker config that only names a credential helper, which cannot run in the image (exit 2)', async () => {
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, SAMPLE_IMAGE], { POLICY_REGISTRY_CONFIG: files['helper.json']! })
+    expect(run.code).toBe(EXIT.USAGE)
+    expect(run.stderr).toContain('credential helper desktop')
+  })
+})
+
+describe('--scan-result usage', () => {
+  it.each([
+    [['--scan-result', 'project/app:tag', SAMPLE_IMAGE], 'names no registry host'],
+    [['--scan-result', 'registry.example.com/project/app', SAMPLE_IMAGE], 'has neither tag nor digest'],
+    [['--scan-result', 'registry.example.com/Project/app:x', SAMPLE_IMAGE], 'has an invalid repository'],
+    [['--scan-result', 'registry.example.com/app:x', '--input', '-', SAMPLE_IMAGE], 'both say where the scan comes from'],
+    [['--scan-result', 'registry.example.com/app:x', '--triage', SAMPLE_IMAGE], '--triage asks the store, which --scan-result does not'],
+    [['--scan-result', 'auto', SAMPLE_IMAGE], 'KUBERNETES_SERVICE_HOST is not set'],
+    [['--scan-result', 'auto'], 'no image given'],
+    [['--scan-result', 'registry.example.com/app:x', '--scan-selector', 'a=b', SAMPLE_IMAGE], 'only --scan-result auto lists'],
+  ])('%j is a usage error (exit 2)', async (args, message) => {
+    const run = await runGate(args, { env: { GATE: 'high' } })
+    expect(run.code).toBe(EXIT.USAGE)
+    expect(run.stderr).toContain(message)
+  })
+})
