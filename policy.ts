@@ -37,6 +37,8 @@ export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]>
 ]
 
 export const DEFAULT_CA_PATH = '/var/cert/caCrt'
+/** Where a pod finds its service account's token, ca.crt and namespace. */
+export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
 /** One request may not take longer than this (the overall deadline may cut it sooner). */
 const REQUEST_TIMEOUT_MS = 60_000
 /** Connecting to the store, or to the proxy, may not take longer than this. */
@@ -116,7 +118,7 @@ const OPTION_TABLE = [
   { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
   { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store', more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.' },
   { flag: '--scan-result', env: 'POLICY_SCAN_RESULT', value: 'REF|auto', help: "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's ImageVulnerabilityScan, instead of asking the store", more: 'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; `auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so no token or `--url` is needed.' },
-  { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'with --scan-result auto: a label selector for the ImageVulnerabilityScans to consider (e.g. carto.run/workload-name=app)', more: 'Without it every scan in the namespace is listed and the one of the image is picked by its digest.' },
+  { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'a label selector for the ImageVulnerabilityScans to look at (e.g. carto.run/workload-name=app), with --scan-result auto or while waiting for the store', more: 'Without it every scan in the pod\'s namespace is listed and the image\'s is picked by its digest. Waiting for the store in a pod whose service account may list scans, the progress lines say what the scan is doing.' },
   { flag: '--registry-config', env: 'POLICY_REGISTRY_CONFIG', value: 'FILE', defaultText: '$DOCKER_CONFIG/config.json if present', help: 'Docker config (config.json or a .dockerconfigjson, as secret registry-credentials holds) with credentials for the scan results\' registry', more: 'Only `auths` entries are read (`auth`, or `username` and `password`); credential helpers cannot run in the image. Without credentials the registry is asked anonymously.' },
   { flag: '--registry-ca-cert', env: 'POLICY_REGISTRY_CA_CERT', value: 'FILE', help: "PEM file with the scan results' registry CA, trusted besides the default roots" },
   { flag: '--format', env: 'POLICY_FORMAT', value: 'FORMAT', choices: FORMATS, default: 'text', help: 'text is for people; json writes one document on stdout', more: 'The JSON schema is under [JSON output](#json-output).' },
@@ -142,6 +144,9 @@ export const OPTIONS: readonly OptionSpec[] = OPTION_TABLE
 export const ENVIRONMENT: ReadonlyArray<{ readonly name: string; readonly help: string }> = [
   { name: 'ACCESS_TOKEN', help: 'the bearer token itself, when no token file is given (as the seed Task passes it from secret metadata-store-access-token)' },
   { name: 'HTTPS_PROXY', help: 'a proxy for the store (https_proxy, HTTP_PROXY and http_proxy too), with NO_PROXY; an http:// or https:// URL or exit 2' },
+  { name: 'DOCKER_CONFIG', help: 'a folder whose config.json holds the credentials for --scan-result\'s registry, as docker login writes it (the Task mounts secret registry-credentials there)' },
+  { name: 'KUBERNETES_SERVICE_HOST', help: 'with KUBERNETES_SERVICE_PORT, the Kubernetes API a pod sees: --scan-result auto and the store\'s progress lines read ImageVulnerabilityScans there' },
+  { name: 'POLICY_SERVICE_ACCOUNT_DIR', help: `where the pod's service-account token, ca.crt and namespace are (default ${DEFAULT_SERVICE_ACCOUNT_DIR})` },
   { name: 'NO_COLOR', help: 'no colour in the summary (there is none either when stdout is not a terminal, or TERM=dumb)' },
 ]
 
@@ -299,6 +304,8 @@ export interface Config {
   readonly maxBodyBytes: number
   /** The whole run, from start to verdict, ends by then: every wait, request and file read. */
   readonly timeoutMs: number
+  /** A label selector for the ImageVulnerabilityScans listed (--scan-result auto, and the store's progress lines). */
+  readonly scanSelector?: string
   /** Tekton results are written here, one file per result. */
   readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
@@ -308,8 +315,6 @@ export interface Config {
 /** The scanner's published results: at a reference, or those of the image's ImageVulnerabilityScan (auto). */
 export interface ScanResultSource {
   readonly ref: OciRef | 'auto'
-  /** With auto: a label selector for the scans listed. */
-  readonly selector?: string
   /** The Docker config with the registry's credentials, and the registry's CA. */
   readonly registryConfig?: { readonly file: string; readonly origin: string }
   readonly registryCa?: { readonly file: string; readonly origin: string }
@@ -445,6 +450,15 @@ export function parseSize(text: string, option = '--max-body-size'): number {
   const bytes = match && unit ? Math.floor(Number(match[1]) * unit) : 0
   if (!(bytes >= 1)) throw new UsageError('SIZE', `${option} "${text}" is not a size: use bytes, or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 256MiB)`)
   return bytes
+}
+
+/** A Kubernetes label selector of equalities and inequalities (key=value, key!=value), comma-separated. */
+export function parseLabelSelector(text: string, option = '--scan-selector'): string {
+  const term = String.raw`[\w./-]+\s*(?:==?|!=)\s*[\w.-]*`
+  if (!new RegExp(`^${term}(?:\\s*,\\s*${term})*$`).test(text.trim())) {
+    throw new UsageError('SCAN_RESULT', `${option} "${text}" is not a label selector: use key=value[,key=value] (e.g. carto.run/workload-name=app)`)
+  }
+  return text.trim()
 }
 
 export function parseBoolean(text: string, option: string): boolean {
@@ -1002,7 +1016,6 @@ export function filesOfTar(tar: Buffer, what: string): BundleFile[] {
 // Pure functions: following an ImageVulnerabilityScan (SCST - Scan 2.0)
 
 export const SCAN_API = '/apis/app-scanning.apps.tanzu.vmware.com/v1alpha1'
-export const DEFAULT_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
 
 /** Where the image's newest ImageVulnerabilityScan stands. */
 export type ScanState =
@@ -1824,6 +1837,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const failOnScore = read('--fail-on-score', parseScore)
   const newerThan = read('--newer-than', (value, origin) => parseNewerThan(value, now, origin))
   const exemptionsFile = get('--exemptions')?.value
+  const scanSelector = read('--scan-selector', parseLabelSelector)
   const common: Config = {
     ...(image ? { image } : {}),
     gate,
@@ -1837,6 +1851,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     ...(failOnScore === undefined ? {} : { failOnScore }),
     ...(newerThan === undefined ? {} : { newerThan }),
     ...(exemptionsFile ? { exemptionsFile } : {}),
+    ...(scanSelector ? { scanSelector } : {}),
     ...(resultsDir ? { resultsDir } : {}),
     ...(reportPath ? { report: { path: reportPath, format: read('--report-format', parseReportFormat) ?? reportFormatFor(reportPath) } } : {}),
   }
@@ -1845,6 +1860,9 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const notFromStore = input !== undefined ? '--input' : scanResultInput?.origin
   if (notFromStore) {
     if (input !== undefined && scanResultInput) throw new UsageError('INPUT', `--input and ${scanResultInput.origin} both say where the scan comes from: give one`)
+    if (scanSelector && (input !== undefined || scanResultInput?.value.trim().toLowerCase() !== 'auto')) {
+      throw new UsageError('SCAN_RESULT', `--scan-selector picks among the ImageVulnerabilityScans of the cluster, which ${notFromStore} does not read: drop it, or use --scan-result auto`)
+    }
     const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
     if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which ${notFromStore} does not: drop one of them`)
   }
@@ -1859,11 +1877,6 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
 function resolveScanResultSource(input: { value: string; origin: string }, { get, withDefault }: OptionReader, environment: Environment): ScanResultSource {
   const { env } = environment
   const auto = input.value.trim().toLowerCase() === 'auto'
-  const selector = get('--scan-selector')
-  if (selector && !auto) throw new UsageError('SCAN_RESULT', `${selector.origin} picks among ImageVulnerabilityScans, which only --scan-result auto lists: drop it, or use auto`)
-  if (selector && !/^[\w./-]+(?:\s*(?:==?|!=)\s*[\w.-]*)?(?:\s*,\s*[\w./-]+(?:\s*(?:==?|!=)\s*[\w.-]*)?)*$/.test(selector.value.trim())) {
-    throw new UsageError('SCAN_RESULT', `${selector.origin} "${selector.value}" is not a label selector: use key=value[,key=value] (e.g. carto.run/workload-name=app)`)
-  }
   const configInput = get('--registry-config')
   const defaultConfig = env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : undefined
   const registryConfig = configInput ? { file: configInput.value, origin: configInput.origin } : defaultConfig && environment.fileExists(defaultConfig) ? { file: defaultConfig, origin: 'DOCKER_CONFIG' } : undefined
@@ -1873,7 +1886,6 @@ function resolveScanResultSource(input: { value: string; origin: string }, { get
   }
   return {
     ref: auto ? 'auto' : parseOciRef(input.value, input.origin),
-    ...(selector ? { selector: selector.value.trim() } : {}),
     ...(registryConfig ? { registryConfig } : {}),
     ...(caInput ? { registryCa: { file: caInput.value, origin: caInput.origin } } : {}),
     pollIntervalMs: withDefault('--poll-interval', parseDuration),
@@ -2135,6 +2147,8 @@ export interface Poll<T> {
   readonly what: string
   readonly onNotFound: 'wait' | 'absent'
   readonly accept: (document: unknown) => Acceptance<T>
+  /** Says more about a "not yet" (what the scan is doing); never throws, undefined when it has nothing. */
+  readonly explain?: ((signal: AbortSignal) => Promise<string | undefined>) | undefined
 }
 
 /** One try's result: the value, or what the answer means for the wait. */
@@ -2203,12 +2217,14 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
       onNotFound: poll.onNotFound,
       attempt: async (signal) => {
         const response = await deps.fetch(poll.url, signal)
-        return deps.blocking(() => {
+        const step = deps.blocking((): Step<T> => {
           const classified = classifyResponse(response, deps.now())
           if (classified.kind !== 'done') return classified
           const accepted = poll.accept(classified.document)
-          return accepted.ready ? { kind: 'accepted' as const, value: accepted.value } : { kind: 'retry' as const, reason: accepted.reason, backoff: false }
+          return accepted.ready ? { kind: 'accepted', value: accepted.value } : { kind: 'retry', reason: accepted.reason, backoff: false }
         })
+        const more = step.kind === 'retry' && step.notFound && poll.onNotFound === 'wait' ? await poll.explain?.(signal) : undefined
+        return more && step.kind === 'retry' ? { ...step, reason: `${step.reason}; ${more}` } : step
       },
     },
     store,
@@ -2219,8 +2235,8 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
 const ready = <T>(value: T): Acceptance<T> => ({ ready: true, value })
 
 /** The Image document of the digest, once the store has it. */
-export async function waitForImageReport(store: StoreSettings, digest: string, deps: WaitDeps): Promise<unknown> {
-  return pollStore({ url: imageEndpoint(store.baseUrl, digest), what: `${digest} in the store`, onNotFound: 'wait', accept: ready }, store, deps)
+export async function waitForImageReport(store: StoreSettings, digest: string, deps: WaitDeps, explain?: Poll<unknown>['explain']): Promise<unknown> {
+  return pollStore({ url: imageEndpoint(store.baseUrl, digest), what: `${digest} in the store`, onNotFound: 'wait', accept: ready, explain }, store, deps)
 }
 
 /** Waits until the store holds a scan report for the digest generated at or after `newerThan`. */
@@ -2854,6 +2870,32 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
   return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions }
 }
 
+/** The image's ImageVulnerabilityScans as the pod's service account lists them: one request each time, its meaning. */
+interface ScanList {
+  readonly namespace: string
+  readonly peer: Peer & Timing
+  readonly check: (signal: AbortSignal) => Promise<Exclude<PollOutcome, { kind: 'done' }> | { readonly kind: 'state'; readonly state: ScanState }>
+}
+
+async function openScanList(digest: string, selector: string | undefined, timing: Timing & { readonly proxied: boolean }, config: Config, run: Run, output: Output, io: Io): Promise<ScanList> {
+  const api = await kubernetesApi(io, timing, run.deadline)
+  output.secrets.push(api.token)
+  const query = selector ? `?labelSelector=${encodeURIComponent(selector)}` : ''
+  const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans${query}`, api.baseUrl)
+  const fetch = bearerFetch(await connect(run, io, api), api, config.maxBodyBytes)
+  return {
+    namespace: api.namespace,
+    peer: { ...api, hints: { name: 'the Kubernetes API', tls: `the service account's ca.crt does not sign ${api.baseUrl.hostname}`, dns: 'KUBERNETES_SERVICE_HOST' } },
+    async check(signal) {
+      const response = await fetch(url, signal)
+      return io.blocking(() => {
+        const classified = classifyKubernetesResponse(response, api.namespace, io.now())
+        return classified.kind === 'done' ? { kind: 'state' as const, state: scanStateOf(classified.document, digest) } : classified
+      })
+    },
+  }
+}
+
 /**
  * --scan-result auto: the reference of the results the image's newest ImageVulnerabilityScan published,
  * once it has succeeded, read from the Kubernetes API with the pod's service account. A failed scan ends
@@ -2861,33 +2903,26 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
  */
 async function followScan(image: ImageRef, source: ScanResultSource, config: Config, run: Run, output: Output, io: Io, deps: Omit<WaitDeps, 'fetch'>): Promise<OciRef> {
   run.phase = 'reading the service account'
-  const api = await kubernetesApi(io, config.timeoutMs, source, run.deadline)
-  output.secrets.push(api.token)
-  const query = source.selector ? `?labelSelector=${encodeURIComponent(source.selector)}` : ''
-  const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans${query}`, api.baseUrl)
-  const fetch = bearerFetch(await connect(run, io, api), api, config.maxBodyBytes)
+  const scans = await openScanList(image.digest, config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
   run.phase = 'waiting for the scan'
-  output.say(`following the ImageVulnerabilityScan of ${image.reference} in namespace ${api.namespace}${source.selector ? ` (${source.selector})` : ''} (waiting up to ${formatDuration(config.timeoutMs)})`)
+  output.say(`following the ImageVulnerabilityScan of ${image.reference} in namespace ${scans.namespace}${config.scanSelector ? ` (${config.scanSelector})` : ''} (waiting up to ${formatDuration(config.timeoutMs)})`)
   const found = await retryUntil(
     {
-      what: `a finished scan of ${image.digest} in namespace ${api.namespace}`,
-      timeoutHint: `See kubectl get imagevulnerabilityscans -n ${api.namespace} -o wide`,
+      what: `a finished scan of ${image.digest} in namespace ${scans.namespace}`,
+      timeoutHint: `See kubectl get imagevulnerabilityscans -n ${scans.namespace} -o wide`,
       onNotFound: 'wait',
-      attempt: async (signal) => {
-        const response = await fetch(url, signal)
-        return deps.blocking((): Step<{ name: string; result: string }> => {
-          const classified = classifyKubernetesResponse(response, api.namespace, deps.now())
-          if (classified.kind !== 'done') return classified
-          const state = scanStateOf(classified.document, image.digest)
-          if (state.kind === 'succeeded') return { kind: 'accepted', value: state }
-          if (state.kind === 'failed') {
-            return { kind: 'fail', error: new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${image.digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${api.namespace}`) }
-          }
-          return { kind: 'retry', reason: state.kind === 'none' ? `no ImageVulnerabilityScan of ${image.digest} yet` : `scan ${state.name}: ${state.detail}`, backoff: false }
-        })
+      attempt: async (signal): Promise<Step<{ name: string; result: string }>> => {
+        const step = await scans.check(signal)
+        if (step.kind !== 'state') return step
+        const { state } = step
+        if (state.kind === 'succeeded') return { kind: 'accepted', value: state }
+        if (state.kind === 'failed') {
+          return { kind: 'fail', error: new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${image.digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${scans.namespace}`) }
+        }
+        return { kind: 'retry', reason: state.kind === 'none' ? `no ImageVulnerabilityScan of ${image.digest} yet` : `scan ${state.name}: ${state.detail}`, backoff: false }
       },
     },
-    { ...api, hints: { name: 'the Kubernetes API', tls: `the service account's ca.crt does not sign ${api.baseUrl.hostname}`, dns: 'KUBERNETES_SERVICE_HOST' } },
+    scans.peer,
     deps,
   )
   try {
@@ -2897,8 +2932,51 @@ async function followScan(image: ImageRef, source: ScanResultSource, config: Con
   }
 }
 
+/** What the image's scan is doing, for the store's "not yet" lines; it gives up quietly after one failure to list scans. */
+async function scanExplainer(image: ImageRef, selector: string | undefined, store: StoreSettings, config: Config, run: Run, output: Output, io: Io): Promise<Poll<unknown>['explain']> {
+  const dir = io.env.POLICY_SERVICE_ACCOUNT_DIR?.trim() || DEFAULT_SERVICE_ACCOUNT_DIR
+  if (!io.env.KUBERNETES_SERVICE_HOST?.trim() || !io.files.fileExists(join(dir, 'token'))) return undefined
+  let scans: ScanList
+  try {
+    scans = await openScanList(image.digest, selector, store, config, run, output, io)
+  } catch (error) {
+    if (run.deadline.aborted) throw error
+    output.say(`cannot follow the image's scan (${(error as Error).message}): progress shows only what the store answers`)
+    return undefined
+  }
+  let working = true
+  return async (signal) => {
+    if (!working) return undefined
+    try {
+      const step = await scans.check(signal)
+      if (step.kind === 'state') return describeScanForStore(step.state, io.now())
+      if (step.kind === 'fail') {
+        working = false
+        output.say(`cannot follow the image's scan (${step.error.message}): progress shows only what the store answers`)
+      }
+    } catch (error) {
+      if (signal.aborted) throw error
+    }
+    return undefined
+  }
+}
+
+/** The scan's state, said to someone waiting for the store. */
+export function describeScanForStore(state: ScanState, now: number): string {
+  switch (state.kind) {
+    case 'none':
+      return 'no ImageVulnerabilityScan of the image yet: the scan has not started'
+    case 'running':
+      return `scan ${state.name} is not done: ${state.detail}`
+    case 'failed':
+      return `scan ${state.name} failed (${state.reason}: ${state.message}): the store will not receive this scan`
+    case 'succeeded':
+      return `scan ${state.name} succeeded${state.since === undefined ? '' : ` ${formatDuration(Math.max(0, now - state.since))} ago`}; the store has not received it yet: the AMR Observer is behind or down`
+  }
+}
+
 /** The Kubernetes API as a pod sees it: KUBERNETES_SERVICE_HOST and _PORT, and the service account's token, CA and namespace. */
-async function kubernetesApi(io: Io, timeoutMs: number, source: ScanResultSource, signal: AbortSignal): Promise<StoreSettings & { namespace: string }> {
+async function kubernetesApi(io: Io, timing: Timing & { readonly proxied: boolean }, signal: AbortSignal): Promise<StoreSettings & { namespace: string }> {
   const host = io.env.KUBERNETES_SERVICE_HOST!.trim()
   const port = io.env.KUBERNETES_SERVICE_PORT?.trim() || '443'
   let baseUrl: URL
@@ -2913,7 +2991,7 @@ async function kubernetesApi(io: Io, timeoutMs: number, source: ScanResultSource
   const pem = checkCa(await read('ca.crt', "the service account's CA"), `${dir}/ca.crt`, 'the cluster CA (ca.crt of the service account)')
   const namespace = (await read('namespace', "the pod's namespace")).trim()
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace)) throw new UsageError('KUBERNETES', `${dir}/namespace does not hold a namespace name`)
-  return { baseUrl, token, ca: { pem, origin: `${dir}/ca.crt` }, timeoutMs, pollIntervalMs: source.pollIntervalMs, proxied: source.proxied, namespace }
+  return { baseUrl, token, ca: { pem, origin: `${dir}/ca.crt` }, timeoutMs: timing.timeoutMs, pollIntervalMs: timing.pollIntervalMs, proxied: timing.proxied, namespace }
 }
 
 /** The Docker config and the registry's CA, read and checked. */
@@ -2964,7 +3042,8 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
   output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
   const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
-  const document = await waitForImageReport(store, image.digest, storeDeps)
+  const explain = await scanExplainer(image, config.scanSelector, store, config, run, output, io)
+  const document = await waitForImageReport(store, image.digest, storeDeps, explain)
   if (!config.triage) return { document, triage: [], expectedDigest: image.digest }
   const triage = await fetchTriage(store, image.digest, storeDeps)
   if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')

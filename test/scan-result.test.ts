@@ -2,10 +2,13 @@
 // pushes it) through the registry API of a real registry, Debian's docker-registry, with TLS and either
 // htpasswd (Basic) or token auth. The bundles hold real Trivy and Grype CycloneDX (test/fixtures/cyclonedx).
 import { readFileSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../policy.ts'
-import { SAMPLE_DIGEST, SAMPLE_IMAGE } from './support/documents.ts'
+import { SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles } from './support/gate.ts'
+import { NAMESPACE, startKubernetes, type KubernetesApi, type ScanSpec } from './support/kubernetes.ts'
+import { answer, repeat } from './support/simulator.ts'
 import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
 
 const missing = await missingRegistryTools()
@@ -177,6 +180,88 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
   })
 })
 
+describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVulnerabilityScan through the Kubernetes API', () => {
+  const store = useStoreFixture()
+  let registry: Registry
+  let files: Record<string, string>
+  let bundle = ''
+  let kubernetes: KubernetesApi | undefined
+  const running = (name: string): ScanSpec => ({ name, digest: SAMPLE_DIGEST })
+  const succeeded = (name: string, at = '2026-11-28T12:00:00Z'): ScanSpec => ({ name, digest: SAMPLE_DIGEST, succeeded: { status: 'True', reason: 'Succeeded', at }, scanResult: bundle })
+  const gate = async (states: ReadonlyArray<readonly ScanSpec[]>, args: string[] = [], env: Record<string, string> = {}, options: { deny?: boolean } = {}) => {
+    kubernetes = await startKubernetes(store.tls, states, options)
+    return runGate([...args, SAMPLE_IMAGE], { env: { GATE: 'high', POLICY_SCAN_RESULT: 'auto', POLICY_REGISTRY_CONFIG: files['config.json']!, POLICY_REGISTRY_CA_CERT: files['ca.crt']!, POLICY_POLL_INTERVAL: '100ms', ...kubernetes.env, ...env } })
+  }
+
+  beforeAll(async () => {
+    registry = await startRegistry('basic')
+    files = writeFiles({ 'config.json': JSON.stringify({ auths: { [registry.host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }), 'ca.crt': registry.tls.caCert })
+    const pushed = await registry.push('project/app-dev-team-scan-results', 'workload-uid', { layers: [{ files: { 'scan.cdx.json': TRIVY, ...IMGPKG } }] })
+    bundle = `${registry.host}/project/app-dev-team-scan-results@${pushed.digest}`
+  }, 60_000)
+
+  afterAll(async () => {
+    await registry?.close()
+  })
+
+  afterEach(async () => {
+    await kubernetes?.close()
+    kubernetes = undefined
+  })
+
+  it('waits while there is no scan and while it runs, then evaluates the results it published', async () => {
+    const run = await gate([[], [running('app-trivy-scan-x7k2p')], [succeeded('app-trivy-scan-x7k2p')]], ['--scan-selector', 'carto.run/workload-name=app'])
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain(`following the ImageVulnerabilityScan of ${SAMPLE_IMAGE} in namespace ${NAMESPACE} (carto.run/workload-name=app)`)
+    expect(run.stderr).toContain(`no ImageVulnerabilityScan of ${SAMPLE_DIGEST} yet`)
+    expect(run.stderr).toContain('scan app-trivy-scan-x7k2p: no conditions yet')
+    expect(run.stderr).toContain(`reading the scan results ${bundle}`)
+    expect(run.stdout).toContain('CVE-2019-18224')
+    expect(kubernetes!.listed).toHaveLength(3)
+    expect(kubernetes!.listed[0]).toBe(`?labelSelector=${encodeURIComponent('carto.run/workload-name=app')}`)
+  })
+
+  it('takes the newest scan of the image, whatever other images\' scans say', async () => {
+    const older: ScanSpec = { name: 'app-trivy-scan-old', digest: SAMPLE_DIGEST, created: '2026-11-27T09:00:00Z', succeeded: { status: 'False', reason: 'Failed', message: 'old failure' } }
+    const otherImage: ScanSpec = { name: 'other-trivy-scan-a', digest: `sha256:${'c'.repeat(64)}`, created: '2026-11-28T11:59:00Z', succeeded: { status: 'False', reason: 'Failed', message: 'not this image' } }
+    const run = await gate([[older, otherImage, succeeded('app-trivy-scan-new')]])
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).not.toContain('failure')
+  })
+
+  it('stops at once when the scan failed, with its reason and message (exit 3)', async () => {
+    const failed: ScanSpec = { name: 'app-trivy-scan-f00', digest: SAMPLE_DIGEST, succeeded: { status: 'False', reason: 'Failed', message: 'results folder /workspace/scan-results is empty' } }
+    const run = await gate([[failed]], ['--format', 'json'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain(`scan app-trivy-scan-f00 of ${SAMPLE_DIGEST} failed (Failed: results folder /workspace/scan-results is empty)`)
+    expect(JSON.parse(run.stdout).error.code).toBe('SCAN_FAILED')
+    expect(kubernetes!.listed).toHaveLength(1)
+  })
+
+  it('keeps its deadline when the conditions stay blank, and says what that may mean', async () => {
+    const run = await gate([[running('app-trivy-scan-blank')]], ['--timeout', '2s'])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toMatch(/timed out after 2s waiting for a finished scan of sha256:[0-9a-f]{64} in namespace dev-team/)
+    expect(run.stderr).toContain('if they stay blank, check that the installed Tekton is one Scan 2.0 supports')
+  })
+
+  it('names the Role to apply when the service account may not list scans (exit 3)', async () => {
+    const run = await gate([[]], ['--format', 'json'], {}, { deny: true })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain('config/developer-namespace/scan-reader.yaml')
+    expect(JSON.parse(run.stdout).error.code).toBe('KUBERNETES_ERROR')
+  })
+
+  it('waiting for the store, says the scan succeeded and the store has not received it yet', async () => {
+    const at = new Date(Date.now() - 6 * 60_000).toISOString()
+    await store.serve([...repeat(2, answer.notFound()), answer.image(sampleImageBody())])
+    kubernetes = await startKubernetes(store.tls, [[succeeded('app-trivy-scan-x7k2p', at)]])
+    const run = await store.gate([], { ...kubernetes.env })
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toMatch(/not in the store yet \(404\); scan app-trivy-scan-x7k2p succeeded 6m\d*s? ago; the store has not received it yet: the AMR Observer is behind or down/)
+  })
+})
+
 describe('--scan-result usage', () => {
   it.each([
     [['--scan-result', 'project/app:tag', SAMPLE_IMAGE], 'names no registry host'],
@@ -186,7 +271,7 @@ describe('--scan-result usage', () => {
     [['--scan-result', 'registry.example.com/app:x', '--triage', SAMPLE_IMAGE], '--triage asks the store, which --scan-result does not'],
     [['--scan-result', 'auto', SAMPLE_IMAGE], 'KUBERNETES_SERVICE_HOST is not set'],
     [['--scan-result', 'auto'], 'no image given'],
-    [['--scan-result', 'registry.example.com/app:x', '--scan-selector', 'a=b', SAMPLE_IMAGE], 'only --scan-result auto lists'],
+    [['--scan-result', 'registry.example.com/app:x', '--scan-selector', 'a=b', SAMPLE_IMAGE], 'which --scan-result does not read'],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const run = await runGate(args, { env: { GATE: 'high' } })
     expect(run.code).toBe(EXIT.USAGE)
