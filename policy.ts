@@ -1307,12 +1307,25 @@ function readStoreImage(image: Record<string, unknown>, judge: JudgeFinding): vo
         const ratingSeverity = normaliseSeverity(rating.Severity)
         if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
         const ratingScore = rating.Score
-        if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
+        if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score) && isStoreCvssRating(rating)) score = ratingScore
       }
       const id = textOf(vulnerability.CVEID) || (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
       judge(id, severity, score, packageName, packageVersion, UNKNOWN_FIX)
     }
   }
+}
+
+/** The store's CVSS methods by MethodTypeID (its API documents 1 CVSSv2, 2 CVSSv3, 4 CVSSv31, 5 OWASP; anything else is Unknown). */
+const STORE_CVSS_METHOD_IDS: ReadonlySet<unknown> = new Set([1, 2, 4])
+
+/**
+ * Whether a store rating's score is a CVSS score, the only kind --fail-on-score compares: by MethodTypeID,
+ * or by a MethodType name as reports spell it; a rating that says neither is taken as CVSS, as before.
+ */
+function isStoreCvssRating(rating: Record<string, unknown>): boolean {
+  if (typeof rating.MethodTypeID === 'number') return STORE_CVSS_METHOD_IDS.has(rating.MethodTypeID)
+  const name = typeof rating.MethodType === 'string' ? rating.MethodType : isObject(rating.MethodType) && typeof rating.MethodType.Name === 'string' ? rating.MethodType.Name : ''
+  return name === '' || CVSS_METHODS.has(name)
 }
 
 /** Worst first: severity, then score, then ID and package for a stable order (code-unit order: fast, locale-free). */

@@ -22,6 +22,16 @@ describe('score and unknown rules', () => {
     expect(evaluate(body('Low', 9), policy({ gate: 'critical', failOnScore: 9 })).passed).toBe(false)
   })
 
+  it('compares only CVSS scores: the store\'s MethodTypeID 1, 2 and 4, or a CVSS MethodType name', () => {
+    const rated = (rating: Record<string, unknown>) => ({ Digest: SAMPLE_DIGEST, Packages: [{ Name: 'a', Version: '1', Vulnerabilities: [{ CVEID: 'CVE-1', Ratings: [{ Severity: 'Low', Score: 9.5, ...rating }] }] }] })
+    const blocks = (rating: Record<string, unknown>) => !evaluate(rated(rating), policy({ gate: 'critical', failOnScore: 9 })).passed
+    expect([1, 2, 4].map((MethodTypeID) => blocks({ MethodTypeID }))).toEqual([true, true, true])
+    expect([5, 6, 0, 3].map((MethodTypeID) => blocks({ MethodTypeID }))).toEqual([false, false, false, false])
+    expect(blocks({ MethodType: 'CVSSv31' })).toBe(true)
+    expect(blocks({ MethodType: 'other' })).toBe(false)
+    expect(blocks({})).toBe(true)
+  })
+
   it.each(['0', '7.5', '10'])('accepts score %s', (text) => expect(parseScore(text)).toBe(Number(text)))
   it.each(['-1', '10.5', 'high', ''])('refuses score %j', (text) => expect(() => parseScore(text)).toThrow(/from 0 to 10/))
 
