@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { credentialsFor, EXIT, filesOfTar, manifestFrom, parseChallenge, parseOciRef, scanStateOf, UsageError } from '../policy.ts'
-import { SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles } from './support/gate.ts'
 import { imageVulnerabilityScan, NAMESPACE, startKubernetes, type KubernetesApi, type ScanSpec } from './support/kubernetes.ts'
@@ -18,16 +18,7 @@ const GRYPE = fixture('grype-presenter-image.cdx.json')
 /** What imgpkg puts beside the scan's files. */
 const IMGPKG = { '.imgpkg/images.yml': 'apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages: []\n' }
 
-/** A small CycloneDX that names the image it scanned (as Trivy's RepoDigest property does). */
-function namedBom(digest: string, severity: string): string {
-  return JSON.stringify({
-    bomFormat: 'CycloneDX',
-    specVersion: '1.5',
-    metadata: { component: { 'bom-ref': 'image', type: 'container', name: 'app', properties: [{ name: 'aquasecurity:trivy:RepoDigest', value: `registry.example.com/app@${digest}` }] } },
-    components: [{ 'bom-ref': 'pkg:deb/openssl', name: 'openssl', version: '3.0.2' }],
-    vulnerabilities: [{ id: 'CVE-2024-9999', ratings: [{ severity }], affects: [{ ref: 'pkg:deb/openssl' }], recommendation: 'Upgrade openssl to version 3.0.15' }],
-  })
-}
+const namedBom = cycloneDxOf
 
 describe.skipIf(missing.length > 0)('--scan-result against a real registry', () => {
   let basic: Registry

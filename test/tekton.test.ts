@@ -4,12 +4,14 @@
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { buildJsonReport, DEFAULT_CA_PATH, ENVIRONMENT, EXIT, OPTIONS, parseDuration, tektonResults } from '../policy.ts'
 import { buildGateImage, dockerForTests, runContainer } from './support/container.ts'
 import { useStoreFixture } from './support/fixture.ts'
-import { cleanImageBody, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { cleanImageBody, cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { startKubernetes, type KubernetesApi } from './support/kubernetes.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
 import { answer, repeat, TEST_TOKEN, type Answer } from './support/simulator.ts'
 import { configText, loadManifests, loadTask, substitute, taskStepAsContainer } from './support/tekton.ts'
 
@@ -55,7 +57,7 @@ describe('config/task.yaml', () => {
     for (const variable of step.env ?? []) expect(known, `the gate does not read ${variable.name}`).toContain(variable.name)
     expect(step.env?.find((variable) => variable.name === 'ACCESS_TOKEN')).toEqual({
       name: 'ACCESS_TOKEN',
-      valueFrom: { secretKeyRef: { name: 'metadata-store-access-token', key: 'accessToken' } },
+      valueFrom: { secretKeyRef: { name: 'metadata-store-access-token', key: 'accessToken', optional: true } },
     })
   })
 
@@ -135,6 +137,7 @@ describe('Tekton substitution (test support)', () => {
 })
 
 const hasDocker = await dockerForTests()
+const missingTools = await missingRegistryTools()
 
 describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
   const fixture = useStoreFixture()
@@ -198,6 +201,58 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     const skipped = await runStep([answer.image(sampleImageBody())], { gate: 'none' })
     expect(skipped.run.code).toBe(EXIT.PASS)
     expect(skipped.results.verdict).toBe('skipped')
+  })
+})
+
+describe.skipIf(!hasDocker || missingTools.length > 0)('the Task with scan-result auto, in the built image, as a pod runs it', () => {
+  const fixture = useStoreFixture()
+  let image: string
+  let registry: Registry
+  let kubernetes: KubernetesApi | undefined
+  let bundle = ''
+
+  beforeAll(async () => {
+    image = (await buildGateImage()).tag
+    registry = await startRegistry('basic')
+    const { digest } = await registry.push('project/app-dev-team-scan-results', 'workload-uid', { layers: [{ files: { 'scan.cdx.json': cycloneDxOf(SAMPLE_DIGEST) } }] })
+    bundle = `${registry.host}/project/app-dev-team-scan-results@${digest}`
+  }, 300_000)
+
+  afterAll(async () => {
+    await kubernetes?.close()
+    await registry?.close()
+  })
+
+  it('reads the scan the ImageVulnerabilityScan published, with the registry credentials and CA the Task mounts, and no store secret at all', async () => {
+    kubernetes = await startKubernetes(fixture.tls, [[{ name: 'app-trivy-scan-x7k2p', digest: SAMPLE_DIGEST, succeeded: { status: 'True' }, scanResult: bundle }]])
+    const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
+    const container = taskStepAsContainer(task, {
+      image,
+      params: { image: SAMPLE_IMAGE, 'scan-result': 'auto', 'scan-selector': 'carto.run/workload-name=app', 'registry-ca-file': '/etc/amr-policy-gate-registry-ca/ca.crt', 'wait-timeout': '30s' },
+      secrets: { 'registry-credentials': { '.dockerconfigjson': JSON.stringify({ auths: { [registry.host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }) } },
+      configMaps: { 'amr-policy-gate-registry-ca': { 'ca.crt': registry.tls.caCert } },
+      resultsDir,
+      // The real path, not POLICY_SERVICE_ACCOUNT_DIR: the service account is mounted where Kubernetes mounts it.
+      pod: { env: { KUBERNETES_SERVICE_HOST: kubernetes.env.KUBERNETES_SERVICE_HOST!, KUBERNETES_SERVICE_PORT: kubernetes.env.KUBERNETES_SERVICE_PORT! }, serviceAccountDir: kubernetes.serviceAccountDir },
+    })
+    const run = await runContainer(image, container)
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain(`reading the scan results ${bundle}`)
+    expect(kubernetes.listed).toEqual([`?labelSelector=${encodeURIComponent('carto.run/workload-name=app')}`])
+    const results = Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')]))
+    expect(results).toMatchObject({ verdict: 'fail', critical: '1', blocking: 'CVE-2024-9999' })
+  }, 120_000)
+})
+
+describe('config/developer-namespace/scan-reader.yaml', () => {
+  const [role, binding] = loadManifests('developer-namespace/scan-reader.yaml')
+
+  it('lets the TaskRun\'s service account get, list and watch ImageVulnerabilityScans, and nothing else', () => {
+    expect(role).toMatchObject({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' })
+    expect(role!.rules).toEqual([{ apiGroups: ['app-scanning.apps.tanzu.vmware.com'], resources: ['imagevulnerabilityscans'], verbs: ['get', 'list', 'watch'] }])
+    expect(binding).toMatchObject({ kind: 'RoleBinding', roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role!.metadata.name } })
+    const [runTemplate] = loadManifests('cartographer.yaml').filter((manifest) => manifest.kind === 'ClusterRunTemplate')
+    expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: runTemplate!.spec.template.spec.serviceAccountName }])
   })
 })
 

@@ -69,3 +69,14 @@ exemptions:
     'not-yaml.yaml': `exemptions: [\n`,
   }
 }
+
+/** A small CycloneDX that names the image it scanned (as Trivy's RepoDigest property does): one CVE of openssl, fixed in 3.0.15. */
+export function cycloneDxOf(digest: string, severity = 'critical'): string {
+  return JSON.stringify({
+    bomFormat: 'CycloneDX',
+    specVersion: '1.5',
+    metadata: { component: { 'bom-ref': 'image', type: 'container', name: 'app', properties: [{ name: 'aquasecurity:trivy:RepoDigest', value: `registry.example.com/app@${digest}` }] } },
+    components: [{ 'bom-ref': 'pkg:deb/openssl', name: 'openssl', version: '3.0.2' }],
+    vulnerabilities: [{ id: 'CVE-2024-9999', ratings: [{ severity }], affects: [{ ref: 'pkg:deb/openssl' }], recommendation: 'Upgrade openssl to version 3.0.15' }],
+  })
+}

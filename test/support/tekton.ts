@@ -12,7 +12,7 @@ const CONFIG = new URL('../../config/', import.meta.url)
 
 // The parts of the Tekton v1 and Cartographer schemas the tests read.
 export interface Param { name: string; type?: string; default?: string; description?: string }
-export interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }
+export interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }
 export interface Step {
   name: string
   image: string
@@ -32,7 +32,7 @@ export interface Task {
   spec: {
     params: Param[]
     results: Array<{ name: string; description?: string }>
-    volumes: Array<{ name: string; secret?: { secretName: string }; configMap?: { name: string; optional?: boolean } }>
+    volumes: Array<{ name: string; secret?: { secretName: string; optional?: boolean; items?: Array<{ key: string; path: string }> }; configMap?: { name: string; optional?: boolean } }>
     steps: Step[]
   }
 }
@@ -71,30 +71,38 @@ export function substitute(text: string, task: Task, params: Record<string, stri
 /** The container Tekton would run for the Task's step, with `image` instead of the placeholder. */
 export function taskStepAsContainer(
   task: Task,
-  run: { image: string; params: Record<string, string>; secrets: Record<string, Record<string, string>>; configMaps?: Record<string, Record<string, string>>; resultsDir: string },
+  run: {
+    image: string
+    params: Record<string, string>
+    secrets: Record<string, Record<string, string>>
+    configMaps?: Record<string, Record<string, string>>
+    resultsDir: string
+    /** What the kubelet gives every pod: the API's address and the service account's token, ca.crt and namespace. */
+    pod?: { env: Record<string, string>; serviceAccountDir: string }
+  },
 ): ContainerRun {
   const [step] = task.spec.steps
   if (!step) throw new Error('the Task has no step')
-  const secretKey = (name: string, key: string) => {
-    const value = run.secrets[name]?.[key]
-    if (value === undefined) throw new Error(`secret ${name} has no key ${key}`)
-    return value
+  const env: Record<string, string> = { ...run.pod?.env }
+  for (const variable of step.env ?? []) {
+    const ref = variable.valueFrom?.secretKeyRef
+    const value = ref ? run.secrets[ref.name]?.[ref.key] : substitute(variable.value ?? '', task, run.params)
+    if (value === undefined && !ref?.optional) throw new Error(`secret ${ref?.name} has no key ${ref?.key}`)
+    if (value !== undefined) env[variable.name] = value
   }
-  const env = Object.fromEntries(
-    (step.env ?? []).map((variable) => {
-      const ref = variable.valueFrom?.secretKeyRef
-      return [variable.name, ref ? secretKey(ref.name, ref.key) : substitute(variable.value ?? '', task, run.params)]
-    }),
-  )
   const files: Record<string, string> = {}
   for (const mount of step.volumeMounts ?? []) {
     const volume = task.spec.volumes.find((candidate) => candidate.name === mount.name)
     const data = volume?.secret ? run.secrets[volume.secret.secretName] : volume?.configMap ? run.configMaps?.[volume.configMap.name] : undefined
-    if (!data && !volume?.configMap?.optional) throw new Error(`volume ${mount.name} has no secret or ConfigMap in this run`)
+    if (!data && !(volume?.configMap?.optional || volume?.secret?.optional)) throw new Error(`volume ${mount.name} has no secret or ConfigMap in this run`)
     const folder = mkdtempSync(join(tmpdir(), 'policy-gate-volume-'))
-    for (const [key, value] of Object.entries(data ?? {})) writeFileSync(join(folder, key), value)
+    // A volume's items choose keys and name their files; without items every key is a file of its name.
+    const items = volume?.secret?.items ?? Object.keys(data ?? {}).map((key) => ({ key, path: key }))
+    for (const { key, path } of items) if (data?.[key] !== undefined) writeFileSync(join(folder, path), data[key])
     files[folder] = mount.mountPath
   }
+  // Kubernetes mounts the service account's folder into every container (automountServiceAccountToken).
+  if (run.pod) files[run.pod.serviceAccountDir] = '/var/run/secrets/kubernetes.io/serviceaccount'
   const security = step.securityContext ?? {}
   return {
     entrypoint: step.command ?? [],
