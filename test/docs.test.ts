@@ -2,7 +2,7 @@
 // generates from OPTIONS, ENVIRONMENT and EXIT_CODES, row by row.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { renderExitCodeTable, renderOptionsTable } from '../policy.ts'
+import { NO_VERDICT_CODES, renderExitCodeTable, renderOptionsTable } from '../policy.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8').split('\n')
 
@@ -20,5 +20,11 @@ describe('README', () => {
     ['exit codes', renderExitCodeTable()],
   ])('holds the %s table the code generates, row by row', (_name, generated) => {
     expect(tableAt(generated[0]!)).toEqual(generated)
+  })
+
+  it('lists every error code of the JSON document, and no other', () => {
+    const row = readme.find((line) => line.startsWith('| `error` |')) ?? ''
+    const listed = [...row.split('is one of')[1]!.matchAll(/`(\w+)`/g)].map((match) => match[1])
+    expect(listed).toEqual([...NO_VERDICT_CODES])
   })
 })
