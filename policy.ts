@@ -7,13 +7,11 @@
  * TLS failure, malformed answer) it says why and exits 3: it never passes by accident.
  * It replaces the curl + jq script of the TAP documentation; see README.md.
  */
-import { createHash } from 'node:crypto'
 import { accessSync, closeSync, constants as fsConstants, createReadStream, existsSync, fstatSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { getHeapStatistics } from 'node:v8'
-import { gunzipSync, zstdDecompressSync } from 'node:zlib'
 
 declare const __VERSION__: string // replaced by build.mjs with package.json's version
 export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev'
@@ -806,7 +804,8 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
   const components = new Map<string, { name: string; version: string }>()
   const rawComponents = listAt(SCAN_DOCUMENT, bom, 'components', '')
   for (let c = 0; c < rawComponents.length; c++) {
-    const component = objectAt(SCAN_DOCUMENT, rawComponents[c], `components[${c}]`)
+    const component = rawComponents[c]
+    if (!isObject(component)) throw notAnObject(SCAN_DOCUMENT, component, `components[${c}]`)
     if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
   }
   const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
@@ -819,9 +818,11 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
     else if (Array.isArray(vulnerability.affects)) hasFixData = vulnerability.affects.some((affect) => isObject(affect) && unaffectedRanges(affect) !== undefined)
   }
   const withoutFix = hasFixData ? NOT_FIXED : UNKNOWN_FIX
+  // The hot loop of a 50 MB scan: plain loops, and error paths (with their strings) built only when something is wrong.
   for (let v = 0; v < vulnerabilities.length; v++) {
-    const vulnerability = objectAt(SCAN_DOCUMENT, vulnerabilities[v], `vulnerabilities[${v}]`)
-    const ratings = listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
+    const vulnerability = vulnerabilities[v]
+    if (!isObject(vulnerability)) throw notAnObject(SCAN_DOCUMENT, vulnerability, `vulnerabilities[${v}]`)
+    const ratings = Array.isArray(vulnerability.ratings) ? vulnerability.ratings : listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
     let severity: Severity = 'unknown'
     let score: number | null = null
     for (let r = 0; r < ratings.length; r++) {
@@ -836,14 +837,15 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
     const recommended = fixFromRecommendation(vulnerability.recommendation)
-    const affects = listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
+    const recommendedFix: FixState | undefined = recommended === undefined ? undefined : { state: 'fixed', version: recommended }
+    const affects = Array.isArray(vulnerability.affects) ? vulnerability.affects : listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
     for (let a = 0; a < affects.length; a++) {
       const affect = affects[a]
       if (!isObject(affect)) throw notAnObject(SCAN_DOCUMENT, affect, `vulnerabilities[${v}].affects[${a}]`)
       const ref = textOf(affect.ref)
       const component = components.get(ref)
-      const fixedIn = recommended ?? unaffectedRanges(affect)
-      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', fixedIn === undefined ? withoutFix : { state: 'fixed', version: fixedIn })
+      const ranges = recommendedFix ? undefined : unaffectedRanges(affect)
+      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', recommendedFix ?? (ranges === undefined ? withoutFix : { state: 'fixed', version: ranges }))
     }
   }
   return hasFixData
@@ -1262,8 +1264,8 @@ function createJudge(policy: Policy) {
   const evaluation = (hasFixData: boolean): Evaluation => {
     const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
     for (const severity of worstById.values()) counts[severity]++
-    blocking.sort(compareFindings)
-    suppressed.sort(compareFindings)
+    worstFirst(blocking)
+    worstFirst(suppressed)
     // "Within EXPIRY_WARNING_DAYS" counts whole days: an entry expiring on the last of them is warned about.
     const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_DAYS * 86_400_000).toISOString().slice(0, 10))!
     return {
@@ -1337,6 +1339,37 @@ function compareFindings(a: Finding, b: Finding): number {
     compareText(a.package, b.package) ||
     compareText(a.version, b.version)
   )
+}
+
+/**
+ * Sorts in place, worst first as compareFindings orders them. Nothing shows more than MAX_REPORTED_FINDINGS,
+ * so past that only severity and score are ordered: findings are grouped by both, and only the groups that
+ * reach into the shown part are ordered by ID and package; later groups keep the document's order. A
+ * report of 50,000 blocking findings is then not sorted by string comparison as a whole.
+ */
+function worstFirst<T extends Finding>(findings: T[]): void {
+  if (findings.length <= MAX_REPORTED_FINDINGS) {
+    findings.sort(compareFindings)
+    return
+  }
+  const groups = new Map<Severity, Map<number, T[]>>()
+  for (const finding of findings) {
+    let byScore = groups.get(finding.severity)
+    if (!byScore) groups.set(finding.severity, (byScore = new Map()))
+    const score = finding.score ?? -1
+    const group = byScore.get(score)
+    if (group) group.push(finding)
+    else byScore.set(score, [finding])
+  }
+  let placed = 0
+  for (const severity of [...groups.keys()].sort((a, b) => SEVERITY_RANK[b] - SEVERITY_RANK[a])) {
+    const byScore = groups.get(severity)!
+    for (const score of [...byScore.keys()].sort((a, b) => b - a)) {
+      const group = byScore.get(score)!
+      if (placed < MAX_REPORTED_FINDINGS) group.sort(compareFindings)
+      for (const finding of group) findings[placed++] = finding
+    }
+  }
 }
 
 function compareText(a: string, b: string): number {
@@ -2534,7 +2567,21 @@ export interface RegistryAccess extends Endpoint, Timing {
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 const MAX_REDIRECTS = 5
-const sha256Of = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+/** Hashing and unpacking, loaded with the first scan result: no other run pays for them at start-up. */
+interface Codecs {
+  readonly sha256: (bytes: Buffer) => string
+  readonly gunzip: (bytes: Buffer, maxOutputLength: number) => Buffer
+  readonly zstd: (bytes: Buffer, maxOutputLength: number) => Buffer
+}
+
+async function loadCodecs(): Promise<Codecs> {
+  const [{ createHash }, zlib] = await Promise.all([import('node:crypto'), import('node:zlib')])
+  return {
+    sha256: (bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+    gunzip: (bytes, maxOutputLength) => zlib.gunzipSync(bytes, { maxOutputLength }),
+    zstd: (bytes, maxOutputLength) => zlib.zstdDecompressSync(bytes, { maxOutputLength }),
+  }
+}
 
 /** What a registry's answer means: the body, a wait (429, 5xx), or the end of the run with what to fix. */
 export function classifyRegistryResponse(response: RawResponse, what: string, ref: OciRef, credentials: string | undefined, now: number): Step<RawResponse> {
@@ -2562,18 +2609,18 @@ export function classifyRegistryResponse(response: RawResponse, what: string, re
 }
 
 /** The digest of `bytes` must be what the reference or manifest promised; anything else was changed on the way or at rest. */
-function verifyDigest(bytes: Buffer, expected: string, what: string): void {
-  const actual = sha256Of(bytes)
+function verifyDigest(codecs: Codecs, bytes: Buffer, expected: string, what: string): void {
+  const actual = codecs.sha256(bytes)
   if (actual !== expected) throw new NoVerdictError('DIGEST_MISMATCH', `${what} has digest ${actual}, not ${expected}: the registry or something between served other bytes than promised`)
 }
 
 /** A layer's files: a tar (plain, gzip or zstd, told by its first bytes), or one file named by its title. */
-function filesOfLayer(blob: Buffer, layer: Descriptor, maxBytes: number): BundleFile[] {
+function filesOfLayer(codecs: Codecs, blob: Buffer, layer: Descriptor, maxBytes: number): BundleFile[] {
   const what = `layer ${layer.digest}`
   let tar: Buffer
   try {
-    if (blob[0] === 0x1f && blob[1] === 0x8b) tar = gunzipSync(blob, { maxOutputLength: maxBytes })
-    else if (blob.readUInt32LE(0) === 0xfd2fb528) tar = zstdDecompressSync(blob, { maxOutputLength: maxBytes })
+    if (blob[0] === 0x1f && blob[1] === 0x8b) tar = codecs.gunzip(blob, maxBytes)
+    else if (blob.length >= 4 && blob.readUInt32LE(0) === 0xfd2fb528) tar = codecs.zstd(blob, maxBytes)
     else tar = blob
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bodyTooLarge(`${what}, unpacked,`, maxBytes)()
@@ -2615,6 +2662,7 @@ function scanFilesOf(files: readonly BundleFile[], ref: OciRef, available: () =>
  * whether to send Basic credentials or fetch a bearer token for them. Credentials and tokens join `secrets`.
  */
 export async function readScanResult(ref: OciRef, access: RegistryAccess, client: HttpClient, deps: Omit<WaitDeps, 'fetch'>, maxBytes: number, secrets: string[]): Promise<ScanFiles> {
+  const codecs = await loadCodecs()
   const credentials = access.dockerConfig ? credentialsFor(access.dockerConfig.document, ref.registry, access.dockerConfig.origin) : undefined
   if (credentials) secrets.push(credentials.password, Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'))
   const credentialsOrigin = credentials ? access.dockerConfig!.origin : undefined
@@ -2696,7 +2744,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
   const readManifest = async (reference: string, expected: string | undefined, what: string) => {
     const response = await get(`/v2/${ref.repository}/manifests/${reference}`, ACCEPT_MANIFESTS, what, manifestLimits)
     const promised = expected ?? (typeof response.headers['docker-content-digest'] === 'string' ? response.headers['docker-content-digest'].trim().toLowerCase() : undefined)
-    if (promised) verifyDigest(response.body, promised, what)
+    if (promised) verifyDigest(codecs, response.body, promised, what)
     const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`)
     return manifestFrom(document, String(response.headers['content-type'] ?? ''), what)
   }
@@ -2714,8 +2762,8 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     const what = `layer ${layer.digest} of ${ref.reference}`
     const limits: BodyLimits = { maxBytes: layer.size, tooLarge: () => new NoVerdictError('DIGEST_MISMATCH', `${what} is larger than the ${layer.size} bytes its manifest says`) }
     const blob = await get(`/v2/${ref.repository}/blobs/${layer.digest}`, '*/*', what, limits)
-    verifyDigest(blob.body, layer.digest, what)
-    files.push(...deps.blocking(() => filesOfLayer(blob.body, layer, maxBytes)))
+    verifyDigest(codecs, blob.body, layer.digest, what)
+    files.push(...deps.blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes)))
   }
   return deps.blocking(() => scanFilesOf(files, ref, availableMemory))
 }
@@ -3108,11 +3156,14 @@ function judge(config: Config, image: ImageRef, document: unknown, exemptions: r
 function emit(config: Config, run: Run, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
   const { gate, mode, resultsDir, report } = config
   const image = run.image ?? null
-  let jsonReport = buildJsonReport({ image, gate, mode }, outcome)
+  let decision = decideExit(outcome, mode)
+  // Built only when something reads it: a text run of 50,000 findings need not copy 5,000 of them.
+  let built: JsonReport | undefined
+  const jsonReport = () => (built ??= buildJsonReport({ image, gate, mode }, outcome, decision))
   if (resultsDir) {
     try {
       // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
-      const results = Object.entries(tektonResults(jsonReport))
+      const results = Object.entries(tektonResults(jsonReport()))
       const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
       files.writeAll(ordered.map(([name, content]) => [join(resultsDir, name), redact(content, output.secrets)] as const))
     } catch (error) {
@@ -3121,22 +3172,24 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
         files.remove(join(resultsDir, 'verdict')) // no stale verdict of an earlier run
       } catch {}
       output.say(`no verdict: ${message}`)
-      jsonReport = buildJsonReport({ image, gate, mode }, { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } })
+      const unrecorded = { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } }
+      decision = decideExit(unrecorded, mode)
+      built = buildJsonReport({ image, gate, mode }, unrecorded, decision)
     }
   }
   if (report) {
     try {
-      files.writeAll([[report.path, redact(renderReport(jsonReport, report.format), output.secrets)]])
+      files.writeAll([[report.path, redact(renderReport(jsonReport(), report.format), output.secrets)]])
     } catch (error) {
       output.say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
     }
   }
-  if (config.format === 'json') output.stdout(toJson(jsonReport))
+  if (config.format === 'json') output.stdout(toJson(jsonReport()))
   else if (summary) output.stdout(summary)
-  if (jsonReport.exitCode !== jsonReport.enforcedExitCode) {
-    output.say(`AUDIT: the gate would have failed here (exit ${jsonReport.enforcedExitCode}, ${jsonReport.verdict === 'fail' ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
+  if (decision.exitCode !== decision.enforcedExitCode) {
+    output.say(`AUDIT: the gate would have failed here (exit ${decision.enforcedExitCode}, ${decision.enforcedExitCode === EXIT.VIOLATION ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
   }
-  return jsonReport.exitCode
+  return decision.exitCode
 }
 
 /** A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug. */
