@@ -2209,6 +2209,8 @@ export interface Attempts<T> {
   /** A 404 means "not yet" (wait) or, for optional things, "absent" (undefined). */
   readonly onNotFound: 'wait' | 'absent'
   readonly attempt: (signal: AbortSignal) => Promise<Step<T>>
+  /** For a request that waits on purpose (a watch): what it last heard, said instead of "no answer" when time runs out. */
+  readonly heard?: () => string
 }
 
 /** Who answers and how long the run may wait for it. */
@@ -2235,7 +2237,7 @@ export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, 
       step = await attempts.attempt(requestSignal)
     } catch (error) {
       if (deps.signal.aborted) throw deps.signal.reason
-      step = requestSignal.aborted ? { kind: 'retry', reason: `no answer within ${formatDuration(requestMs)}`, backoff: true } : classifyError(error, peer)
+      step = requestSignal.aborted ? { kind: 'retry', reason: attempts.heard?.() || `no answer within ${formatDuration(requestMs)}`, backoff: true } : classifyError(error, peer)
     }
     if (step.kind === 'accepted') {
       if (attempt > 1 || attempts.onNotFound === 'wait') deps.progress(`found ${attempts.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
@@ -2438,6 +2440,12 @@ export interface Endpoint {
 export interface HttpClient {
   /** One GET, its body read within `limits`; redirects are not followed (the caller decides where credentials go). */
   readonly get: (url: URL, headers: Readonly<Record<string, string>>, signal: AbortSignal, limits: BodyLimits) => Promise<RawResponse>
+  /**
+   * One GET whose 200 body is a stream of lines (a Kubernetes watch): each line goes to `onLine` as it
+   * arrives, until it returns false, the server ends the stream, or the signal aborts. A line longer than
+   * `limits.maxBytes` ends it with limits.tooLarge(). Another status comes back with its body, as from get.
+   */
+  readonly lines: (url: URL, headers: Readonly<Record<string, string>>, signal: AbortSignal, limits: BodyLimits, onLine: (line: string) => boolean) => Promise<RawResponse>
   readonly close: () => Promise<void>
 }
 
@@ -2457,6 +2465,31 @@ async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> {
       }
       return abortable(exchange(), signal)
     },
+    lines(url, headers, signal, limits, onLine) {
+      const exchange = async (): Promise<RawResponse> => {
+        const response = await request(url, { dispatcher, method: 'GET', headers, signal })
+        if (response.statusCode !== 200) return { status: response.statusCode, headers: response.headers, body: await readBytes(response.body, limits) }
+        const decoder = new TextDecoder()
+        let pending = ''
+        try {
+          for await (const chunk of response.body) {
+            pending += decoder.decode(chunk as Buffer, { stream: true })
+            for (let end = pending.indexOf('\n'); end !== -1; end = pending.indexOf('\n')) {
+              const line = pending.slice(0, end)
+              pending = pending.slice(end + 1)
+              if (line.trim() && !onLine(line)) return { status: 200, headers: response.headers, body: Buffer.alloc(0) }
+            }
+            if (pending.length > limits.maxBytes) throw limits.tooLarge()
+          }
+          pending += decoder.decode()
+          if (pending.trim()) onLine(pending)
+          return { status: 200, headers: response.headers, body: Buffer.alloc(0) }
+        } finally {
+          response.body.destroy()
+        }
+      }
+      return abortable(exchange(), signal)
+    },
     /** Destroyed, not closed: a request still hanging (a proxy that never answers) must not hold the process. */
     close: () => dispatcher.destroy(),
   }
@@ -2467,17 +2500,20 @@ async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> {
  * a server or ingress that echoes the Authorization header cannot put the token in any output.
  */
 function bearerFetch(client: HttpClient, api: Pick<StoreSettings, 'token'>, maxBodyBytes: number): WaitDeps['fetch'] {
-  const headers = { authorization: `Bearer ${api.token}`, accept: 'application/json' }
-  const secrets = [api.token]
+  const headers = bearerHeaders(api.token)
   const limits: BodyLimits = { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge('the answer', maxBodyBytes), json: { what: 'the answer', available: availableMemory } }
-  return async (url, signal) => {
-    const response = await client.get(url, headers, signal, limits)
-    const location = response.headers.location
-    return {
-      status: response.status,
-      headers: { ...response.headers, ...(location ? { location: redact(String(location), secrets) } : {}) },
-      body: redact(decodeBody(response.body, limits), secrets),
-    }
+  return async (url, signal) => redactedAnswer(await client.get(url, headers, signal, limits), api.token, limits)
+}
+
+const bearerHeaders = (token: string) => ({ authorization: `Bearer ${token}`, accept: 'application/json' })
+
+/** An answer as text, its body and Location redacted of the token. */
+function redactedAnswer(response: RawResponse, token: string, limits: BodyLimits): StoreResponse {
+  const location = response.headers.location
+  return {
+    status: response.status,
+    headers: { ...response.headers, ...(location ? { location: redact(String(location), [token]) } : {}) },
+    body: redact(decodeBody(response.body, limits), [token]),
   }
 }
 
@@ -2931,28 +2967,102 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
   return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions }
 }
 
-/** The image's ImageVulnerabilityScans as the pod's service account lists them: one request each time, its meaning. */
+/** What one look at the image's scans found: its state, or what the answer means for the wait. */
+type ScanLook = Exclude<PollOutcome, { kind: 'done' }> | { readonly kind: 'state'; readonly state: ScanState }
+
+/** The image's ImageVulnerabilityScans as the pod's service account sees them. */
 interface ScanList {
   readonly namespace: string
   readonly peer: Peer & Timing
-  readonly check: (signal: AbortSignal) => Promise<Exclude<PollOutcome, { kind: 'done' }> | { readonly kind: 'state'; readonly state: ScanState }>
+  /** One list. */
+  readonly check: (signal: AbortSignal) => Promise<ScanLook>
+  /**
+   * Lists, then watches from the list's resourceVersion: resolves as soon as the image's scan has
+   * succeeded or failed, or when the watch ends (a retry: the next call watches on, or lists again after
+   * 410 Gone). `onChange` hears each other state.
+   */
+  readonly follow: (signal: AbortSignal, onChange: (state: ScanState) => void) => Promise<ScanLook>
 }
+
+/** The server ends each watch after this long, before undici's 60 s idle limit would. */
+const WATCH_SECONDS = 45
+
+const isSettled = (state: ScanState) => state.kind === 'succeeded' || state.kind === 'failed'
 
 async function openScanList(digest: string, selector: string | undefined, timing: Timing & { readonly proxied: boolean }, config: Config, run: Run, output: Output, io: Io): Promise<ScanList> {
   const api = await kubernetesApi(io, timing, run.deadline)
   output.secrets.push(api.token)
-  const query = selector ? `?labelSelector=${encodeURIComponent(selector)}` : ''
-  const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans${query}`, api.baseUrl)
-  const fetch = bearerFetch(await connect(run, io, api), api, config.maxBodyBytes)
+  const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans`, api.baseUrl)
+  if (selector) url.searchParams.set('labelSelector', selector)
+  const client = await connect(run, io, api)
+  const fetch = bearerFetch(client, api, config.maxBodyBytes)
+  const list = async (signal: AbortSignal) => {
+    const response = await fetch(url, signal)
+    return io.blocking(() => {
+      const classified = classifyKubernetesResponse(response, api.namespace, io.now())
+      return classified.kind === 'done' ? { kind: 'listed' as const, document: classified.document, state: scanStateOf(classified.document, digest) } : classified
+    })
+  }
+  // What the watch knows between calls: the scans by name, and where to watch from.
+  let scans: Map<string, unknown> | undefined
+  let resourceVersion = ''
+  const versionOf = (object: unknown) => (isObject(object) && isObject(object.metadata) ? textOf(object.metadata.resourceVersion) : '')
+  const nameOf = (object: unknown) => (isObject(object) && isObject(object.metadata) ? textOf(object.metadata.name) : '')
+  const lineLimits: BodyLimits = { maxBytes: MAX_CONFIG_FILE_BYTES, tooLarge: () => new NoVerdictError('MALFORMED_RESPONSE', `a watch event of the Kubernetes API is larger than ${MAX_CONFIG_FILE_BYTES / 1024} KiB`) }
   return {
     namespace: api.namespace,
     peer: { ...api, hints: { name: 'the Kubernetes API', tls: `the service account's ca.crt does not sign ${api.baseUrl.hostname}`, dns: 'KUBERNETES_SERVICE_HOST' } },
     async check(signal) {
-      const response = await fetch(url, signal)
-      return io.blocking(() => {
-        const classified = classifyKubernetesResponse(response, api.namespace, io.now())
-        return classified.kind === 'done' ? { kind: 'state' as const, state: scanStateOf(classified.document, digest) } : classified
+      const listed = await list(signal)
+      return listed.kind === 'listed' ? { kind: 'state', state: listed.state } : listed
+    },
+    async follow(signal, onChange) {
+      if (!scans || !resourceVersion) {
+        const listed = await list(signal)
+        if (listed.kind !== 'listed') return listed
+        scans = new Map((listed.document as { items: unknown[] }).items.map((item) => [nameOf(item), item]))
+        resourceVersion = versionOf(listed.document)
+        if (isSettled(listed.state) || !resourceVersion) return { kind: 'state', state: listed.state }
+        onChange(listed.state)
+      }
+      const watch = new URL(url)
+      watch.search = `${url.search ? `${url.search}&` : '?'}watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}&resourceVersion=${encodeURIComponent(resourceVersion)}`
+      let settled: ScanState | undefined
+      let gone = false
+      const response = await client.lines(watch, bearerHeaders(api.token), signal, lineLimits, (line) => {
+        let event: unknown
+        try {
+          event = JSON.parse(line)
+        } catch {
+          throw new NoVerdictError('MALFORMED_RESPONSE', `a watch event of the Kubernetes API is not JSON: "${firstLine(line, 80)}"`)
+        }
+        const type = isObject(event) ? event.type : undefined
+        const object = isObject(event) ? event.object : undefined
+        if (type === 'ERROR') {
+          gone = isObject(object) && object.code === 410
+          if (!gone) throw new NoVerdictError('KUBERNETES_ERROR', `the watch of ImageVulnerabilityScans failed: ${firstLine(textOf(isObject(object) ? object.message : '') || JSON.stringify(object ?? null), 160)}`)
+          return false
+        }
+        if (versionOf(object)) resourceVersion = versionOf(object)
+        if (type === 'DELETED') scans!.delete(nameOf(object))
+        else if (type === 'ADDED' || type === 'MODIFIED') scans!.set(nameOf(object), object)
+        else return true // BOOKMARK, or a type this version does not know
+        const state = scanStateOf({ items: [...scans!.values()] }, digest)
+        if (isSettled(state)) {
+          settled = state
+          return false
+        }
+        onChange(state)
+        return true
       })
+      if (response.status === 410) gone = true
+      else if (response.status !== 200) {
+        const classified = classifyKubernetesResponse(redactedAnswer(response, api.token, lineLimits), api.namespace, io.now())
+        if (classified.kind !== 'done') return classified
+      }
+      if (settled) return { kind: 'state', state: settled }
+      if (gone) scans = undefined
+      return { kind: 'retry', reason: gone ? 'the watch fell behind (410 Gone): listing again' : `the watch ended after ${WATCH_SECONDS}s: watching on`, backoff: false }
     },
   }
 }
@@ -2966,6 +3076,7 @@ async function followScan(image: ImageRef, source: ScanResultSource, config: Con
   run.phase = 'reading the service account'
   const scans = await openScanList(image.digest, config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
   run.phase = 'waiting for the scan'
+  let lastSaid = ''
   output.say(`following the ImageVulnerabilityScan of ${image.reference} in namespace ${scans.namespace}${config.scanSelector ? ` (${config.scanSelector})` : ''} (waiting up to ${formatDuration(config.timeoutMs)})`)
   const found = await retryUntil(
     {
@@ -2973,15 +3084,19 @@ async function followScan(image: ImageRef, source: ScanResultSource, config: Con
       timeoutHint: `See kubectl get imagevulnerabilityscans -n ${scans.namespace} -o wide`,
       onNotFound: 'wait',
       attempt: async (signal): Promise<Step<{ name: string; result: string }>> => {
-        const step = await scans.check(signal)
+        const step = await scans.follow(signal, (state) => {
+          const said = describeScan(state, image.digest)
+          if (said !== lastSaid) deps.progress((lastSaid = said))
+        })
         if (step.kind !== 'state') return step
         const { state } = step
         if (state.kind === 'succeeded') return { kind: 'accepted', value: state }
         if (state.kind === 'failed') {
           return { kind: 'fail', error: new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${image.digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${scans.namespace}`) }
         }
-        return { kind: 'retry', reason: state.kind === 'none' ? `no ImageVulnerabilityScan of ${image.digest} yet` : `scan ${state.name}: ${state.detail}`, backoff: false }
+        return { kind: 'retry', reason: describeScan(state, image.digest), backoff: false }
       },
+      heard: () => lastSaid,
     },
     scans.peer,
     deps,
@@ -2991,6 +3106,11 @@ async function followScan(image: ImageRef, source: ScanResultSource, config: Con
   } catch (error) {
     throw new NoVerdictError('MALFORMED_RESPONSE', (error as Error).message.split(': use ')[0]!)
   }
+}
+
+/** A scan that is not done yet, in a progress line. */
+function describeScan(state: ScanState, digest: string): string {
+  return state.kind === 'none' ? `no ImageVulnerabilityScan of ${digest} yet` : state.kind === 'running' ? `scan ${state.name}: ${state.detail}` : `scan ${state.name}: ${state.kind}`
 }
 
 /** What the image's scan is doing, for the store's "not yet" lines; it gives up quietly after one failure to list scans. */

@@ -66,6 +66,9 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
           const { status, headers, body } = answers[Math.min(served++, answers.length - 1)]!
           return { status, headers, body: Buffer.from(body) }
         },
+        lines: async () => {
+          throw new Error('these runs read the store only')
+        },
         close: async () => undefined,
       }
     },

@@ -7,7 +7,7 @@ import { credentialsFor, EXIT, filesOfTar, manifestFrom, parseChallenge, parseOc
 import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles } from './support/gate.ts'
-import { imageVulnerabilityScan, NAMESPACE, startKubernetes, type KubernetesApi, type ScanSpec } from './support/kubernetes.ts'
+import { imageVulnerabilityScan, NAMESPACE, startKubernetes, type KubernetesApi, type KubernetesOptions, type ScanSpec } from './support/kubernetes.ts'
 import { answer, repeat } from './support/simulator.ts'
 import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, tarOf, type Registry } from './support/registry.ts'
 
@@ -179,7 +179,7 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   let kubernetes: KubernetesApi | undefined
   const running = (name: string): ScanSpec => ({ name, digest: SAMPLE_DIGEST })
   const succeeded = (name: string, at = '2026-11-28T12:00:00Z'): ScanSpec => ({ name, digest: SAMPLE_DIGEST, succeeded: { status: 'True', reason: 'Succeeded', at }, scanResult: bundle })
-  const gate = async (states: ReadonlyArray<readonly ScanSpec[]>, args: string[] = [], env: Record<string, string> = {}, options: { deny?: boolean } = {}) => {
+  const gate = async (states: ReadonlyArray<readonly ScanSpec[]>, args: string[] = [], env: Record<string, string> = {}, options: KubernetesOptions = {}) => {
     kubernetes = await startKubernetes(store.tls, states, options)
     return runGate([...args, SAMPLE_IMAGE], { env: { GATE: 'high', POLICY_SCAN_RESULT: 'auto', POLICY_REGISTRY_CONFIG: files['config.json']!, POLICY_REGISTRY_CA_CERT: files['ca.crt']!, POLICY_POLL_INTERVAL: '100ms', ...kubernetes.env, ...env } })
   }
@@ -201,15 +201,18 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   })
 
   it('waits while there is no scan and while it runs, then evaluates the results it published', async () => {
-    const run = await gate([[], [running('app-trivy-scan-x7k2p')], [succeeded('app-trivy-scan-x7k2p')]], ['--scan-selector', 'carto.run/workload-name=app'])
+    // A poll interval far longer than the test: only the watch can bring the change in time.
+    const run = await gate([[], [running('app-trivy-scan-x7k2p')], [succeeded('app-trivy-scan-x7k2p')]], ['--scan-selector', 'carto.run/workload-name=app'], { POLICY_POLL_INTERVAL: '10m' })
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain(`following the ImageVulnerabilityScan of ${SAMPLE_IMAGE} in namespace ${NAMESPACE} (carto.run/workload-name=app)`)
     expect(run.stderr).toContain(`no ImageVulnerabilityScan of ${SAMPLE_DIGEST} yet`)
     expect(run.stderr).toContain('scan app-trivy-scan-x7k2p: no conditions yet')
     expect(run.stderr).toContain(`reading the scan results ${bundle}`)
     expect(run.stdout).toContain('CVE-2019-18224')
-    expect(kubernetes!.listed).toHaveLength(3)
+    // One list, then one watch from its resourceVersion that hears the scan change: no polling.
+    expect(kubernetes!.listed).toHaveLength(2)
     expect(kubernetes!.listed[0]).toBe(`?labelSelector=${encodeURIComponent('carto.run/workload-name=app')}`)
+    expect(kubernetes!.listed[1]).toMatch(/^\?labelSelector=carto.run%2Fworkload-name%3Dapp&watch=1&allowWatchBookmarks=true&timeoutSeconds=45&resourceVersion=\d+$/)
   })
 
   it('takes the newest scan of the image, whatever other images\' scans say', async () => {
@@ -218,6 +221,20 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
     const run = await gate([[older, otherImage, succeeded('app-trivy-scan-new')]])
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
     expect(run.stderr).not.toContain('failure')
+  })
+
+  it('lists again when the watch has fallen behind (410 Gone), and reads the scan that succeeded meanwhile', async () => {
+    const run = await gate([[running('app-trivy-scan-x7k2p')], [succeeded('app-trivy-scan-x7k2p')]], [], {}, { gone: true })
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain('the watch fell behind (410 Gone): listing again')
+    expect(kubernetes!.listed.filter((query) => !query.includes('watch=1'))).toHaveLength(2)
+  })
+
+  it('stops at once when the scan fails while it is watched, with its reason and message (exit 3)', async () => {
+    const failed: ScanSpec = { name: 'app-trivy-scan-x7k2p', digest: SAMPLE_DIGEST, succeeded: { status: 'False', reason: 'Failed', message: 'scan-task exited with 1' } }
+    const run = await gate([[running('app-trivy-scan-x7k2p')], [failed]], [], { POLICY_POLL_INTERVAL: '10m' })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain('failed (Failed: scan-task exited with 1)')
   })
 
   it('stops at once when the scan failed, with its reason and message (exit 3)', async () => {
@@ -232,7 +249,7 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   it('keeps its deadline when the conditions stay blank, and says what that may mean', async () => {
     const run = await gate([[running('app-trivy-scan-blank')]], ['--timeout', '2s'])
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toMatch(/timed out after 2s waiting for a finished scan of sha256:[0-9a-f]{64} in namespace dev-team/)
+    expect(run.stderr).toMatch(/timed out after 2s waiting for a finished scan of sha256:[0-9a-f]{64} in namespace dev-team \(1 requests; last: scan app-trivy-scan-blank: no conditions yet/)
     expect(run.stderr).toContain('if they stay blank, check that the installed Tekton is one Scan 2.0 supports')
   })
 

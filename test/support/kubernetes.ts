@@ -45,13 +45,34 @@ export interface KubernetesApi extends Simulator {
   readonly serviceAccountDir: string
   /** The environment a pod sees. */
   readonly env: Record<string, string>
+  /** The query of each list and watch request, in order. */
   readonly listed: string[]
 }
 
-/** Serves `states` in turn on each list (the last repeats); `deny` answers 403 as RBAC would. */
-export async function startKubernetes(tls: Tls, states: ReadonlyArray<readonly ScanSpec[]>, options: { deny?: boolean } = {}): Promise<KubernetesApi> {
+export interface KubernetesOptions {
+  /** Answer 403, as RBAC does for a service account without the Role. */
+  readonly deny?: boolean
+  /** The first watch answers an ERROR event 410 Gone (the resourceVersion is too old), as etcd compaction causes. */
+  readonly gone?: boolean
+  /** Time between the watch's events (default 100 ms). */
+  readonly stepMs?: number
+}
+
+/**
+ * The scans in `states`: a list answers the current state; a watch from it streams the later states in turn
+ * (every scan of each as ADDED or MODIFIED, with increasing resourceVersions, `stepMs` apart), then stays open
+ * until its timeoutSeconds, as the API server does.
+ */
+export async function startKubernetes(tls: Tls, states: ReadonlyArray<readonly ScanSpec[]>, options: KubernetesOptions = {}): Promise<KubernetesApi> {
   const listed: string[] = []
-  let served = 0
+  let current = 0
+  let version = 1000
+  let goneOnce = options.gone ?? false
+  const selected = (url: URL, scans: readonly ScanSpec[]) => {
+    const selector = (url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((term) => term.split('=') as [string, string])
+    return scans.map(imageVulnerabilityScan).filter((scan) => selector.every(([key, value]) => ((scan.metadata as { labels: Record<string, string> }).labels[key] ?? '') === value))
+  }
+  const encoder = new TextEncoder()
   const simulator = await startSimulator(
     [
       http.get('/apis/app-scanning.apps.tanzu.vmware.com/v1alpha1/namespaces/:namespace/imagevulnerabilityscans', ({ request, params }) => {
@@ -62,10 +83,38 @@ export async function startKubernetes(tls: Tls, states: ReadonlyArray<readonly S
           const message = `imagevulnerabilityscans.app-scanning.apps.tanzu.vmware.com is forbidden: User "system:serviceaccount:${params.namespace}:default" cannot list resource "imagevulnerabilityscans" in API group "app-scanning.apps.tanzu.vmware.com" in the namespace "${params.namespace}"`
           return HttpResponse.json({ kind: 'Status', status: 'Failure', message, reason: 'Forbidden', code: 403 }, { status: 403 })
         }
-        const selector = (url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((term) => term.split('=') as [string, string])
-        const scans = states[Math.min(served++, states.length - 1)]!.map(imageVulnerabilityScan)
-        const items = scans.filter((scan) => selector.every(([key, value]) => ((scan.metadata as { labels: Record<string, string> }).labels[key] ?? '') === value))
-        return HttpResponse.json({ apiVersion: 'app-scanning.apps.tanzu.vmware.com/v1alpha1', kind: 'ImageVulnerabilityScanList', metadata: { resourceVersion: String(1000 + served) }, items } as JsonBodyType)
+        if (url.searchParams.get('watch') !== '1') {
+          const items = selected(url, states[Math.min(current, states.length - 1)]!)
+          return HttpResponse.json({ apiVersion: 'app-scanning.apps.tanzu.vmware.com/v1alpha1', kind: 'ImageVulnerabilityScanList', metadata: { resourceVersion: String(++version) }, items } as JsonBodyType)
+        }
+        const timeoutMs = Number(url.searchParams.get('timeoutSeconds') ?? 1800) * 1000
+        const stream = new ReadableStream<Uint8Array>({
+          async start(controller) {
+            const send = (event: unknown) => controller.enqueue(encoder.encode(`${JSON.stringify(event)}\n`))
+            if (goneOnce) {
+              goneOnce = false
+              send({ type: 'ERROR', object: { kind: 'Status', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 } })
+              controller.close()
+              return
+            }
+            const started = Date.now()
+            while (current < states.length - 1 && !request.signal.aborted) {
+              await new Promise((resolve) => setTimeout(resolve, options.stepMs ?? 100))
+              current++
+              for (const scan of selected(url, states[current]!)) {
+                const metadata = scan.metadata as Record<string, unknown>
+                metadata.resourceVersion = String(++version)
+                send({ type: 'MODIFIED', object: scan })
+              }
+            }
+            send({ type: 'BOOKMARK', object: { kind: 'ImageVulnerabilityScan', metadata: { resourceVersion: String(version) } } })
+            await new Promise((resolve) => setTimeout(resolve, Math.max(0, timeoutMs - (Date.now() - started))).unref?.())
+            try {
+              controller.close()
+            } catch {}
+          },
+        })
+        return new HttpResponse(stream, { headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } })
       }),
     ],
     tls,
