@@ -3,12 +3,14 @@
 // reported as ratios. Not part of the test suite. Needs jq and GNU time (installed from Debian when missing).
 //   npm run bench                 1, 10 and 50 MB bodies, 5 repetitions
 //   BENCH_SIZES=1,10 BENCH_REPS=3 npm run bench
-import { execFile, execFileSync, spawnSync } from 'node:child_process'
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { promisify } from 'node:util'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { evaluate, evaluationCost } from '../policy.ts'
 import { writeFiles } from '../test/support/gate.ts'
-import { answer, makeTls, startSimulator, storeHandlers, TEST_TOKEN } from '../test/support/simulator.ts'
+import { startKubernetes, type ScanSpec } from '../test/support/kubernetes.ts'
+import { REGISTRY_PASSWORD, REGISTRY_USER, startRegistry } from '../test/support/registry.ts'
+import { answer, makeTls, startSimulator, storeHandlers, TEST_TOKEN, type Answer } from '../test/support/simulator.ts'
 import { BENCH_DIGEST, ensureBody, ensureCycloneDx, ensureHostileBody, HOSTILE_SHAPES } from './generate.ts'
 
 const SIZES = (process.env.BENCH_SIZES ?? '1,10,50').split(',').map(Number)
@@ -161,6 +163,52 @@ for (const [label, path] of [['reference sample (5 CVEs)', `${ROOT}test/fixtures
   console.log(row([label, fmt(median(runs.map((run) => run.ms))), fmt(median(runs.map((run) => run.rssMiB)), 1)]))
 }
 
+
+// From the scan to the verdict: the ImageVulnerabilityScan's results read straight from the registry as soon
+// as the scan succeeds (--scan-result auto, watching the Kubernetes API), against waiting for the store, which
+// receives the scan only after the AMR Observer has handled it (one scan at a time by default).
+console.log('\n## From the scan\'s success to the verdict: `--scan-result auto` against the store with an observer lag\n')
+{
+  const SCAN_AFTER_MS = 1_500
+  const registry = await startRegistry('basic')
+  const scan = readFileSync(ensureCycloneDx(1), 'utf8')
+  const { digest } = await registry.push('project/bench-scan-results', 'uid', { layers: [{ files: { 'scan.cdx.json': scan } }] })
+  const credentials = writeFiles({ 'config.json': JSON.stringify({ auths: { [registry.host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }), 'registry-ca.crt': registry.tls.caCert, 'store-ca.crt': tls.caCert })
+  const running: ScanSpec = { name: 'bench-trivy-scan-x', digest: BENCH_DIGEST }
+  const succeeded: ScanSpec = { ...running, succeeded: { status: 'True' }, scanResult: `${registry.host}/project/bench-scan-results@${digest}` }
+  const image = `registry.example.com/bench@${BENCH_DIGEST}`
+  /** Milliseconds from the scan's success to the gate's exit, and the exit code. */
+  const gateRun = (env: Record<string, string>) =>
+    new Promise<number>((resolve) => {
+      const child = spawn(NODE, [BUNDLE, '--gate', 'high', image], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: 'ignore' })
+      child.on('close', () => resolve(Date.now()))
+    })
+  const autoRuns: number[] = []
+  const storeRuns: Record<string, number[]> = { '0 s': [], '10 s': [] }
+  for (let round = 0; round < REPS; round++) {
+    const kubernetes = await startKubernetes(tls, [[running], [succeeded]], { stepMs: SCAN_AFTER_MS })
+    const ended = await gateRun({ POLICY_SCAN_RESULT: 'auto', POLICY_REGISTRY_CONFIG: credentials['config.json']!, POLICY_REGISTRY_CA_CERT: credentials['registry-ca.crt']!, ...kubernetes.env })
+    autoRuns.push(ended - kubernetes.changes[0]!)
+    await kubernetes.close()
+    for (const [lag, lagMs] of [['0 s', 0], ['10 s', 10_000]] as const) {
+      const body = JSON.parse(readFileSync(`${ROOT}test/fixtures/image-sample.json`, 'utf8'))
+      let succeededAt = Number.POSITIVE_INFINITY
+      const inStore: Answer = () => (Date.now() >= succeededAt + lagMs ? answer.image(body)() : answer.notFound()())
+      const store = await startSimulator(storeHandlers({ token: TEST_TOKEN, images: { [BENCH_DIGEST]: [inStore] } }), tls)
+      succeededAt = Date.now() + SCAN_AFTER_MS
+      const storeEnded = await gateRun({ METADATA_STORE_URL: store.hostPort, ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: credentials['store-ca.crt']! })
+      storeRuns[lag]!.push(storeEnded - succeededAt)
+      await store.close()
+    }
+  }
+  await registry.close()
+  const autoMedian = median(autoRuns)
+  console.log(row(['source', 'scan succeeded -> verdict, median ms', 'target']))
+  console.log(row(['---', '---', '---']))
+  console.log(row(['--scan-result auto (watch, then the registry)', fmt(autoMedian), `< 2000 ${mark(autoMedian < 2_000)}`]))
+  for (const [lag, runs] of Object.entries(storeRuns)) console.log(row([`the store, observer lag ${lag}, default --poll-interval 5s`, fmt(median(runs)), '']))
+  console.log(`\nauto: the scan turns Succeeded ${SCAN_AFTER_MS} ms into the run, on a watch; the gate then reads a 1 MB CycloneDX from Debian's docker-registry (TLS, htpasswd). store: the body lands ${SCAN_AFTER_MS} ms + the lag into the run.`)
+}
 
 // Memory against body size: what sizes the default --max-body-size and the Task's limits.memory (README, Memory).
 console.log('\n## Memory against body size: peak RSS, the estimate the gate refuses by, and what the Task can evaluate\n')

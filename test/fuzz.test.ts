@@ -1,6 +1,7 @@
 // Fault fuzzing. On a fake clock: random answers, Retry-After values and network errors against the polling
 // rules. Against the built gate: random status sequences and truncated, mutated, oversized or arbitrary bodies
-// from the store, proxies that misbehave, and the same bodies as --input files and FIFOs. The gate must end as
+// from the store, proxies that misbehave, and the same bodies as --input files and FIFOs; arbitrary tar
+// layers, manifests, scan lists and Docker configs. The gate must end as
 // the rules say, never with a stack trace, never past its deadline, never in a hot loop.
 // CI runs a fixed seed, so that a red run replays and CI tests the same thing twice; FUZZ_SEED explores.
 import { execFileSync, spawn } from 'node:child_process'
@@ -10,11 +11,12 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
-import { evaluate, EXIT, NoVerdictError, pollStore, type StoreResponse, type StoreSettings, type WaitDeps } from '../policy.ts'
+import { credentialsFor, evaluate, EXIT, filesOfTar, manifestFrom, NoVerdictError, pollStore, scanStateOf, UsageError, type StoreResponse, type StoreSettings, type WaitDeps } from '../policy.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate } from './support/gate.ts'
 import { startConnectProxy, type ProxyBehaviour } from './support/proxy.ts'
 import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
+import { tarOf } from './support/registry.ts'
 import { TEST_TOKEN, type Answer } from './support/simulator.ts'
 
 const fixture = useStoreFixture()
@@ -198,4 +200,42 @@ describe('fuzzing --input files and FIFOs', () => {
       { numRuns: 30, seed },
     )
   }, 180_000)
+})
+
+describe('registry and Kubernetes data, fuzzed', () => {
+  const knownErrors = (error: unknown) => error instanceof NoVerdictError || error instanceof UsageError
+  const TAR = tarOf({ 'scan.cdx.json': '{"bomFormat":"CycloneDX"}', 'notes.txt': 'x'.repeat(700) })
+
+  it('reads any bytes as a tar archive or says it is not one, never crashing', () => {
+    const mutated = fc.oneof(
+      fc.uint8Array({ maxLength: 4096 }).map((bytes) => Buffer.from(bytes)),
+      fc.tuple(fc.nat(TAR.length - 1), fc.integer({ min: 0, max: 255 })).map(([at, byte]) => Buffer.concat([TAR.subarray(0, at), Buffer.from([byte]), TAR.subarray(at + 1)])),
+      fc.nat(TAR.length).map((cut) => TAR.subarray(0, cut)),
+    )
+    fc.assert(
+      fc.property(mutated, (bytes) => {
+        try {
+          for (const file of filesOfTar(bytes, 'layer')) expect(file.content.length).toBeLessThanOrEqual(bytes.length)
+        } catch (error) {
+          expect(knownErrors(error), String(error)).toBe(true)
+        }
+      }),
+      { seed, numRuns: 500 },
+    )
+  })
+
+  it('judges any JSON as a manifest, a scan list or a Docker config with a known error or a result', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        for (const read of [() => manifestFrom(value, '', 'the manifest'), () => scanStateOf(value, SAMPLE_DIGEST), () => credentialsFor(value, 'registry.example.com', 'config'), () => manifestFrom({ layers: value }, '', 'm'), () => scanStateOf({ items: [value] }, SAMPLE_DIGEST)]) {
+          try {
+            read()
+          } catch (error) {
+            expect(knownErrors(error), String(error)).toBe(true)
+          }
+        }
+      }),
+      { seed, numRuns: 500 },
+    )
+  })
 })

@@ -119,6 +119,14 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
     expect(JSON.parse(run.stdout).error.code).toBe('DIGEST_MISMATCH')
   })
 
+  it('unpacks a layer only up to --max-body-size: a gzip bomb gives no verdict, not an out-of-memory crash', async () => {
+    const { digest } = await basic.push('project/bomb-scan-results', 'uid-10', { layers: [{ files: { 'scan.cdx.json': Buffer.alloc(64 * 1024 * 1024, ' ') } }] })
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/bomb-scan-results@${digest}`, '--max-body-size', '1MiB', '--format', 'json', SAMPLE_IMAGE])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toMatch(/layer sha256:[0-9a-f]{64}, unpacked, is larger than the --max-body-size of 1048576 bytes/)
+    expect(JSON.parse(run.stdout).error.code).toBe('BODY_TOO_LARGE')
+  })
+
   it('keeps a bundle larger than --max-body-size out (exit 3)', async () => {
     const run = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, '--max-body-size', '1KiB', SAMPLE_IMAGE])
     expect(run.code).toBe(EXIT.NO_VERDICT)

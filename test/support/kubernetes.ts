@@ -47,6 +47,8 @@ export interface KubernetesApi extends Simulator {
   readonly env: Record<string, string>
   /** The query of each list and watch request, in order. */
   readonly listed: string[]
+  /** When (Date.now()) a watch sent each later state. */
+  readonly changes: number[]
 }
 
 export interface KubernetesOptions {
@@ -65,6 +67,7 @@ export interface KubernetesOptions {
  */
 export async function startKubernetes(tls: Tls, states: ReadonlyArray<readonly ScanSpec[]>, options: KubernetesOptions = {}): Promise<KubernetesApi> {
   const listed: string[] = []
+  const changes: number[] = []
   let current = 0
   let version = 1000
   let goneOnce = options.gone ?? false
@@ -101,6 +104,7 @@ export async function startKubernetes(tls: Tls, states: ReadonlyArray<readonly S
             while (current < states.length - 1 && !request.signal.aborted) {
               await new Promise((resolve) => setTimeout(resolve, options.stepMs ?? 100))
               current++
+              changes.push(Date.now())
               for (const scan of selected(url, states[current]!)) {
                 const metadata = scan.metadata as Record<string, unknown>
                 metadata.resourceVersion = String(++version)
@@ -124,5 +128,5 @@ export async function startKubernetes(tls: Tls, states: ReadonlyArray<readonly S
   writeFileSync(join(serviceAccountDir, 'ca.crt'), tls.caCert)
   writeFileSync(join(serviceAccountDir, 'namespace'), NAMESPACE)
   const port = new URL(simulator.url).port
-  return { ...simulator, serviceAccountDir, listed, env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port, POLICY_SERVICE_ACCOUNT_DIR: serviceAccountDir } }
+  return { ...simulator, serviceAccountDir, listed, changes, env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port, POLICY_SERVICE_ACCOUNT_DIR: serviceAccountDir } }
 }
