@@ -1072,17 +1072,8 @@ export function scanStateOf(list: unknown, digest: string): ScanState {
 /** What a Kubernetes API answer means when listing scans: only 200 is data; 429 and 5xx wait; the rest end the run with what to fix. */
 export function classifyKubernetesResponse(response: StoreResponse, namespace: string, now: number): PollOutcome {
   const { status } = response
-  if (status === 200) {
-    try {
-      return { kind: 'done', document: parseJsonBody(response.body, 'the Kubernetes API answered 200 with a body that') }
-    } catch (error) {
-      return { kind: 'fail', error: error as NoVerdictError }
-    }
-  }
-  if (status === 429 || status >= 500) {
-    const retryAfter = parseRetryAfter(response.headers['retry-after'], now)
-    return { kind: 'retry', reason: `the Kubernetes API answered ${status}`, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
-  }
+  if (status === 200) return answered(response.body, 'the Kubernetes API')
+  if (status === 429 || status >= 500) return busy(`the Kubernetes API answered ${status}`, response.headers, now)
   const fix =
     status === 401 ? "the pod's service-account token was rejected"
     : status === 403 ? `the Task's service account may not list imagevulnerabilityscans in ${namespace}: apply config/developer-namespace/scan-reader.yaml there`
@@ -2075,15 +2066,24 @@ function parseJsonBody(body: string, source: string): unknown {
   }
 }
 
+/** A 200's body as a document, or the end of the run when it is not JSON. */
+function answered(body: string, who: string): PollOutcome {
+  try {
+    return { kind: 'done', document: parseJsonBody(body, `${who} answered 200 with a body that`) }
+  } catch (error) {
+    return { kind: 'fail', error: error as NoVerdictError }
+  }
+}
+
+/** A 429 or 5xx: try again, after what Retry-After asks for or with backoff. */
+function busy(reason: string, headers: StoreResponse['headers'], now: number): Extract<PollOutcome, { kind: 'retry' }> {
+  const retryAfter = parseRetryAfter(headers['retry-after'], now)
+  return { kind: 'retry', reason, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
+}
+
 export function classifyResponse(response: StoreResponse, now: number): PollOutcome {
   const { status } = response
-  if (status === 200) {
-    try {
-      return { kind: 'done', document: parseJsonBody(response.body, 'the store answered 200 with a body that') }
-    } catch (error) {
-      return { kind: 'fail', error: error as NoVerdictError }
-    }
-  }
+  if (status === 200) return answered(response.body, 'the store')
   if (status === 404) return { kind: 'retry', reason: 'not in the store yet (404)', backoff: false, notFound: true }
   if (status === 401) {
     return {
@@ -2103,10 +2103,7 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
       ),
     }
   }
-  if (status === 429 || status >= 500) {
-    const retryAfter = parseRetryAfter(response.headers['retry-after'], now)
-    return { kind: 'retry', reason: `the store answered ${status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
-  }
+  if (status === 429 || status >= 500) return busy(`the store answered ${status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`, response.headers, now)
   const location = response.headers.location ? ` to ${String(response.headers.location)}` : ''
   return {
     kind: 'fail',
@@ -2636,10 +2633,7 @@ export function classifyRegistryResponse(response: RawResponse, what: string, re
       : `give credentials for ${ref.registry} with --registry-config (a .dockerconfigjson, as secret registry-credentials holds) or DOCKER_CONFIG`
     return { kind: 'fail', error: new NoVerdictError('REGISTRY_REJECTED', `${said} for ${what}: ${fix}`) }
   }
-  if (status === 429 || status >= 500) {
-    const retryAfter = parseRetryAfter(response.headers['retry-after'], now)
-    return { kind: 'retry', reason: said, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
-  }
+  if (status === 429 || status >= 500) return busy(said, response.headers, now)
   const fix = status === 404 ? `check --scan-result: ${ref.reference} is not there (scan results are kept as long as the registry keeps them)` : 'check --scan-result names a registry'
   return { kind: 'fail', error: new NoVerdictError('REGISTRY_ERROR', `${said} for ${what}: ${fix}`) }
 }
