@@ -2978,6 +2978,9 @@ interface ScanList {
   readonly follow: (signal: AbortSignal, onChange: (state: ScanState) => void) => Promise<ScanLook>
 }
 
+/** How long the store's poll waits for a look at the scan, for its progress line. */
+const EXPLAIN_TIMEOUT_MS = 5_000
+
 /** The server ends each watch after this long, before undici's 60 s idle limit would. */
 const WATCH_SECONDS = 45
 
@@ -3120,17 +3123,20 @@ async function scanExplainer(image: ImageRef, selector: string | undefined, stor
     return undefined
   }
   let working = true
+  const giveUp = (why: string) => {
+    working = false
+    output.say(`cannot follow the image's scan (${why}): progress shows only what the store answers`)
+  }
   return async (signal) => {
     if (!working) return undefined
     try {
-      const step = await scans.check(signal)
+      // A side look: it may not hold up the store's poll for long.
+      const step = await scans.check(AbortSignal.any([signal, AbortSignal.timeout(EXPLAIN_TIMEOUT_MS)]))
       if (step.kind === 'state') return describeScanForStore(step.state, io.now())
-      if (step.kind === 'fail') {
-        working = false
-        output.say(`cannot follow the image's scan (${step.error.message}): progress shows only what the store answers`)
-      }
+      giveUp(step.kind === 'fail' ? step.error.message : step.reason)
     } catch (error) {
       if (signal.aborted) throw error
+      giveUp(error instanceof Error ? error.message : String(error))
     }
     return undefined
   }

@@ -278,6 +278,24 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   })
 })
 
+describe('waiting for the store where the scans cannot be read', () => {
+  const store = useStoreFixture()
+
+  it('says once that it cannot follow the scan, and waits for the store as before', async () => {
+    await store.serve([...repeat(3, answer.notFound()), answer.image(sampleImageBody())])
+    const kubernetes = await startKubernetes(store.tls, [[]], { deny: true })
+    try {
+      const run = await store.gate([], kubernetes.env)
+      expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+      expect(run.stderr.match(/cannot follow the image's scan \(the Kubernetes API answered 403/g)).toHaveLength(1)
+      expect(run.stderr.match(/not in the store yet \(404\); attempt/g)).toHaveLength(3)
+      expect(kubernetes.listed).toHaveLength(1)
+    } finally {
+      await kubernetes.close()
+    }
+  })
+})
+
 describe('--scan-result usage', () => {
   it.each([
     [['--scan-result', 'project/app:tag', SAMPLE_IMAGE], 'names no registry host'],
