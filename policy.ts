@@ -125,6 +125,12 @@ const OPTION_TABLE = [
   { flag: '--triage', env: 'POLICY_TRIAGE', help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree", more: 'The variable takes `true` or `false`.' },
   { flag: '--newer-than', env: 'POLICY_NEWER_THAN', value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)', more: 'A time that does not exist (hour 25, month 13, February 30, second 60) is refused (exit 2).' },
   { flag: '--only-fixed', env: 'POLICY_ONLY_FIXED', help: 'only findings with a known fix can block; the others are listed as not fixed', more: 'A source without fix data (the Metadata Store, older Grype) counts every finding as fixable, and the summary says so. The variable takes `true` or `false`.' },
+  { flag: '--warn-at', env: 'POLICY_WARN_AT', value: 'LEVEL', choices: GATES, default: 'none', help: 'report findings from this severity up that do not block as warnings (below the gate); the exit code is unchanged', more: 'See [Warnings](#warnings).' },
+  { flag: '--kev', env: 'POLICY_KEV', value: 'FILE', help: "CISA's Known Exploited Vulnerabilities catalog (JSON): a finding it lists blocks at any severity", more: 'See [Known-exploited vulnerabilities](#known-exploited-vulnerabilities). Never downloaded: mount a copy.' },
+  { flag: '--baseline', env: 'POLICY_BASELINE', value: 'IMAGE', help: 'the image running today (name@sha256:...): only findings new in the image checked, or worse, block', more: 'Read from the same source as the image. See [No new vulnerabilities](#no-new-vulnerabilities).' },
+  { flag: '--baseline-input', env: 'POLICY_BASELINE_INPUT', value: 'FILE', help: "the baseline's saved document (a store body or CycloneDX), for --input or a fixed --scan-result" },
+  { flag: '--scan-policy', env: 'POLICY_SCAN_POLICY', value: 'FILE', help: 'a Scan 1.0 ScanPolicy (YAML) whose Rego is one of TAP\'s templates: its severities give the gate, its ignored CVEs exemptions', more: 'Flags and variables given win over it. See [From Scan 1.0](#from-scan-10-scanpolicies).' },
+  { flag: '--print-exemptions', help: 'with --scan-policy: write the equivalent exemptions YAML and gate on stdout, and exit' },
   { flag: '--fail-on-score', env: 'POLICY_FAIL_ON_SCORE', value: 'N', help: 'also fail on any rating whose CVSS score is at least N (0 to 10)' },
   { flag: '--unknown-as', env: 'POLICY_UNKNOWN_AS', value: 'SEVERITY', choices: UNKNOWN_AS, default: 'ignore', help: 'what a vulnerability without a known severity counts as' },
   { flag: '--mode', env: 'POLICY_MODE', value: 'MODE', choices: MODES, default: 'enforce', help: 'audit evaluates and reports the same, but exits 0 and says plainly that the gate would have failed' },
@@ -167,7 +173,8 @@ export interface ImageRef {
 
 
 /** Which rule made a finding block: its severity against the gate, --unknown-as, or --fail-on-score. */
-export type Rule = 'severity' | 'unknown-as' | 'score'
+/** Why a finding blocks: its severity, --unknown-as, --fail-on-score, or CISA's KEV catalog; warn-at marks a warning only. */
+export type Rule = 'severity' | 'unknown-as' | 'score' | 'kev' | 'warn-at'
 
 export interface Finding {
   readonly id: string
@@ -179,6 +186,20 @@ export interface Finding {
   readonly rule: Rule
   /** What the source knows of a fix for this package. */
   readonly fix: FixState
+  /** Known to be exploited: from the --kev catalog (with its dates), or a scanner's KEV rating (without). */
+  readonly kev?: KnownExploited
+}
+
+/** A CISA KEV catalog entry, as far as the outputs show it. */
+export interface KnownExploited {
+  readonly dateAdded?: string
+  readonly dueDate?: string
+  readonly ransomware?: string
+}
+
+/** A finding that does not block but is reported: at or above --warn-at, or inherited from --baseline. */
+export interface Warning extends Finding {
+  readonly warnedBy: 'warn-at' | 'baseline'
 }
 
 /**
@@ -203,6 +224,8 @@ export interface Exemption {
   /** The last instant it applies: the end of that day (UTC) for a plain date. */
   readonly expiresAt: number
   readonly owner?: string
+  /** `kev: accepted`: the entry may suppress a known-exploited finding too. */
+  readonly acceptsKev?: true
 }
 
 /** The current analysis of one triage record of the store. */
@@ -234,6 +257,12 @@ export interface Policy {
   readonly triage: readonly TriageDecision[]
   /** The clock for exemption expiry, ms since the epoch. */
   readonly now: number
+  /** Report what does not block from this severity up (none: no warnings). */
+  readonly warnAt?: Gate
+  /** CISA's KEV catalog by upper-case CVE ID: these block at any severity. */
+  readonly kev?: ReadonlyMap<string, KnownExploited>
+  /** The running image's findings, (lower-case ID, package) to severity: only new or worse ones block. */
+  readonly baseline?: ReadonlyMap<string, Severity>
 }
 
 export interface Evaluation {
@@ -247,6 +276,12 @@ export interface Evaluation {
   readonly blocking: readonly Finding[]
   /** Findings that would block but an exemption or the store's triage suppresses, worst first. */
   readonly suppressed: readonly SuppressedFinding[]
+  /** Findings that do not block but are reported: at or above --warn-at, or inherited from the baseline. */
+  readonly warnings: readonly Warning[]
+  /** Unique known-exploited vulnerability IDs among all findings. */
+  readonly knownExploited: number
+  /** Exemptions that matched a known-exploited finding without `kev: accepted`, so did not apply to it. */
+  readonly kevNotAccepted: readonly Exemption[]
   readonly exemptions: {
     /** No longer applied. */
     readonly expired: readonly Exemption[]
@@ -302,6 +337,12 @@ export interface Config {
   readonly maxBodyBytes: number
   /** The whole run, from start to verdict, ends by then: every wait, request and file read. */
   readonly timeoutMs: number
+  /** Report non-blocking findings from this severity up as warnings; none: no warnings. */
+  readonly warnAt: Gate
+  /** CISA's KEV catalog file. */
+  readonly kevFile?: string
+  /** The running image: only findings new in the checked image, or worse, block. */
+  readonly baseline?: { readonly image?: ImageRef; readonly input?: string }
   /** A label selector for the ImageVulnerabilityScans listed (--scan-result auto, and the store's progress lines). */
   readonly scanSelector?: string
   /** Tekton results are written here, one file per result. */
@@ -325,7 +366,7 @@ export interface ScanResultSource {
 
 export type UsageCode =
   | 'OPTION' | 'IMAGE' | 'GATE' | 'FORMAT' | 'MODE' | 'REPORT_FORMAT' | 'UNKNOWN_AS' | 'DURATION' | 'SIZE' | 'BOOLEAN' | 'SCORE' | 'TIME'
-  | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR' | 'SCAN_RESULT' | 'REGISTRY_CONFIG' | 'KUBERNETES'
+  | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR' | 'SCAN_RESULT' | 'REGISTRY_CONFIG' | 'KUBERNETES' | 'WARN_AT' | 'KEV' | 'BASELINE' | 'SCAN_POLICY'
 
 /** Bad input or configuration, found before any request: exit 2. */
 export class UsageError extends Error {
@@ -377,10 +418,10 @@ const PATH_COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
 const NAME_RE = new RegExp(String.raw`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[\w][\w.-]{0,127})?$`)
 
 /** `[registry[:port]/]repo[:tag]@sha256:<64 hex>` or a bare `sha256:<64 hex>`. */
-export function parseImageRef(input: string): ImageRef {
+export function parseImageRef(input: string, what = 'image'): ImageRef {
   const reference = input.trim()
   if (!reference) {
-    throw new UsageError('IMAGE', 'no image given: pass the image to check as name@sha256:<64 hex> or sha256:<64 hex>')
+    throw new UsageError('IMAGE', `no ${what} given: pass the image to check as name@sha256:<64 hex> or sha256:<64 hex>`)
   }
   const at = reference.lastIndexOf('@')
   const name = at === -1 ? undefined : reference.slice(0, at)
@@ -388,11 +429,11 @@ export function parseImageRef(input: string): ImageRef {
   if (!DIGEST_RE.test(digest)) {
     throw new UsageError(
       'IMAGE',
-      `image "${reference}" has no sha256 digest: pass name@sha256:<64 hex> or sha256:<64 hex> (the store keys scans by digest; a tag can move)`,
+      `${what} "${reference}" has no sha256 digest: pass name@sha256:<64 hex> or sha256:<64 hex> (the store keys scans by digest; a tag can move)`,
     )
   }
   if (name !== undefined && !NAME_RE.test(name)) {
-    throw new UsageError('IMAGE', `image "${reference}" has an invalid name before the @: use [registry[:port]/]repository[:tag]@sha256:<64 hex>`)
+    throw new UsageError('IMAGE', `${what} "${reference}" has an invalid name before the @: use [registry[:port]/]repository[:tag]@sha256:<64 hex>`)
   }
   return { reference, digest: digest.toLowerCase() }
 }
@@ -528,12 +569,13 @@ export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
   if (!isObject(document) || !Array.isArray(document.exemptions)) {
     throw fail('the file', 'must hold a top-level "exemptions:" list (see README, Exemptions)')
   }
-  const known = new Set(['id', 'package', 'reason', 'expires', 'owner'])
+  const known = new Set(['id', 'package', 'reason', 'expires', 'owner', 'kev'])
   return document.exemptions.map((raw: unknown, index: number): Exemption => {
     const label = isObject(raw) && typeof raw.id === 'string' ? `entry ${index + 1} (${raw.id})` : `entry ${index + 1}`
     if (!isObject(raw)) throw fail(label, 'is not a mapping of id, package, reason, expires, owner')
     const unknownKey = Object.keys(raw).find((key) => !known.has(key))
-    if (unknownKey) throw fail(label, `"${unknownKey}" is not a field: use id, package, reason, expires, owner`)
+    if (unknownKey) throw fail(label, `"${unknownKey}" is not a field: use id, package, reason, expires, owner, kev`)
+    if (raw.kev !== undefined && raw.kev !== 'accepted') throw fail(label, `"kev" may only be "accepted" (the entry then suppresses a known-exploited finding too)`)
     const field = (key: string, example: string): string => {
       const value = raw[key]
       if (value === undefined || value === null || String(value).trim() === '') throw fail(label, `"${key}" is missing: ${example}`)
@@ -560,7 +602,7 @@ export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
       throw fail(label, '"package" must be a name, or a mapping with name and an optional version')
     }
     const owner = raw.owner === undefined || raw.owner === null ? undefined : String(raw.owner).trim()
-    return { id, reason, expires, expiresAt, ...(pkg ? { package: pkg } : {}), ...(owner ? { owner } : {}) }
+    return { id, reason, expires, expiresAt, ...(pkg ? { package: pkg } : {}), ...(owner ? { owner } : {}), ...(raw.kev === 'accepted' ? { acceptsKev: true as const } : {}) }
   })
 }
 
@@ -731,6 +773,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 // Pure functions: a scanner's CycloneDX
 
 const UNKNOWN_FIX: FixState = { state: 'unknown' }
+/** A scanner's KEV rating says a CVE is known exploited, without the catalog's dates. */
+const NO_KEV_DATES: KnownExploited = {}
 const NOT_FIXED: FixState = { state: 'not-fixed' }
 /** Rating methods that carry a CVSS score; others (EPSS, KEV: method "other") set no severity and no score. */
 const CVSS_METHODS: ReadonlySet<string> = new Set(['CVSSv2', 'CVSSv3', 'CVSSv31', 'CVSSv4'])
@@ -825,11 +869,16 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
     const ratings = Array.isArray(vulnerability.ratings) ? vulnerability.ratings : listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
     let severity: Severity = 'unknown'
     let score: number | null = null
+    let kevRated = false
     for (let r = 0; r < ratings.length; r++) {
       const rating = ratings[r]
       if (!isObject(rating)) throw notAnObject(SCAN_DOCUMENT, rating, `vulnerabilities[${v}].ratings[${r}]`)
       const method = typeof rating.method === 'string' ? rating.method : undefined
-      if (method === 'other') continue
+      if (method === 'other') {
+        // Grype writes CISA's KEV listing as a rating of its own (source "CISA KEV Catalog").
+        if (isObject(rating.source) && typeof rating.source.name === 'string' && /\bKEV\b/i.test(rating.source.name)) kevRated = true
+        continue
+      }
       const ratingSeverity = normaliseSeverity(rating.severity)
       if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
       const ratingScore = rating.score
@@ -845,7 +894,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
       const ref = textOf(affect.ref)
       const component = components.get(ref)
       const ranges = recommendedFix ? undefined : unaffectedRanges(affect)
-      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', recommendedFix ?? (ranges === undefined ? withoutFix : { state: 'fixed', version: ranges }))
+      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', recommendedFix ?? (ranges === undefined ? withoutFix : { state: 'fixed', version: ranges }), kevRated)
     }
   }
   return hasFixData
@@ -1215,8 +1264,55 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   return judge.evaluation(false) // the store keeps no fix data
 }
 
+/** CISA's Known Exploited Vulnerabilities catalog, as published: the entries by upper-case CVE ID, and when it was released. */
+export interface KevCatalog {
+  readonly entries: ReadonlyMap<string, KnownExploited>
+  readonly version: string
+  /** dateReleased, ms since the epoch. */
+  readonly released: number
+}
+
+/** A catalog older than this is warned about: CISA adds entries every few days. */
+export const KEV_MAX_AGE_DAYS = 30
+
+/** The catalog's JSON (`{catalogVersion, dateReleased, vulnerabilities: [{cveID, dateAdded, dueDate, knownRansomwareCampaignUse}]}`), checked. */
+export function kevCatalogFrom(document: unknown, origin: string): KevCatalog {
+  const fail = (problem: string) => new UsageError('KEV', `${origin} is not CISA's KEV catalog: ${problem} (download known_exploited_vulnerabilities.json from cisa.gov)`)
+  if (!isObject(document) || !Array.isArray(document.vulnerabilities)) throw fail('it has no "vulnerabilities" list')
+  const released = parseInstant(textOf(document.dateReleased)) ?? parseExpiry(textOf(document.dateReleased).slice(0, 10))
+  if (released === undefined) throw fail(`"dateReleased" ${JSON.stringify(cut(textOf(document.dateReleased), 40))} is not a date`)
+  const entries = new Map<string, KnownExploited>()
+  document.vulnerabilities.forEach((entry: unknown, index: number) => {
+    if (!isObject(entry) || typeof entry.cveID !== 'string' || !/^CVE-\d{4}-\d{4,}$/i.test(entry.cveID.trim())) throw fail(`vulnerabilities[${index}] has no cveID of the form CVE-YYYY-NNNN`)
+    const date = (key: string) => (typeof entry[key] === 'string' && DATE_RE.test(entry[key] as string) ? { [key]: entry[key] as string } : {})
+    const ransomware = typeof entry.knownRansomwareCampaignUse === 'string' && entry.knownRansomwareCampaignUse ? { ransomware: entry.knownRansomwareCampaignUse } : {}
+    entries.set(entry.cveID.trim().toUpperCase(), { ...date('dateAdded'), ...date('dueDate'), ...ransomware })
+  })
+  return { entries, version: textOf(document.catalogVersion) || 'unversioned', released }
+}
+
+/** "known exploited since 2021-12-10 (due 2021-12-24)", or "known exploited (a scanner's KEV rating)" without the catalog's dates. */
+export function describeKev(kev: KnownExploited): string {
+  if (!kev.dateAdded) return 'known exploited (a scanner\'s KEV rating)'
+  return `known exploited since ${kev.dateAdded}${kev.dueDate ? ` (due ${kev.dueDate})` : ''}${kev.ransomware === 'Known' ? ', used by ransomware' : ''}`
+}
+
+/** The running image's findings for --baseline: (lower-case ID, package name) to the worst severity seen. */
+export function baselineFrom(document: unknown): Map<string, Severity> {
+  const baseline = new Map<string, Severity>()
+  const record: JudgeFinding = (id, severity, _score, packageName) => {
+    const key = `${id.toLowerCase()}\u0000${packageName}`
+    const seen = baseline.get(key)
+    if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) baseline.set(key, severity)
+  }
+  const boms = document instanceof ScanFiles ? document.files.map((file) => file.bom) : isCycloneDx(document) ? [document] : undefined
+  if (boms) for (const bom of boms) readCycloneDx(bom, record)
+  else readStoreImage(objectAt(IMAGE_REPORT, document, 'the document'), record)
+  return baseline
+}
+
 /** One finding, as a reader found it: the vulnerability, its severity and best score, the package, the fix. */
-type JudgeFinding = (id: string, severity: Severity, score: number | null, packageName: string, packageVersion: string, fix: FixState) => void
+type JudgeFinding = (id: string, severity: Severity, score: number | null, packageName: string, packageVersion: string, fix: FixState, kevRated?: boolean) => void
 
 /**
  * The rules, applied one finding at a time by whichever reader walks the document (the store's Image, a
@@ -1228,25 +1324,40 @@ function createJudge(policy: Policy) {
   const exemptionsById = byLowerCaseId(active)
   const triageById = byLowerCaseId(policy.triage.filter((decision) => SUPPRESSING_TRIAGE_STATES.has(decision.state)))
   const matchedExemptions = new Set<Exemption>()
+  const kevNotAccepted = new Set<Exemption>()
   const worstById = new Map<string, Severity>()
+  const kevIds = new Set<string>()
   const blocking: Finding[] = []
   const suppressed: SuppressedFinding[] = []
+  const warnings: Warning[] = []
+  const warnAt = policy.warnAt && policy.warnAt !== 'none' ? policy.warnAt : undefined
   let findings = 0
-  const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix) => {
+  const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix, kevRated) => {
     const seen = worstById.get(id)
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
     findings++
     const exemption = exemptionsById.size ? findMatch(exemptionsById, id, packageName, packageVersion) : undefined
     if (exemption) matchedExemptions.add(exemption)
-    const rule = blockingRule(severity, score, policy)
-    if (!rule) return
-    const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule, fix }
-    const triage = exemption || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
-    if (exemption) {
-      suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exemption.reason, expires: exemption.expires, ...(exemption.owner ? { owner: exemption.owner } : {}) } })
+    const kev = policy.kev?.get(id.toUpperCase()) ?? (kevRated ? NO_KEV_DATES : undefined)
+    if (kev) kevIds.add(id)
+    const rule = blockingRule(severity, score, policy) ?? (kev ? 'kev' : undefined)
+    if (!rule) {
+      if (warnAt && isAtOrAbove(severity, warnAt)) warnings.push({ id, severity, score, package: packageName, version: packageVersion, rule: 'warn-at', fix, warnedBy: 'warn-at' })
+      return
+    }
+    const finding: Finding = { id, severity, score, package: packageName, version: packageVersion, rule, fix, ...(kev ? { kev } : {}) }
+    // A known-exploited finding yields only to an exemption that says `kev: accepted`: not to triage, not to --only-fixed.
+    const exempted = exemption && (!kev || exemption.acceptsKev) ? exemption : undefined
+    if (exemption && !exempted) kevNotAccepted.add(exemption)
+    const triage = exempted || kev || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
+    const inherited = policy.baseline?.get(`${id.toLowerCase()}\u0000${packageName}`)
+    if (exempted) {
+      suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exempted.reason, expires: exempted.expires, ...(exempted.owner ? { owner: exempted.owner } : {}) } })
     } else if (triage) {
       suppressed.push({ ...finding, suppressedBy: { kind: 'triage', state: triage.state, ...(triage.justification ? { justification: triage.justification } : {}) } })
-    } else if (policy.onlyFixed && fix.state === 'not-fixed') {
+    } else if (inherited !== undefined && SEVERITY_RANK[severity] <= SEVERITY_RANK[inherited]) {
+      warnings.push({ ...finding, warnedBy: 'baseline' })
+    } else if (policy.onlyFixed && fix.state === 'not-fixed' && !kev) {
       suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
     } else {
       blocking.push(finding)
@@ -1257,6 +1368,7 @@ function createJudge(policy: Policy) {
     for (const severity of worstById.values()) counts[severity]++
     worstFirst(blocking)
     worstFirst(suppressed)
+    worstFirst(warnings)
     // "Within EXPIRY_WARNING_DAYS" counts whole days: an entry expiring on the last of them is warned about.
     const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_DAYS * 86_400_000).toISOString().slice(0, 10))!
     return {
@@ -1266,6 +1378,9 @@ function createJudge(policy: Policy) {
       findings,
       blocking,
       suppressed,
+      warnings,
+      knownExploited: kevIds.size,
+      kevNotAccepted: [...kevNotAccepted],
       exemptions: {
         expired: policy.exemptions.filter((exemption) => exemption.expiresAt < policy.now),
         expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),
@@ -1447,6 +1562,9 @@ export function describePolicy(policy: Policy, triage: boolean): string[] {
     ...(policy.failOnScore === undefined ? [] : [`also fails on a score of ${policy.failOnScore} or more`]),
     ...(policy.unknownAs === 'ignore' ? [] : [`unknown severity counts as ${policy.unknownAs}`]),
     ...(policy.onlyFixed ? ['only findings with a fix block'] : []),
+    ...(policy.kev ? [`known-exploited CVEs block (${plural(policy.kev.size, 'catalog entry', 'catalog entries')})`] : []),
+    ...(policy.baseline ? ['only findings new since the baseline, or worse, block'] : []),
+    ...(policy.warnAt && policy.warnAt !== 'none' ? [`warns from ${policy.warnAt} up`] : []),
     ...(policy.exemptions.length ? [plural(policy.exemptions.length, 'exemption')] : []),
     ...(triage ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
   ]
@@ -1462,7 +1580,8 @@ function findingRow(finding: Finding, idWidth: number): string {
   const where = displayText(packageLabel(finding.package, finding.version), TEXT_WIDTH.package)
   const why = finding.rule === 'score' ? '  (by score)' : finding.rule === 'unknown-as' ? '  (unknown counted per --unknown-as)' : ''
   const fix = finding.fix.state === 'fixed' ? `  fixed in ${displayText(finding.fix.version, TEXT_WIDTH.id)}` : ''
-  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${displayText(finding.id, TEXT_WIDTH.id).padEnd(idWidth)}  ${where}${fix}${why}`
+  const kev = finding.kev ? `  ${describeKev(finding.kev)}` : ''
+  return `  ${finding.severity.toUpperCase().padEnd(8)}  ${score}  ${displayText(finding.id, TEXT_WIDTH.id).padEnd(idWidth)}  ${where}${fix}${kev}${why}`
 }
 
 /** `; fixed in 1.2.3`, `; no fix yet`, or nothing when the source does not say. */
@@ -1474,6 +1593,10 @@ function describeSuppression(suppression: Suppression): string {
   if (suppression.kind === 'triage') return `triage ${suppression.state}${suppression.justification ? `: ${suppression.justification}` : ''}`
   if (suppression.kind === 'no-fix') return 'no fix yet (--only-fixed)'
   return `exempt until ${suppression.expires}${suppression.owner ? ` (${suppression.owner})` : ''}: ${suppression.reason}`
+}
+
+function describeWarning(warning: Warning): string {
+  return warning.warnedBy === 'baseline' ? 'inherited from the baseline (the running image has it too)' : `at or above --warn-at`
 }
 
 function describeExemption(exemption: Exemption): string {
@@ -1509,11 +1632,19 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
     if (rows.length > listed.length) lines.push(`  ... and ${rows.length - listed.length} more (--format json lists up to ${MAX_REPORTED_FINDINGS})`)
   }
   section('Blocking findings, worst first:', blocking)
-  section('Suppressed, would block otherwise:', suppressed, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
+  // Known-exploited findings an exemption lets through are listed first and apart: they are the riskiest thing let through.
+  const exemptedKev = suppressed.filter((finding) => finding.kev)
+  if (exemptedKev.length) {
+    lines.push('', paint('red', `Known exploited, yet exempted (kev: accepted): ${plural(exemptedKev.length, 'finding')}`))
+    section('Known-exploited findings exempted:', exemptedKev, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
+  }
+  section('Suppressed, would block otherwise:', exemptedKev.length ? suppressed.filter((finding) => !finding.kev) : suppressed, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
+  section('Warnings, do not block:', evaluation.warnings, (finding) => describeWarning(finding as Warning))
   const notes = [
     ...exemptions.expired.map((exemption) => `expired ${exemption.expires}, no longer applies: ${describeExemption(exemption)}`),
     ...exemptions.expiringSoon.map((exemption) => `expires ${exemption.expires}, within ${EXPIRY_WARNING_DAYS} days: ${describeExemption(exemption)}`),
     ...exemptions.stale.map((exemption) => `stale, matches nothing in this image: ${describeExemption(exemption)}`),
+    ...evaluation.kevNotAccepted.map((exemption) => `not applied to a known-exploited finding (add kev: accepted to apply it): ${describeExemption(exemption)}`),
   ]
   if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
   if (options.policy?.onlyFixed && !evaluation.hasFixData) {
@@ -1521,7 +1652,8 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   }
   lines.push('')
   if (evaluation.passed) {
-    lines.push(paint('green', `PASS: nothing blocks at gate ${gate}${suppressed.length ? ` (${plural(suppressed.length, 'finding')} suppressed)` : ''}.`))
+    const aside = [...(suppressed.length ? [`${plural(suppressed.length, 'finding')} suppressed`] : []), ...(evaluation.warnings.length ? [plural(evaluation.warnings.length, 'warning')] : [])]
+    lines.push(paint('green', `PASS: nothing blocks at gate ${gate}${aside.length ? ` (${aside.join(', ')})` : ''}.`))
   } else {
     const ids = new Set(blocking.map((finding) => finding.id)).size
     lines.push(
@@ -1554,8 +1686,11 @@ export interface JsonReport {
   readonly findings: number | null
   readonly blocking: readonly Finding[]
   readonly suppressed: readonly SuppressedFinding[]
-  /** Findings left out of `blocking` and `suppressed` beyond the first MAX_REPORTED_FINDINGS of each. */
-  readonly omitted: { readonly blocking: number; readonly suppressed: number }
+  readonly warnings: readonly Warning[]
+  /** Unique known-exploited vulnerability IDs among all findings. */
+  readonly knownExploited: number | null
+  /** Findings left out of `blocking`, `suppressed` and `warnings` beyond the first MAX_REPORTED_FINDINGS of each. */
+  readonly omitted: { readonly blocking: number; readonly suppressed: number; readonly warnings: number }
   readonly exemptions: Evaluation['exemptions'] | null
   readonly error: { readonly code: string; readonly message: string } | null
 }
@@ -1620,9 +1755,12 @@ export function buildJsonReport(run: { readonly image: ImageRef | null; readonly
     findings: evaluation?.findings ?? null,
     blocking: listed(evaluation?.blocking ?? []),
     suppressed: listed(evaluation?.suppressed ?? []),
+    warnings: listed(evaluation?.warnings ?? []),
+    knownExploited: evaluation?.knownExploited ?? null,
     omitted: {
       blocking: Math.max(0, (evaluation?.blocking.length ?? 0) - MAX_REPORTED_FINDINGS),
       suppressed: Math.max(0, (evaluation?.suppressed.length ?? 0) - MAX_REPORTED_FINDINGS),
+      warnings: Math.max(0, (evaluation?.warnings.length ?? 0) - MAX_REPORTED_FINDINGS),
     },
     exemptions: exemptions ? { expired: listed(exemptions.expired), expiringSoon: listed(exemptions.expiringSoon), stale: listed(exemptions.stale) } : null,
     error: outcome.error ? { code: outcome.error.code, message: cut(outcome.error.message, 4 * MAX_REPORT_FIELD) } : null,
@@ -1633,11 +1771,12 @@ const SARIF_LEVEL: Record<Severity, 'error' | 'warning' | 'note'> = { critical: 
 
 /** SARIF 2.1.0: one rule per vulnerability ID, one result per blocking or suppressed finding. */
 export function renderSarif(report: JsonReport): string {
-  const findings: ReadonlyArray<Finding & { suppressedBy?: Suppression }> = [...report.blocking, ...report.suppressed]
+  const findings: ReadonlyArray<Finding & { suppressedBy?: Suppression; warnedBy?: Warning['warnedBy'] }> = [...report.blocking, ...report.suppressed, ...report.warnings]
   // Findings come worst first, so the first one of an ID describes its rule.
   const firstById = new Map<string, Finding>()
   for (const finding of findings) if (!firstById.has(finding.id)) firstById.set(finding.id, finding)
   const ruleIndex = new Map([...firstById.keys()].map((id, index) => [id, index]))
+  const kevIds = new Set(findings.filter((finding) => finding.kev).map((finding) => finding.id))
   const artifact = report.image ? report.image.reference.split('@')[0] || report.image.digest : 'image'
   const sarif = {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
@@ -1653,7 +1792,7 @@ export function renderSarif(report: JsonReport): string {
               id,
               shortDescription: { text: `${id} (${severity})` },
               ...(/^CVE-\d+-\d+$/i.test(id) ? { helpUri: `https://nvd.nist.gov/vuln/detail/${id.toUpperCase()}` } : {}),
-              properties: { tags: ['security', 'vulnerability'], ...(score === null ? {} : { 'security-severity': score.toFixed(1) }) },
+              properties: { tags: ['security', 'vulnerability', ...(kevIds.has(id) ? ['known-exploited'] : [])], ...(score === null ? {} : { 'security-severity': score.toFixed(1) }) },
             })),
           },
         },
@@ -1661,15 +1800,20 @@ export function renderSarif(report: JsonReport): string {
         results: findings.map((finding) => ({
           ruleId: finding.id,
           ruleIndex: ruleIndex.get(finding.id),
-          level: SARIF_LEVEL[finding.severity],
-          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${packageLabel(finding.package, finding.version)} ${finding.suppressedBy ? 'would block' : 'blocks'} at gate ${report.gate}` },
+          level: finding.warnedBy ? 'warning' : SARIF_LEVEL[finding.severity],
+          message: { text: `${finding.id} (${finding.severity}${finding.score === null ? '' : `, score ${finding.score}`}) in ${packageLabel(finding.package, finding.version)} ${finding.warnedBy ? `is a warning: ${describeWarning(finding as Warning)}` : `${finding.suppressedBy ? 'would block' : 'blocks'} at gate ${report.gate}`}${finding.kev ? `; ${describeKev(finding.kev)}` : ''}` },
           locations: [
             {
               physicalLocation: { artifactLocation: { uri: artifact } },
               logicalLocations: [{ name: packageLabel(finding.package, finding.version), kind: 'package' }],
             },
           ],
-          properties: { fixState: finding.fix.state, ...(finding.fix.state === 'fixed' ? { fixedIn: finding.fix.version } : {}) },
+          properties: {
+            fixState: finding.fix.state,
+            ...(finding.fix.state === 'fixed' ? { fixedIn: finding.fix.version } : {}),
+            ...(finding.kev ? { knownExploited: finding.kev } : {}),
+            ...(finding.warnedBy ? { warning: finding.warnedBy } : {}),
+          },
           ...(finding.suppressedBy ? { suppressions: [{ kind: 'external', status: 'accepted', justification: describeSuppression(finding.suppressedBy) }] } : {}),
         })),
       },
@@ -1686,9 +1830,11 @@ export function renderJunit(report: JsonReport): string {
   const findingTitle = (finding: Finding) => `${finding.id} in ${packageLabel(finding.package, finding.version)}`
   const cases = [
     ...report.blocking.map((finding) =>
-      testCase(findingTitle(finding), `<failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}${describeFix(finding.fix)}`)}"/>`),
+      testCase(findingTitle(finding), `<failure type="${finding.severity}" message="${xml(`${finding.id} (${finding.severity}) blocks at gate ${report.gate}${finding.kev ? `, ${describeKev(finding.kev)}` : ''}${describeFix(finding.fix)}`)}"/>`),
     ),
     ...report.suppressed.map((finding) => testCase(findingTitle(finding), `<skipped message="${xml(describeSuppression(finding.suppressedBy))}"/>`)),
+    // A warning passes: JUnit has no warning outcome, so it says so in its output.
+    ...report.warnings.map((finding) => testCase(findingTitle(finding), `<system-out>${xml(`WARNING: ${finding.id} (${finding.severity}) ${describeWarning(finding)}${describeFix(finding.fix)}`)}</system-out>`)),
   ]
   if (report.error) cases.push(testCase('verdict', `<error type="${xml(report.error.code)}" message="${xml(report.error.message)}"/>`))
   else if (report.blocking.length === 0) cases.push(testCase(`gate ${report.gate}: ${report.verdict}`))
@@ -1790,6 +1936,8 @@ export function tektonResults(report: JsonReport): Record<string, string> {
     verdict: report.verdict,
     ...Object.fromEntries(SEVERITIES.map((severity) => [severity, report.counts ? String(report.counts[severity]) : ''])),
     blocking: more > 0 ? `${listed} (+${more} more)` : listed,
+    warnings: report.counts ? String(report.warnings.length + report.omitted.warnings) : '',
+    kev: report.knownExploited === null ? '' : String(report.knownExploited),
   }
 }
 
@@ -1875,6 +2023,14 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const newerThan = read('--newer-than', (value, origin) => parseNewerThan(value, now, origin))
   const exemptionsFile = get('--exemptions')?.value
   const scanSelector = read('--scan-selector', parseLabelSelector)
+  const warnAt = withDefault('--warn-at', (value, origin) => parseGate(value, origin))
+  if (warnAt !== 'none' && (gate === 'none' || SEVERITY_RANK[warnAt] >= SEVERITY_RANK[gate])) {
+    const fix = gate === 'none' ? 'gate none evaluates nothing: to report without failing, use --mode audit' : `warnings are what does not block, so below the gate (${gate}): use ${GATES.filter((level) => level !== 'none' && SEVERITY_RANK[level] < SEVERITY_RANK[gate]).join(', ') || 'none'}`
+    throw new UsageError('WARN_AT', `--warn-at ${warnAt} with --gate ${gate}: ${fix}`)
+  }
+  const kevFile = get('--kev')?.value
+  const baselineImage = read('--baseline', (value, origin) => parseImageRef(value, origin))
+  const baselineInput = get('--baseline-input')?.value
   const common: Config = {
     ...(image ? { image } : {}),
     gate,
@@ -1889,6 +2045,9 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     ...(newerThan === undefined ? {} : { newerThan }),
     ...(exemptionsFile ? { exemptionsFile } : {}),
     ...(scanSelector ? { scanSelector } : {}),
+    warnAt,
+    ...(kevFile ? { kevFile } : {}),
+    ...(baselineImage || baselineInput ? { baseline: { ...(baselineImage ? { image: baselineImage } : {}), ...(baselineInput ? { input: baselineInput } : {}) } } : {}),
     ...(resultsDir ? { resultsDir } : {}),
     ...(reportPath ? { report: { path: reportPath, format: read('--report-format', parseReportFormat) ?? reportFormatFor(reportPath) } } : {}),
   }
@@ -1902,6 +2061,10 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     }
     const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
     if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which ${notFromStore} does not: drop one of them`)
+  }
+  const fixedDocument = input !== undefined ? '--input' : scanResultInput && scanResultInput.value.trim().toLowerCase() !== 'auto' ? 'a fixed --scan-result' : undefined
+  if (baselineImage && !baselineInput && fixedDocument) {
+    throw new UsageError('BASELINE', `--baseline with ${fixedDocument}: there is nowhere to read the baseline's scan from, so give its saved document with --baseline-input`)
   }
   if (input !== undefined) {
     if (!input.trim()) throw new UsageError('INPUT', '--input is empty: name the saved report, or - for stdin')
@@ -2911,6 +3074,7 @@ interface Prepared {
   readonly store?: StoreSettings
   readonly registry?: RegistryAccess
   readonly exemptions: readonly Exemption[]
+  readonly kev?: KevCatalog
 }
 
 /** Runs the gate and returns its exit code: read the configuration, prepare, obtain the document, judge, emit. */
@@ -2934,8 +3098,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       return emit(config, run, output, io.files, { skipped: true })
     }
     const prepared = await prepare(config, run, output, io)
-    const { document, triage, expectedDigest } = await obtainDocument(config, prepared, run, output, io)
-    const [evaluation, summary] = judge(config, run.image!, document, prepared.exemptions, triage, io, expectedDigest)
+    const obtained = await obtainDocument(config, prepared, run, output, io)
+    const [evaluation, summary] = judge(config, run.image!, obtained, prepared, io)
     return emit(config, run, output, io.files, { evaluation }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
@@ -2958,7 +3122,30 @@ async function prepare(config: Config, run: Run, output: Output, io: Io): Promis
   const registry = config.source && 'scanResult' in config.source ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io) : undefined
   run.phase = 'reading --exemptions'
   const exemptions = config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []
-  return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions }
+  run.phase = 'reading --kev'
+  const kev = config.kevFile ? await loadKevCatalog(config.kevFile, run.deadline, output, io) : undefined
+  return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions, ...(kev ? { kev } : {}) }
+}
+
+const MAX_KEV_BYTES = 16 * 1024 * 1024
+
+/** CISA's catalog, checked; one older than KEV_MAX_AGE_DAYS is used, and said to be old. */
+async function loadKevCatalog(path: string, signal: AbortSignal, output: Output, io: Io): Promise<KevCatalog> {
+  const text = await io.files.read(path, '--kev', { signal, limits: { maxBytes: MAX_KEV_BYTES, tooLarge: () => new UsageError('KEV', `--kev ${path} is larger than ${MAX_KEV_BYTES / 2 ** 20} MiB: that is not CISA's catalog`) } })
+  const catalog = io.blocking(() => {
+    let document: unknown
+    try {
+      document = JSON.parse(text)
+    } catch {
+      throw new UsageError('KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`)
+    }
+    return kevCatalogFrom(document, `--kev ${path}`)
+  })
+  const ageDays = Math.floor((io.now() - catalog.released) / 86_400_000)
+  if (ageDays > KEV_MAX_AGE_DAYS) {
+    output.say(`warning: the KEV catalog ${path} (version ${catalog.version}) was released ${ageDays} days ago: refresh it, CISA adds entries every week`)
+  }
+  return catalog
 }
 
 /** What one look at the image's scans found: its state, or what the answer means for the wait. */
@@ -3198,24 +3385,37 @@ async function loadRegistryAccess(source: ScanResultSource, timeoutMs: number, s
  * (and, with --triage, its triage); run.image is then the image judged, and expectedDigest the digest the
  * document must carry (none when it names none, or when it named the image itself).
  */
-async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<{ document: unknown; triage: TriageDecision[]; expectedDigest?: string }> {
+async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<Obtained> {
   const deps: Omit<WaitDeps, 'fetch'> = { now: io.now, sleep: io.sleep, random: io.random, progress: output.say, signal: io.signal, started: run.started, blocking: io.blocking }
   if (config.source && 'input' in config.source) {
     const { input } = config.source
     run.phase = `reading --input ${input}`
     const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
     if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-    return settleImage(io.blocking(() => parseJsonBody(body, `--input ${input}`)), `--input ${input}`, run, output)
+    const settled = settleImage(io.blocking(() => parseJsonBody(body, `--input ${input}`)), `--input ${input}`, run, output)
+    return { ...settled, baseline: await obtainBaseline(config, run, output, io, undefined) }
   }
   if (config.source && 'scanResult' in config.source) {
     const source = config.source.scanResult
     const registry = prepared.registry!
+    const client = await connect(run, io, registry)
+    const read = async (ref: OciRef) => {
+      run.phase = `reading ${ref.reference}`
+      output.say(`reading the scan results ${ref.reference} (waiting up to ${formatDuration(config.timeoutMs)})`)
+      const scans = await readScanResult(ref, registry, client, deps, config.maxBodyBytes, output.secrets)
+      output.say(`evaluating ${scans.files.map((file) => file.name).join(', ')} from ${ref.reference}`)
+      return scans
+    }
     const ref = source.ref === 'auto' ? await followScan(run.image!, source, config, run, output, io, deps) : source.ref
-    run.phase = `reading ${ref.reference}`
-    output.say(`reading the scan results ${ref.reference} (waiting up to ${formatDuration(config.timeoutMs)})`)
-    const scans = await readScanResult(ref, registry, await connect(run, io, registry), deps, config.maxBodyBytes, output.secrets)
-    output.say(`evaluating ${scans.files.map((file) => file.name).join(', ')} from ${ref.reference}`)
-    return settleImage(scans, ref.reference, run, output)
+    const settled = settleImage(await read(ref), ref.reference, run, output)
+    // The baseline's results: those of its newest succeeded scan, when the cluster still lists one.
+    const baselineScan = async (baseline: ImageRef) => {
+      const scans = await openScanList(baseline.digest, config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
+      const look = await scans.check(run.deadline)
+      if (look.kind === 'fail') throw look.error
+      return look.kind === 'state' && look.state.kind === 'succeeded' ? read(parseOciRef(look.state.result, `status.scanResult of ${look.state.name}`)) : undefined
+    }
+    return { ...settled, baseline: await obtainBaseline(config, run, output, io, source.ref === 'auto' ? baselineScan : undefined) }
   }
   const store = prepared.store!
   const image = run.image!
@@ -3225,17 +3425,57 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
   const explain = await scanExplainer(image, config.scanSelector, store, config, run, output, io)
   const document = await waitForImageReport(store, image.digest, storeDeps, explain)
-  if (!config.triage) return { document, triage: [], expectedDigest: image.digest }
+  // The running image was scanned long ago: its report is there now or not at all.
+  const baselineInStore = (baseline: ImageRef) =>
+    pollStore({ url: imageEndpoint(store.baseUrl, baseline.digest), what: `the baseline ${baseline.digest} in the store`, onNotFound: 'absent', accept: ready }, store, storeDeps)
+  const baseline = await obtainBaseline(config, run, output, io, baselineInStore)
+  if (!config.triage) return { document, triage: [], expectedDigest: image.digest, baseline }
   const triage = await fetchTriage(store, image.digest, storeDeps)
   if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
-  return { document, triage: triage ?? [], expectedDigest: image.digest }
+  return { document, triage: triage ?? [], expectedDigest: image.digest, baseline }
+}
+
+/** What judging needs from the source: the document, the store's triage, the digest it must name, and the baseline's findings. */
+interface Obtained {
+  readonly document: unknown
+  readonly triage: readonly TriageDecision[]
+  readonly expectedDigest?: string
+  /** Undefined without --baseline; null when the baseline has no scan data (then everything is judged). */
+  readonly baseline?: ReadonlyMap<string, Severity> | null | undefined
+}
+
+/**
+ * The baseline's findings: from --baseline-input, or from the same source as the image (`fromSource`).
+ * A baseline without scan data is said and judged strictly (null): everything counts, nothing is dropped.
+ */
+async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, fromSource: ((image: ImageRef) => Promise<unknown>) | undefined): Promise<ReadonlyMap<string, Severity> | null | undefined> {
+  if (!config.baseline) return undefined
+  const { image, input } = config.baseline
+  let document: unknown
+  if (input) {
+    run.phase = `reading --baseline-input ${input}`
+    const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
+    document = io.blocking(() => parseJsonBody(body, `--baseline-input ${input}`))
+  } else if (image && fromSource) {
+    run.phase = `reading the baseline ${image.reference}`
+    document = await fromSource(image)
+  }
+  if (document === undefined) {
+    output.say(`--baseline ${image?.reference ?? ''}: no scan data for it here, so every finding is judged as new (strict)`)
+    return null
+  }
+  const named = image ? digestNamedBy(document) : undefined
+  if (image && named && named !== image.digest) throw new NoVerdictError('MALFORMED_RESPONSE', `the baseline's scan describes ${named}, not ${image.digest}`)
+  const baseline = io.blocking(() => baselineFrom(document))
+  output.say(`--baseline ${image?.reference ?? `--baseline-input ${input}`}: ${plural(baseline.size, 'finding')} in the running image; only new or worse findings block`)
+  return baseline
 }
 
 /**
  * A document that is not the store's answer for the digest (--input, a scan result): it may name the image
  * it describes. Without an image given, that names it; with one, a digest it names must agree.
  */
-function settleImage(document: unknown, origin: string, run: Run, output: Output): { document: unknown; triage: TriageDecision[]; expectedDigest?: string } {
+function settleImage(document: unknown, origin: string, run: Run, output: Output): Obtained {
   const named = digestNamedBy(document)
   if (!run.image) {
     if (!named) throw new UsageError('IMAGE', `no image given, and ${origin} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
@@ -3251,15 +3491,18 @@ function settleImage(document: unknown, origin: string, run: Run, output: Output
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-function judge(config: Config, image: ImageRef, document: unknown, exemptions: readonly Exemption[], triage: readonly TriageDecision[], io: Io, expectedDigest: string | undefined): readonly [Evaluation, string] {
+function judge(config: Config, image: ImageRef, { document, triage, expectedDigest, baseline }: Obtained, prepared: Prepared, io: Io): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
     onlyFixed: config.onlyFixed,
-    exemptions,
+    exemptions: prepared.exemptions,
     triage,
     now: io.now(),
+    warnAt: config.warnAt,
     ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }),
+    ...(prepared.kev ? { kev: prepared.kev.entries } : {}),
+    ...(baseline ? { baseline } : {}),
   }
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
