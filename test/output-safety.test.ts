@@ -151,7 +151,7 @@ describe('neutralising and cutting', () => {
     const many = Array.from({ length: 5_003 }, (_, i) => ({ id: `CVE-${i}-${'x'.repeat(300)}`, name: 'p', version: '1', severity: 'High' }))
     const report = buildJsonReport({ image: null, gate: 'high' }, { evaluation: evaluate(documentOf(many), 'high', SAMPLE_DIGEST) })
     expect(report.blocking).toHaveLength(5_000)
-    expect(report.omitted).toEqual({ blocking: 3, suppressed: 0 })
+    expect(report.omitted).toEqual({ blocking: 3, suppressed: 0, warnings: 0 })
     expect(report.blocking[0]!.id).toHaveLength(256)
     expect(tektonResults(report).blocking).toMatch(/ \(\+4993 more\)$/)
   })
