@@ -188,6 +188,8 @@ export interface Finding {
   readonly fix: FixState
   /** Known to be exploited: from the --kev catalog (with its dates), or a scanner's KEV rating (without). */
   readonly kev?: KnownExploited
+  /** Blocks now, but passed under the Scan 1.0 ScanPolicy given with --scan-policy. */
+  readonly passedUnderScan1?: true
 }
 
 /** A CISA KEV catalog entry, as far as the outputs show it. */
@@ -226,6 +228,8 @@ export interface Exemption {
   readonly owner?: string
   /** `kev: accepted`: the entry may suppress a known-exploited finding too. */
   readonly acceptsKev?: true
+  /** No expiry (a ScanPolicy's ignored CVE without one): applied, and warned about on every run. */
+  readonly permanent?: true
 }
 
 /** The current analysis of one triage record of the store. */
@@ -263,6 +267,8 @@ export interface Policy {
   readonly kev?: ReadonlyMap<string, KnownExploited>
   /** The running image's findings, (lower-case ID, package) to severity: only new or worse ones block. */
   readonly baseline?: ReadonlyMap<string, Severity>
+  /** The Scan 1.0 ScanPolicy this policy came from: blocking findings it passed are marked. */
+  readonly scan1?: Pick<ScanPolicyImport, 'template' | 'notAllowed' | 'name'>
 }
 
 export interface Evaluation {
@@ -289,6 +295,8 @@ export interface Evaluation {
     readonly expiringSoon: readonly Exemption[]
     /** Applied, but matching no finding of this image. */
     readonly stale: readonly Exemption[]
+    /** Applied with no expiry (a ScanPolicy's ignored CVE without one). */
+    readonly permanent: readonly Exemption[]
   }
   /** Whether the source carries any fix data (CycloneDX from Trivy or a recent Grype); the store carries none. */
   readonly hasFixData: boolean
@@ -341,6 +349,8 @@ export interface Config {
   readonly warnAt: Gate
   /** CISA's KEV catalog file. */
   readonly kevFile?: string
+  /** The Scan 1.0 ScanPolicy the gate, unknown-as and exemptions came from (flags given win). */
+  readonly scanPolicy?: ScanPolicyImport
   /** The running image: only findings new in the checked image, or worse, block. */
   readonly baseline?: { readonly image?: ImageRef; readonly input?: string }
   /** A label selector for the ImageVulnerabilityScans listed (--scan-result auto, and the store's progress lines). */
@@ -870,6 +880,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
     let severity: Severity = 'unknown'
     let score: number | null = null
     let kevRated = false
+    let severities = 0 // every rating's severity, as bits: what Scan 1.0's rules looked at
     for (let r = 0; r < ratings.length; r++) {
       const rating = ratings[r]
       if (!isObject(rating)) throw notAnObject(SCAN_DOCUMENT, rating, `vulnerabilities[${v}].ratings[${r}]`)
@@ -881,6 +892,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
       }
       const ratingSeverity = normaliseSeverity(rating.severity)
       if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
+      severities |= 1 << SEVERITY_RANK[ratingSeverity]
       const ratingScore = rating.score
       if (method !== undefined && CVSS_METHODS.has(method) && typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
     }
@@ -894,7 +906,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
       const ref = textOf(affect.ref)
       const component = components.get(ref)
       const ranges = recommendedFix ? undefined : unaffectedRanges(affect)
-      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', recommendedFix ?? (ranges === undefined ? withoutFix : { state: 'fixed', version: ranges }), kevRated)
+      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', recommendedFix ?? (ranges === undefined ? withoutFix : { state: 'fixed', version: ranges }), kevRated, severities)
     }
   }
   return hasFixData
@@ -1137,6 +1149,230 @@ export function classifyKubernetesResponse(response: StoreResponse, namespace: s
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pure functions: a way in from Scan 1.0 ScanPolicies
+
+/** What a Scan 1.0 ScanPolicy says, in the gate's terms. */
+export interface ScanPolicyImport {
+  readonly name: string
+  readonly template: 'grype' | 'trivy'
+  readonly gate: Gate
+  readonly unknownAs: UnknownAs
+  /** Each ignored CVE, as an exemption: `detail` the reason, `expiration` the expiry (none: permanent). */
+  readonly exemptions: readonly Exemption[]
+  /** notAllowedSeverities as a mask over SEVERITY_RANK, to tell which findings Scan 1.0 passed. */
+  readonly notAllowed: number
+  /** Where the gate cannot say exactly what the policy said. */
+  readonly notes: readonly string[]
+}
+
+/**
+ * The rules of TAP's two documented templates, each normalised (comments out, spacing canonical) and hashed
+ * (sha256, hex): recognised exactly or not at all, since the gate never guesses at Rego semantics. The
+ * variable lists (notAllowedSeverities, ignoreCves) are read separately, so their contents may differ.
+ */
+const SCAN_POLICY_TEMPLATES: Record<ScanPolicyImport['template'], ReadonlyArray<readonly [rule: string, sha256: string]>> = {
+  grype: [
+    ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
+    ['contains(array, elem)', 'acb11bc92e7245410d3bbdd302f6a41aa27ddf89e81e784d7052bd93bdf63905'],
+    ['isSafe(match), by severity', '27b041b8100c27c76d7ba56b2f8f154efafd2984eae4505549e189b0051b899b'],
+    ['isSafe(match), by ignoreCves', '4111e836e26c319d0f072c85b628a7dd64d21ad9709ac42cbe624618bcf85003'],
+    ['deny[msg]', '1e148e2b6a035349a57b9ebc23c16e0eca9bfb486809198325a0ddc762fe21b2'],
+  ],
+  trivy: [
+    ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
+    ['import future.keywords.in', '59c829aafbb6b74742fd6525b34d055d1f52343bc65472d047d0a012cc6e6297'],
+    ['import future.keywords.every', '006c76372802724784e9c46bede49c07a445d33c7a378f76813466e29c6e599d'],
+    ['notAllowedSet', '689c331e178c15031437da285108b4a7e0f68a6ae280d031dc44fcdeb7ce8e5f'],
+    ['isSafe(match)', '4ba3d1c9dc0fb69e78a83f7669d01e0b3b51ce55aa79ccaac3533f61a93cb453'],
+    ['isIgnored(match)', 'a9701cc6e948f0ac3e8c8f7160d9884ce7c5f260641d0dc6ece01bb0bb17c258'],
+    ['deny[msg]', '13131ad835d3f2d1ff355ae570127dae5718934e1e40e35edd2f0eb9a22ecef6'],
+  ],
+}
+
+/** Rego without comments, and a `[...]` list's end: strings (double-quoted or raw) are skipped whole. */
+function scanRego(text: string, from: number, onChar: (index: number) => boolean | void): void {
+  for (let i = from; i < text.length; i++) {
+    const char = text[i]!
+    if (char === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++
+    } else if (char === '`') {
+      i = text.indexOf('`', i + 1)
+      if (i === -1) return
+    } else if (onChar(i) === false) return
+  }
+}
+
+function withoutComments(rego: string): string {
+  let out = ''
+  let copied = 0
+  scanRego(rego, 0, (i) => {
+    if (rego[i] !== '#') return
+    const end = rego.indexOf('\n', i)
+    out += rego.slice(copied, i)
+    copied = end === -1 ? rego.length : end
+  })
+  return out + rego.slice(copied)
+}
+
+/** The rule text canonical: whitespace collapsed, none next to punctuation, strings as written. */
+export function normaliseRego(rule: string): string {
+  let out = ''
+  let last = 0
+  const flush = (end: number) => {
+    out += rule.slice(last, end).replace(/\s+/g, ' ')
+    last = end
+  }
+  scanRego(rule, 0, (i) => {
+    if (rule[i] === '"' || rule[i] === '`') flush(i)
+  })
+  flush(rule.length)
+  return out.replace(/ ?([{}[\]()|,:=;]) ?/g, '$1').trim()
+}
+
+/** `name := [...]` taken out of the Rego: the list's text (undefined when absent) and the Rego without it. */
+function takeList(rego: string, name: string): { list?: string; rest: string } {
+  const start = new RegExp(`^[ \\t]*${name}[ \\t]*:?=[ \\t]*\\[`, 'm').exec(rego)
+  if (!start) return { rest: rego }
+  const open = start.index + start[0].length - 1
+  let depth = 0
+  let end = -1
+  scanRego(rego, open, (i) => {
+    if (rego[i] === '[' || rego[i] === '{') depth++
+    else if (rego[i] === ']' || rego[i] === '}') depth--
+    if (depth === 0) {
+      end = i
+      return false
+    }
+  })
+  if (end === -1) throw new UsageError('SCAN_POLICY', `${name} has no closing ]`)
+  return { list: rego.slice(open, end + 1), rest: rego.slice(0, start.index) + rego.slice(end + 1) }
+}
+
+/** A Rego list of strings or objects as JSON (Rego's literals are JSON's, with trailing commas allowed). */
+function regoList(text: string, name: string): unknown[] {
+  try {
+    const value = JSON.parse(text.replace(/,(\s*[\]}])/g, '$1'))
+    if (Array.isArray(value)) return value
+  } catch {}
+  throw new UsageError('SCAN_POLICY', `${name} is not a list of plain values: ${cut(normaliseRego(text), 80)}`)
+}
+
+/** Top-level statements: each starts at a line's first column (a block scalar's indentation is gone by then). */
+function regoStatements(rego: string): string[] {
+  const statements: string[] = []
+  for (const line of rego.split('\n')) {
+    if (!line.trim()) continue
+    if (/^[^\s}]/.test(line) && !/^else\b/.test(line)) statements.push(line)
+    else if (statements.length) statements[statements.length - 1] += `\n${line}`
+    else statements.push(line)
+  }
+  return statements
+}
+
+const SCAN_POLICY_SEVERITIES: ReadonlyMap<string, Severity | 'negligible'> = new Map([
+  ['critical', 'critical'],
+  ['high', 'high'],
+  ['medium', 'medium'],
+  ['low', 'low'],
+  ['negligible', 'negligible'],
+  ['unknownseverity', 'unknown'],
+  ['unknown', 'unknown'],
+])
+
+/**
+ * The ScanPolicy among YAML documents, recognised as one of TAP's two templates, and what it says in the
+ * gate's terms: the gate is the lowest listed of low to critical, UnknownSeverity makes unknown count as the
+ * gate, each ignored CVE an exemption. Rego that is not the template is refused, naming the rules not
+ * understood. `hash` is sha256 in hex (node:crypto, passed in so that this stays pure).
+ */
+export function scanPolicyFrom(documents: readonly unknown[], origin: string, hash: (text: string) => string): ScanPolicyImport {
+  const fail = (problem: string) => new UsageError('SCAN_POLICY', `${origin}: ${problem}`)
+  const policies = documents.filter((document) => isObject(document) && document.kind === 'ScanPolicy')
+  if (policies.length !== 1) throw fail(policies.length ? `holds ${policies.length} ScanPolicies: give the file of the one your image scans used` : 'holds no ScanPolicy (kind: ScanPolicy, apiVersion scanning.apps.tanzu.vmware.com/v1beta1)')
+  const policy = policies[0] as Record<string, unknown>
+  const name = isObject(policy.metadata) ? textOf(policy.metadata.name) || '(unnamed)' : '(unnamed)'
+  const rego = isObject(policy.spec) && typeof policy.spec.regoFile === 'string' ? policy.spec.regoFile : undefined
+  if (!rego) throw fail(`ScanPolicy ${name} has no spec.regoFile`)
+  const severitiesTaken = takeList(withoutComments(rego), 'notAllowedSeverities')
+  const ignoresTaken = takeList(severitiesTaken.rest, 'ignoreCves')
+  if (severitiesTaken.list === undefined) throw fail(`ScanPolicy ${name}: no notAllowedSeverities list, so it is not one of TAP's templates`)
+  const statements = regoStatements(ignoresTaken.rest).map((statement) => ({ head: cut(statement.split('\n', 1)[0]!.trim(), 60), hash: hash(normaliseRego(statement)) }))
+  const templates = Object.entries(SCAN_POLICY_TEMPLATES) as Array<[ScanPolicyImport['template'], ReadonlyArray<readonly [string, string]>]>
+  const matching = (rules: ReadonlyArray<readonly [string, string]>) => statements.filter((statement) => rules.some(([, sha]) => sha === statement.hash)).length
+  const found = templates.find(([, rules]) => statements.length === rules.length && matching(rules) === rules.length)
+  if (!found) {
+    const [closest, rules] = [...templates].sort(([, a], [, b]) => matching(b) - matching(a))[0]!
+    const unknown = statements.filter((statement) => !rules.some(([, sha]) => sha === statement.hash)).map((statement) => statement.head)
+    const missing = rules.filter(([, sha]) => !statements.some((statement) => statement.hash === sha)).map(([rule]) => rule)
+    throw fail(
+      `the Rego of ScanPolicy ${name} is not TAP's ${closest} template, so the gate will not guess what it means: ` +
+        [unknown.length ? `not understood: ${unknown.join('; ')}` : '', missing.length ? `missing or changed: ${missing.join('; ')}` : ''].filter(Boolean).join('; ') +
+        '. Translate it by hand into --gate and --exemptions (README, From Scan 1.0)',
+    )
+  }
+  const [template] = found
+  let notAllowed = 0
+  const listed = new Set<Severity | 'negligible'>()
+  for (const entry of regoList(severitiesTaken.list, 'notAllowedSeverities')) {
+    const severity = typeof entry === 'string' ? SCAN_POLICY_SEVERITIES.get(entry.trim().toLowerCase()) : undefined
+    if (!severity) throw fail(`notAllowedSeverities holds ${JSON.stringify(entry)}, which is none of Critical, High, Medium, Low, Negligible, UnknownSeverity`)
+    listed.add(severity)
+    if (severity !== 'negligible') notAllowed |= 1 << SEVERITY_RANK[severity]
+  }
+  const notes: string[] = []
+  const standard = (['low', 'medium', 'high', 'critical'] as const).filter((severity) => listed.has(severity))
+  let gate: Gate = standard[0] ?? 'none'
+  if (listed.has('negligible')) {
+    gate = 'low'
+    notes.push('Negligible is below low, which is the lowest gate: low')
+  }
+  const fromGate = GATES.filter((level) => level !== 'none' && gate !== 'none' && SEVERITY_RANK[level] >= SEVERITY_RANK[gate])
+  const gaps = fromGate.filter((level) => !listed.has(level as Severity))
+  if (gaps.length) notes.push(`the gate blocks everything from ${gate} up, so ${gaps.join(' and ')} findings block too, which the policy did not list`)
+  if (gate === 'none' && listed.has('unknown')) notes.push('UnknownSeverity alone sets no gate: gate none')
+  const unknownAs: UnknownAs = listed.has('unknown') && gate !== 'none' ? gate : 'ignore'
+  const exemptions = ignoresTaken.list === undefined ? [] : regoList(ignoresTaken.list, 'ignoreCves').map((entry, index): Exemption => {
+    const id = typeof entry === 'string' ? entry.trim() : isObject(entry) && typeof entry.id === 'string' ? entry.id.trim() : ''
+    if (!id) throw fail(`ignoreCves[${index}] is neither a CVE ID nor an object with an id`)
+    const detail = isObject(entry) && typeof entry.detail === 'string' ? entry.detail.trim() : ''
+    const expiration = isObject(entry) && typeof entry.expiration === 'string' ? entry.expiration.trim() : ''
+    const expiresAt = expiration ? parseExpiry(expiration) : Number.POSITIVE_INFINITY
+    if (expiresAt === undefined) throw fail(`ignoreCves[${index}] (${id}): expiration "${expiration}" is not a date or RFC 3339 time`)
+    return { id, reason: detail || `ignored in ScanPolicy ${name}`, expires: expiration || 'never', expiresAt, owner: `ScanPolicy ${name}`, ...(expiration ? {} : { permanent: true as const }) }
+  })
+  return { name, template, gate, unknownAs, exemptions, notAllowed, notes }
+}
+
+/** How far ahead --print-exemptions dates an ignored CVE the ScanPolicy gave no expiration. */
+const REVIEW_DAYS = 90
+
+/** --print-exemptions: the ScanPolicy as an --exemptions file, with the gate to use in a comment. */
+export function renderScanPolicyExemptions(scanPolicy: ScanPolicyImport, now: number): string {
+  const review = new Date(now + REVIEW_DAYS * 86_400_000).toISOString().slice(0, 10)
+  const quote = (value: string) => toJson(value).trimEnd()
+  const lines = [
+    `# From ScanPolicy ${escapeControls(scanPolicy.name)} (TAP's ${scanPolicy.template} template), for --exemptions.`,
+    `# Its gate: --gate ${scanPolicy.gate}${scanPolicy.unknownAs === 'ignore' ? '' : ` --unknown-as ${scanPolicy.unknownAs}`} (GATE=${scanPolicy.gate}${scanPolicy.unknownAs === 'ignore' ? '' : `, POLICY_UNKNOWN_AS=${scanPolicy.unknownAs}`}).`,
+    ...scanPolicy.notes.map((note) => `# Note: ${escapeControls(note)}.`),
+    'exemptions:',
+  ]
+  for (const exemption of scanPolicy.exemptions) {
+    lines.push(`  - id: ${quote(exemption.id)}`, `    reason: ${quote(exemption.reason)}`)
+    if (exemption.permanent) lines.push(`    expires: ${quote(review)}  # no expiration in the ScanPolicy: ${REVIEW_DAYS} days from today, review it by then`)
+    else lines.push(`    expires: ${quote(exemption.expires)}`)
+    lines.push(`    owner: ${quote(exemption.owner ?? `ScanPolicy ${scanPolicy.name}`)}`)
+  }
+  if (scanPolicy.exemptions.length === 0) lines[lines.length - 1] = 'exemptions: []'
+  return `${lines.join('\n')}\n`
+}
+
+/** Whether Scan 1.0 passed a finding with ratings of these severities (a mask over SEVERITY_RANK). */
+export function passedUnderScan1(severities: number, policy: Pick<ScanPolicyImport, 'template' | 'notAllowed'>): boolean {
+  // Grype's template: safe when any one rating is outside the list. Trivy's: only when every one is.
+  return policy.template === 'grype' ? (severities & ~policy.notAllowed) !== 0 : (severities & policy.notAllowed) === 0
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pure functions: evaluation
 
 /** The store's and CycloneDX's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
@@ -1312,7 +1548,7 @@ export function baselineFrom(document: unknown): Map<string, Severity> {
 }
 
 /** One finding, as a reader found it: the vulnerability, its severity and best score, the package, the fix. */
-type JudgeFinding = (id: string, severity: Severity, score: number | null, packageName: string, packageVersion: string, fix: FixState, kevRated?: boolean) => void
+type JudgeFinding = (id: string, severity: Severity, score: number | null, packageName: string, packageVersion: string, fix: FixState, kevRated: boolean, severities: number) => void
 
 /**
  * The rules, applied one finding at a time by whichever reader walks the document (the store's Image, a
@@ -1332,7 +1568,7 @@ function createJudge(policy: Policy) {
   const warnings: Warning[] = []
   const warnAt = policy.warnAt && policy.warnAt !== 'none' ? policy.warnAt : undefined
   let findings = 0
-  const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix, kevRated) => {
+  const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix, kevRated, severities) => {
     const seen = worstById.get(id)
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
     findings++
@@ -1360,7 +1596,7 @@ function createJudge(policy: Policy) {
     } else if (policy.onlyFixed && fix.state === 'not-fixed' && !kev) {
       suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
     } else {
-      blocking.push(finding)
+      blocking.push(policy.scan1 && passedUnderScan1(severities, policy.scan1) ? { ...finding, passedUnderScan1: true } : finding)
     }
   }
   const evaluation = (hasFixData: boolean): Evaluation => {
@@ -1385,6 +1621,7 @@ function createJudge(policy: Policy) {
         expired: policy.exemptions.filter((exemption) => exemption.expiresAt < policy.now),
         expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),
         stale: active.filter((exemption) => !matchedExemptions.has(exemption)),
+        permanent: active.filter((exemption) => exemption.permanent),
       },
       hasFixData,
       passed: blocking.length === 0,
@@ -1409,16 +1646,18 @@ function readStoreImage(image: Record<string, unknown>, judge: JudgeFinding): vo
       const ratings = Array.isArray(vulnerability.Ratings) ? vulnerability.Ratings : listAt(IMAGE_REPORT, vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
       let severity: Severity = 'unknown'
       let score: number | null = null
+      let severities = 0 // every rating's severity, as bits: what Scan 1.0's rules looked at
       for (let r = 0; r < ratings.length; r++) {
         const rating = ratings[r]
         if (!isObject(rating)) throw notAnObject(IMAGE_REPORT, rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
         const ratingSeverity = normaliseSeverity(rating.Severity)
         if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
+        severities |= 1 << SEVERITY_RANK[ratingSeverity]
         const ratingScore = rating.Score
         if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score) && isStoreCvssRating(rating)) score = ratingScore
       }
       const id = textOf(vulnerability.CVEID) || (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
-      judge(id, severity, score, packageName, packageVersion, UNKNOWN_FIX)
+      judge(id, severity, score, packageName, packageVersion, UNKNOWN_FIX, false, severities)
     }
   }
 }
@@ -1565,6 +1804,7 @@ export function describePolicy(policy: Policy, triage: boolean): string[] {
     ...(policy.kev ? [`known-exploited CVEs block (${plural(policy.kev.size, 'catalog entry', 'catalog entries')})`] : []),
     ...(policy.baseline ? ['only findings new since the baseline, or worse, block'] : []),
     ...(policy.warnAt && policy.warnAt !== 'none' ? [`warns from ${policy.warnAt} up`] : []),
+    ...(policy.scan1 ? [`from ScanPolicy ${policy.scan1.name}`] : []),
     ...(policy.exemptions.length ? [plural(policy.exemptions.length, 'exemption')] : []),
     ...(triage ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
   ]
@@ -1640,11 +1880,18 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   }
   section('Suppressed, would block otherwise:', exemptedKev.length ? suppressed.filter((finding) => !finding.kev) : suppressed, (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy))
   section('Warnings, do not block:', evaluation.warnings, (finding) => describeWarning(finding as Warning))
+  const scan1 = options.policy?.scan1
+  const passedBefore = scan1 ? blocking.filter((finding) => finding.passedUnderScan1) : []
+  if (scan1 && passedBefore.length) {
+    const rule = scan1.template === 'grype' ? 'when any one of its ratings was outside notAllowedSeverities' : 'when none of its ratings was in notAllowedSeverities'
+    section(`Blocked now, passed under Scan 1.0 (ScanPolicy ${scan1.name} passed a finding ${rule}; the gate takes the highest rating):`, passedBefore)
+  }
   const notes = [
     ...exemptions.expired.map((exemption) => `expired ${exemption.expires}, no longer applies: ${describeExemption(exemption)}`),
     ...exemptions.expiringSoon.map((exemption) => `expires ${exemption.expires}, within ${EXPIRY_WARNING_DAYS} days: ${describeExemption(exemption)}`),
     ...exemptions.stale.map((exemption) => `stale, matches nothing in this image: ${describeExemption(exemption)}`),
     ...evaluation.kevNotAccepted.map((exemption) => `not applied to a known-exploited finding (add kev: accepted to apply it): ${describeExemption(exemption)}`),
+    ...exemptions.permanent.map((exemption) => `no expiry (give it one: --scan-policy ... --print-exemptions): ${describeExemption(exemption)}`),
   ]
   if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
   if (options.policy?.onlyFixed && !evaluation.hasFixData) {
@@ -1762,7 +2009,7 @@ export function buildJsonReport(run: { readonly image: ImageRef | null; readonly
       suppressed: Math.max(0, (evaluation?.suppressed.length ?? 0) - MAX_REPORTED_FINDINGS),
       warnings: Math.max(0, (evaluation?.warnings.length ?? 0) - MAX_REPORTED_FINDINGS),
     },
-    exemptions: exemptions ? { expired: listed(exemptions.expired), expiringSoon: listed(exemptions.expiringSoon), stale: listed(exemptions.stale) } : null,
+    exemptions: exemptions ? { expired: listed(exemptions.expired), expiringSoon: listed(exemptions.expiringSoon), stale: listed(exemptions.stale), permanent: listed(exemptions.permanent) } : null,
     error: outcome.error ? { code: outcome.error.code, message: cut(outcome.error.message, 4 * MAX_REPORT_FIELD) } : null,
   }
 }
@@ -2001,7 +2248,7 @@ function checkResultsDir(input: { value: string; origin: string }, environment: 
   return input.value
 }
 
-export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now()): Config {
+export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now(), scanPolicy?: ScanPolicyImport): Config {
   const { env } = environment
   const options = optionReader(values, env)
   const { get, read, withDefault } = options
@@ -2013,7 +2260,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const scanResultInput = get('--scan-result')
   const namesItsImage = values.get('--input') !== undefined || (scanResultInput !== undefined && scanResultInput.value.trim().toLowerCase() !== 'auto')
   const image = positionals[0] === undefined && namesItsImage ? undefined : parseImageRef(positionals[0] ?? '')
-  const gate = read('--gate', parseGate)
+  const gate = read('--gate', parseGate) ?? scanPolicy?.gate
   if (!gate) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
   const resultsInput = get('--results-dir')
   const resultsDir = resultsInput ? checkResultsDir(resultsInput, environment) : undefined
@@ -2036,7 +2283,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     gate,
     format: withDefault('--format', parseFormat),
     mode: withDefault('--mode', parseMode),
-    unknownAs: withDefault('--unknown-as', parseUnknownAs),
+    unknownAs: read('--unknown-as', parseUnknownAs) ?? scanPolicy?.unknownAs ?? withDefault('--unknown-as', parseUnknownAs),
     triage: read('--triage', parseBoolean) ?? false,
     onlyFixed: read('--only-fixed', parseBoolean) ?? false,
     maxBodyBytes: withDefault('--max-body-size', parseSize),
@@ -2047,6 +2294,7 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     ...(scanSelector ? { scanSelector } : {}),
     warnAt,
     ...(kevFile ? { kevFile } : {}),
+    ...(scanPolicy ? { scanPolicy } : {}),
     ...(baselineImage || baselineInput ? { baseline: { ...(baselineImage ? { image: baselineImage } : {}), ...(baselineInput ? { input: baselineInput } : {}) } } : {}),
     ...(resultsDir ? { resultsDir } : {}),
     ...(reportPath ? { report: { path: reportPath, format: read('--report-format', parseReportFormat) ?? reportFormatFor(reportPath) } } : {}),
@@ -3087,7 +3335,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       output.stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
       return EXIT.PASS
     }
-    config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now())
+    const scanPolicy = await loadScanPolicy(args.values, io)
+    if (args.values.has('--print-exemptions')) {
+      if (!scanPolicy) throw new UsageError('SCAN_POLICY', '--print-exemptions converts a ScanPolicy: give it with --scan-policy FILE')
+      output.stdout(renderScanPolicyExemptions(scanPolicy, io.now()))
+      return EXIT.PASS
+    }
+    config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now(), scanPolicy)
+    if (scanPolicy) describeScanPolicyImport(scanPolicy, args.values, io.env, output)
   } catch (error) {
     return reportUsageError(error, output)
   }
@@ -3115,13 +3370,51 @@ async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient
   return client
 }
 
+/** --scan-policy FILE (or POLICY_SCAN_POLICY): the ScanPolicy read, recognised and translated, before the rest of the configuration it feeds. */
+async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io): Promise<ScanPolicyImport | undefined> {
+  const input = pick(values, io.env, '--scan-policy', specOf('--scan-policy').env)
+  if (!input) return undefined
+  // Read before --timeout is known: a config file gets the time a request gets.
+  const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
+  const text = await io.files.read(input.value, `the ScanPolicy named by ${input.origin}`, { signal, limits: configFileLimits('the ScanPolicy') })
+  const [{ parseAllDocuments }, codecs] = await Promise.all([importCommonJs(import('yaml')), loadCodecs()])
+  return io.blocking(() => {
+    const documents = parseAllDocuments(text, { uniqueKeys: true })
+    const list = Array.isArray(documents) ? documents : [documents]
+    const broken = list.find((document) => document.errors.length)
+    if (broken) throw new UsageError('SCAN_POLICY', `${input.value}: not valid YAML: ${broken.errors[0]!.message.split('\n')[0]}`)
+    const contents = list.map((document) => {
+      try {
+        return document.toJS({ maxAliasCount: 100 })
+      } catch (error) {
+        throw new UsageError('SCAN_POLICY', `${input.value}: cannot be read (${(error as Error).message.split('\n')[0]})`)
+      }
+    })
+    return scanPolicyFrom(contents, input.value, (rule) => codecs.sha256(Buffer.from(rule)).slice('sha256:'.length))
+  })
+}
+
+/** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
+function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: ReadonlyMap<string, string>, env: Environment['env'], output: Output): void {
+  const overridden = (flag: Flag) => pick(values, env, flag, specOf(flag).env)?.origin
+  const gate = overridden('--gate')
+  const unknownAs = overridden('--unknown-as')
+  output.say(
+    `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${scanPolicy.template} template): gate ${scanPolicy.gate}${gate ? ` (overridden by ${gate})` : ''}, unknown severity ${scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`}${unknownAs ? ` (overridden by ${unknownAs})` : ''}, ${plural(scanPolicy.exemptions.length, 'ignored CVE')} as exemptions`,
+  )
+  for (const note of scanPolicy.notes) output.say(`--scan-policy: ${note}`)
+  output.say(
+    `--scan-policy: Scan 1.0 ${scanPolicy.template === 'grype' ? 'passed a finding when any one of its ratings was outside notAllowedSeverities' : 'passed a finding only when none of its ratings was in notAllowedSeverities'}; the gate takes the highest rating, so findings that passed before may block now (listed as such)`,
+  )
+}
+
 /** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
 async function prepare(config: Config, run: Run, output: Output, io: Io): Promise<Prepared> {
   const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files) : undefined
   if (store) output.secrets.push(store.token)
   const registry = config.source && 'scanResult' in config.source ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io) : undefined
   run.phase = 'reading --exemptions'
-  const exemptions = config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []
+  const exemptions = [...(config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []), ...(config.scanPolicy?.exemptions ?? [])]
   run.phase = 'reading --kev'
   const kev = config.kevFile ? await loadKevCatalog(config.kevFile, run.deadline, output, io) : undefined
   return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions, ...(kev ? { kev } : {}) }
@@ -3503,6 +3796,7 @@ function judge(config: Config, image: ImageRef, { document, triage, expectedDige
     ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }),
     ...(prepared.kev ? { kev: prepared.kev.entries } : {}),
     ...(baseline ? { baseline } : {}),
+    ...(config.scanPolicy ? { scan1: config.scanPolicy } : {}),
   }
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {

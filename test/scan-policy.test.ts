@@ -1,0 +1,120 @@
+// A way in from Scan 1.0: --scan-policy reads a ScanPolicy whose Rego is one of TAP's documented templates
+// (test/fixtures/scan-policy, as published) and refuses any other Rego, naming what it did not understand.
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { parseAllDocuments } from 'yaml'
+import { createHash } from 'node:crypto'
+import { basePolicy, evaluate, EXIT, normaliseRego, passedUnderScan1, renderScanPolicyExemptions, renderText, scanPolicyFrom, UsageError, exemptionsFrom } from '../policy.ts'
+import { SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
+import { runGate, writeFiles } from './support/gate.ts'
+
+const fixture = (name: string) => readFileSync(new URL(`./fixtures/scan-policy/${name}`, import.meta.url), 'utf8')
+const GRYPE = fixture('grype-scan-policy.yaml')
+const TRIVY = fixture('trivy-scan-policy.yaml')
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+const read = (yaml: string) => scanPolicyFrom(parseAllDocuments(yaml).map((document) => document.toJS()), 'policy.yaml', sha256)
+const NOW = Date.parse('2026-11-28T12:00:00Z')
+
+describe('reading a ScanPolicy', () => {
+  it('recognises TAP\'s Grype template and says what it means in the gate\'s terms', () => {
+    expect(read(GRYPE)).toMatchObject({ name: 'scan-policy', template: 'grype', gate: 'high', unknownAs: 'high', exemptions: [], notes: [] })
+  })
+
+  it('recognises TAP\'s Trivy template (lower-case severities, future keywords, every)', () => {
+    expect(read(TRIVY)).toMatchObject({ name: 'trivy-scan-policy', template: 'trivy', gate: 'high', unknownAs: 'high' })
+  })
+
+  it('takes the lowest listed severity as the gate, and says where the gate is wider than the list', () => {
+    const policy = read(GRYPE.replace('["Critical", "High", "UnknownSeverity"]', '["Critical", "Low"]'))
+    expect(policy).toMatchObject({ gate: 'low', unknownAs: 'ignore' })
+    expect(policy.notes).toEqual(['the gate blocks everything from low up, so medium and high findings block too, which the policy did not list'])
+    expect(read(GRYPE.replace('["Critical", "High", "UnknownSeverity"]', '["Negligible"]')).notes[0]).toBe('Negligible is below low, which is the lowest gate: low')
+    expect(read(GRYPE.replace('["Critical", "High", "UnknownSeverity"]', '[]'))).toMatchObject({ gate: 'none' })
+    expect(() => read(GRYPE.replace('["Critical", "High", "UnknownSeverity"]', '["Critical", "Severe"]'))).toThrow(/notAllowedSeverities holds "Severe"/)
+  })
+
+  it('takes ignored CVEs as exemptions: strings, and objects with id, detail and expiration; comments are no content', () => {
+    const policy = read(
+      GRYPE.replace(
+        'ignoreCves := []',
+        'ignoreCves := [\n      "CVE-2016-2781", # coreutils chroot, not used\n      {"id": "CVE-2023-0286", "detail": "X.400 not parsed", "expiration": "2027-01-31T00:00:00Z"},\n    ]',
+      ),
+    )
+    expect(policy.exemptions).toEqual([
+      { id: 'CVE-2016-2781', reason: 'ignored in ScanPolicy scan-policy', expires: 'never', expiresAt: Number.POSITIVE_INFINITY, owner: 'ScanPolicy scan-policy', permanent: true },
+      expect.objectContaining({ id: 'CVE-2023-0286', reason: 'X.400 not parsed', expires: '2027-01-31T00:00:00Z', owner: 'ScanPolicy scan-policy' }),
+    ])
+    const evaluation = evaluate(sampleImageBody(), { ...basePolicy('medium', NOW), exemptions: policy.exemptions })
+    expect(evaluation.suppressed.map((finding) => finding.id)).toEqual(['CVE-2023-0286', 'CVE-2016-2781'])
+    expect(renderText(evaluation, { reference: SAMPLE_IMAGE, digest: SAMPLE_DIGEST }, { color: false })).toContain('no expiry (give it one: --scan-policy ... --print-exemptions): CVE-2016-2781')
+  })
+
+  it('refuses Rego that is not the template, naming the rules it did not understand', () => {
+    const changed = GRYPE.replace('not isSafe(vuln)', 'not isSafe(vuln)\n      comp.name != "openssl"')
+    expect(() => read(changed)).toThrow(UsageError)
+    expect(() => read(changed)).toThrow(/is not TAP's grype template, so the gate will not guess what it means: not understood: deny\[msg\] \{; missing or changed: deny\[msg\]/)
+    expect(() => read(GRYPE.replace('package main', 'package main\n\n    allow { true }'))).toThrow(/not understood: allow \{ true \}/)
+    expect(() => read('kind: ConfigMap\n')).toThrow(/holds no ScanPolicy/)
+    expect(() => read(`${GRYPE}\n---\n${TRIVY}`)).toThrow(/holds 2 ScanPolicies/)
+  })
+
+  it('ignores formatting: the same rules indented or spaced otherwise are the template', () => {
+    expect(normaliseRego('isSafe(match) {\n  ignore := contains(ignoreCves, match.id)\n  ignore\n}')).toBe(normaliseRego('isSafe( match ){ ignore:=contains( ignoreCves,match.id )\n\n ignore }'))
+    expect(read(GRYPE.replace(/\n {6}/g, '\n        ')).template).toBe('grype')
+  })
+
+  it('tells which findings Scan 1.0 passed: Grype\'s any-rating rule, Trivy\'s every-rating rule', () => {
+    const critHigh = (1 << 4) | (1 << 3)
+    const bit = (rank: number) => 1 << rank
+    const grype = { template: 'grype' as const, notAllowed: critHigh }
+    const trivy = { template: 'trivy' as const, notAllowed: critHigh }
+    expect(passedUnderScan1(bit(3) | bit(2), grype)).toBe(true) // high and medium: the medium rating made it safe
+    expect(passedUnderScan1(bit(3) | bit(2), trivy)).toBe(false)
+    expect(passedUnderScan1(bit(4) | bit(3), grype)).toBe(false)
+    expect(passedUnderScan1(0, grype)).toBe(false)
+    expect(passedUnderScan1(0, trivy)).toBe(true)
+  })
+
+  it('--print-exemptions writes an exemptions file the gate reads back, with the gate to use', () => {
+    const policy = read(GRYPE.replace('ignoreCves := []', 'ignoreCves := ["CVE-2016-2781", {"id": "CVE-2023-0286", "detail": "X.400 not parsed", "expiration": "2027-01-31"}]'))
+    const yaml = renderScanPolicyExemptions(policy, NOW)
+    expect(yaml).toContain('# Its gate: --gate high --unknown-as high (GATE=high, POLICY_UNKNOWN_AS=high).')
+    expect(yaml).toContain('expires: "2027-02-26"  # no expiration in the ScanPolicy: 90 days from today, review it by then')
+    const entries = exemptionsFrom(parseAllDocuments(yaml)[0]!.toJS(), 'printed.yaml')
+    expect(entries.map((entry) => [entry.id, entry.expires])).toEqual([
+      ['CVE-2016-2781', '2027-02-26'],
+      ['CVE-2023-0286', '2027-01-31'],
+    ])
+  })
+})
+
+describe('--scan-policy in the built gate', () => {
+  it('derives the gate, lists what blocks now but passed under Scan 1.0, and lets flags win', async () => {
+    const files = writeFiles({ 'scan-policy.yaml': GRYPE, 'body.json': JSON.stringify(sampleImageBody()) })
+    const run = await runGate(['--input', files['body.json']!, SAMPLE_IMAGE], { env: { POLICY_SCAN_POLICY: files['scan-policy.yaml']! } })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain("--scan-policy: ScanPolicy scan-policy (TAP's grype template): gate high, unknown severity counts as high, 0 ignored CVEs as exemptions")
+    // Each of these has a rating outside the list (Medium or Low) beside its highest: under the Grype template that made it safe.
+    expect(run.stdout).toMatch(
+      /Blocked now, passed under Scan 1\.0 \(ScanPolicy scan-policy passed a finding when any one of its ratings was outside notAllowedSeverities; the gate takes the highest rating\):\n +CRITICAL +9\.0 +CVE-2021-45046[^\n]*\n +HIGH +7\.5 +CVE-2023-0464[^\n]*\n +HIGH +7\.4 +CVE-2023-0286[^\n]*\n\n/,
+    )
+    const overridden = await runGate(['--input', files['body.json']!, '--scan-policy', files['scan-policy.yaml']!, '--gate', 'critical', '--format', 'json', SAMPLE_IMAGE], { env: {} })
+    expect(overridden.stderr).toContain('gate high (overridden by --gate)')
+    expect(JSON.parse(overridden.stdout).blocking.map((finding: { id: string; passedUnderScan1?: boolean }) => [finding.id, finding.passedUnderScan1 ?? false])).toEqual([
+      ['CVE-2021-44228', false],
+      ['CVE-2021-45046', true],
+    ])
+  })
+
+  it('prints the exemptions and exits 0 without an image or a store; refuses a changed Rego with exit 2', async () => {
+    const files = writeFiles({ 'scan-policy.yaml': TRIVY.replace('ignoreCves := []', 'ignoreCves := ["CVE-2016-2781"]'), 'changed.yaml': TRIVY.replace('match.id in ignoreCves', 'startswith(match.id, "GHSA")') })
+    const printed = await runGate(['--scan-policy', files['scan-policy.yaml']!, '--print-exemptions'], { env: {} })
+    expect(printed.code).toBe(EXIT.PASS)
+    expect(printed.stdout).toContain('  - id: "CVE-2016-2781"')
+    const refused = await runGate(['--scan-policy', files['changed.yaml']!, '--input', files['scan-policy.yaml']!, SAMPLE_IMAGE], { env: {} })
+    expect(refused.code).toBe(EXIT.USAGE)
+    expect(refused.stderr).toContain("is not TAP's trivy template, so the gate will not guess what it means: not understood: isIgnored(match) {; missing or changed: isIgnored(match)")
+    const alone = await runGate(['--print-exemptions'], { env: {} })
+    expect(alone.code).toBe(EXIT.USAGE)
+  })
+})
