@@ -20,6 +20,7 @@ await build({
   platform: 'node',
   target: 'node24',
   sourcemap: true,
+  sourcesContent: false, // the map names policy.ts lines; the source itself is in the repository, not the image
   minify: false, // readable stack traces; minifying saves no start-up time (stack notes)
   legalComments: 'eof',
   logLevel: 'warning',

@@ -159,6 +159,7 @@ describe('parseArgs and resolveConfig', () => {
       onlyFixed: false,
       maxBodyBytes: 24 * 1024 * 1024,
       timeoutMs: 1_800_000,
+      warnAt: 'none',
     })
   })
 

@@ -166,13 +166,13 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     const { run, results, container } = await runStep([answer.image(cleanImageBody())])
     expect(container).toMatchObject({ readOnly: true, user: '65532:65532', entrypoint: ['/nodejs/bin/node'] })
     expect(run.code).toBe(EXIT.PASS)
-    expect(results).toEqual({ verdict: 'pass', critical: '0', high: '0', medium: '0', low: '0', unknown: '0', blocking: '' })
+    expect(results).toEqual({ verdict: 'pass', critical: '0', high: '0', medium: '0', low: '0', unknown: '0', blocking: '', warnings: '0', kev: '0' })
   })
 
   it('fails an image with critical vulnerabilities and names them in the results', async () => {
     const { run, results } = await runStep([answer.image(sampleImageBody())])
     expect(run.code).toBe(EXIT.VIOLATION)
-    expect(results).toEqual({ verdict: 'fail', critical: '2', high: '2', medium: '1', low: '0', unknown: '0', blocking: 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286' })
+    expect(results).toEqual({ verdict: 'fail', critical: '2', high: '2', medium: '1', low: '0', unknown: '0', blocking: 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286', warnings: '0', kev: '0' })
     expect(Object.values(results).join('').length).toBeLessThan(1024)
     expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
   })
@@ -193,10 +193,23 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     expect(results).toMatchObject({ verdict: 'fail', critical: '2', blocking: 'CVE-2021-45046,CVE-2023-0464,CVE-2023-0286' })
   })
 
+  it('takes a ScanPolicy, a KEV catalog and a warning level from ConfigMaps and params, and counts warnings and KEV in the results', async () => {
+    const kev = readFileSync(new URL('./fixtures/kev/known_exploited_vulnerabilities.json', import.meta.url), 'utf8').replace(/"dateReleased": "[^"]*"/, `"dateReleased": "${new Date().toISOString()}"`)
+    const scanPolicy = readFileSync(new URL('./fixtures/scan-policy/grype-scan-policy.yaml', import.meta.url), 'utf8').replace('["Critical", "High", "UnknownSeverity"]', '["Critical", "UnknownSeverity"]')
+    const { run, results } = await runStep(
+      [answer.image(sampleImageBody())],
+      { gate: '', 'scan-policy-file': '/etc/amr-policy-gate/scan-policy.yaml', 'kev-file': '/etc/amr-policy-gate-kev/known_exploited_vulnerabilities.json', 'warn-at': 'medium' },
+      { 'amr-policy-gate-exemptions': { 'scan-policy.yaml': scanPolicy }, 'amr-policy-gate-kev': { 'known_exploited_vulnerabilities.json': kev } },
+    )
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain("ScanPolicy scan-policy (TAP's grype template): gate critical")
+    expect(results).toMatchObject({ verdict: 'fail', blocking: 'CVE-2021-44228,CVE-2021-45046', warnings: '3', kev: '2' })
+  })
+
   it('writes verdict error when there is no verdict, and skipped for gate none', async () => {
     const timedOut = await runStep([answer.notFound()], { 'wait-timeout': '1s' })
     expect(timedOut.run.code).toBe(EXIT.NO_VERDICT)
-    expect(timedOut.results).toEqual({ verdict: 'error', critical: '', high: '', medium: '', low: '', unknown: '', blocking: '' })
+    expect(timedOut.results).toEqual({ verdict: 'error', critical: '', high: '', medium: '', low: '', unknown: '', blocking: '', warnings: '', kev: '' })
     await fixture.store.close()
     const skipped = await runStep([answer.image(sampleImageBody())], { gate: 'none' })
     expect(skipped.run.code).toBe(EXIT.PASS)
