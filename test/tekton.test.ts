@@ -147,8 +147,8 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     image = (await buildGateImage()).tag
   }, 300_000)
 
-  async function runStep(answers: Answer[], params: Record<string, string> = {}, configMaps: Record<string, Record<string, string>> = {}) {
-    const store = await fixture.serve(answers)
+  async function runStep(answers: Answer[], params: Record<string, string> = {}, configMaps: Record<string, Record<string, string>> = {}, otherImages: Record<string, Answer[]> = {}) {
+    const store = await fixture.serve(answers, { images: otherImages })
     const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
     const container = taskStepAsContainer(task, {
       image,
@@ -204,6 +204,16 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain("ScanPolicy scan-policy (TAP's grype template): gate critical")
     expect(results).toMatchObject({ verdict: 'fail', blocking: 'CVE-2021-44228,CVE-2021-45046', warnings: '3', kev: '2' })
+  })
+
+  it('blocks only on what is new since baseline-image, the running image read from the same store', async () => {
+    const baselineDigest = `sha256:${'b'.repeat(64)}`
+    const sample = sampleImageBody()
+    // The running image has every finding but openssl's.
+    const running = { ...sample, Digest: baselineDigest, Packages: (sample.Packages as Array<{ Name: string }>).filter((entry) => entry.Name !== 'openssl') }
+    const { run, results } = await runStep([answer.image(sampleImageBody())], { 'baseline-image': `registry.example.com/app@${baselineDigest}` }, {}, { [baselineDigest]: [answer.image(running)] })
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(results).toMatchObject({ verdict: 'fail', blocking: 'CVE-2023-0464,CVE-2023-0286', warnings: '2' })
   })
 
   it('writes verdict error when there is no verdict, and skipped for gate none', async () => {
