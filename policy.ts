@@ -1850,7 +1850,7 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   const { counts, gate, blocking, suppressed, exemptions } = evaluation
   const policyClauses = options.policy ? describePolicy(options.policy, options.triage ?? false) : []
   const lines = [`Image  ${image.reference}`, `Gate   ${describeGate(gate)}`]
-  if (policyClauses.length) lines.push(`Policy ${policyClauses.join('; ')}`)
+  if (policyClauses.length) lines.push(`Policy ${displayText(policyClauses.join('; '), TEXT_WIDTH.note)}`)
   lines.push('')
   if (evaluation.findings === 0) {
     lines.push('No vulnerabilities reported for this image.')
@@ -1884,7 +1884,7 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
   const passedBefore = scan1 ? blocking.filter((finding) => finding.passedUnderScan1) : []
   if (scan1 && passedBefore.length) {
     const rule = scan1.template === 'grype' ? 'when any one of its ratings was outside notAllowedSeverities' : 'when none of its ratings was in notAllowedSeverities'
-    section(`Blocked now, passed under Scan 1.0 (ScanPolicy ${scan1.name} passed a finding ${rule}; the gate takes the highest rating):`, passedBefore)
+    section(`Blocked now, passed under Scan 1.0 (ScanPolicy ${displayText(scan1.name, TEXT_WIDTH.id)} passed a finding ${rule}; the gate takes the highest rating):`, passedBefore)
   }
   const notes = [
     ...exemptions.expired.map((exemption) => `expired ${exemption.expires}, no longer applies: ${describeExemption(exemption)}`),

@@ -1,17 +1,18 @@
 // Fault fuzzing. On a fake clock: random answers, Retry-After values and network errors against the polling
 // rules. Against the built gate: random status sequences and truncated, mutated, oversized or arbitrary bodies
 // from the store, proxies that misbehave, and the same bodies as --input files and FIFOs; arbitrary tar
-// layers, manifests, scan lists and Docker configs. The gate must end as
+// layers, manifests, scan lists, Docker configs and ScanPolicies. The gate must end as
 // the rules say, never with a stack trace, never past its deadline, never in a hot loop.
 // CI runs a fixed seed, so that a red run replays and CI tests the same thing twice; FUZZ_SEED explores.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
-import { credentialsFor, evaluate, EXIT, filesOfTar, manifestFrom, NoVerdictError, pollStore, scanStateOf, UsageError, type StoreResponse, type StoreSettings, type WaitDeps } from '../policy.ts'
+import { credentialsFor, evaluate, EXIT, filesOfTar, GATES, manifestFrom, NoVerdictError, pollStore, scanPolicyFrom, scanStateOf, UsageError, type StoreResponse, type StoreSettings, type WaitDeps } from '../policy.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate } from './support/gate.ts'
 import { startConnectProxy, type ProxyBehaviour } from './support/proxy.ts'
@@ -236,6 +237,34 @@ describe('registry and Kubernetes data, fuzzed', () => {
         }
       }),
       { seed, numRuns: 500 },
+    )
+  })
+})
+
+describe('ScanPolicies, fuzzed', () => {
+  const GRYPE = readFileSync(new URL('./fixtures/scan-policy/grype-scan-policy.yaml', import.meta.url), 'utf8')
+  const regoOf = (yaml: string) => /regoFile: \|\n([\s\S]*)$/.exec(yaml)![1]!.replace(/^ {4}/gm, '')
+  const REGO = regoOf(GRYPE)
+  const hash = (text: string) => createHash('sha256').update(text).digest('hex')
+
+  it('reads any document, and any mutation of the template, as the template, or refuses it with exit 2 reasons', () => {
+    const rego = fc.oneof(
+      fc.string({ maxLength: 400 }),
+      fc.tuple(fc.nat(REGO.length - 1), fc.string({ maxLength: 8 })).map(([at, text]) => REGO.slice(0, at) + text + REGO.slice(at + 1)),
+      fc.nat(REGO.length).map((cut) => REGO.slice(0, cut)),
+    )
+    fc.assert(
+      fc.property(rego, fc.jsonValue(), (regoFile, other) => {
+        for (const documents of [[{ kind: 'ScanPolicy', metadata: { name: 'p' }, spec: { regoFile } }], [other], [{ kind: 'ScanPolicy', spec: other }]]) {
+          try {
+            const policy = scanPolicyFrom(documents, 'p.yaml', hash)
+            expect(GATES).toContain(policy.gate)
+          } catch (error) {
+            expect(error, String(error)).toBeInstanceOf(UsageError)
+          }
+        }
+      }),
+      { seed, numRuns: 300 },
     )
   })
 })

@@ -106,6 +106,17 @@ describe('--scan-policy in the built gate', () => {
     ])
   })
 
+  it('shows a hostile name, reason or ID from the ScanPolicy escaped, never as terminal control', async () => {
+    const hostile = GRYPE.replace('name: scan-policy', 'name: "evil\\e[2K\\rPASS\\u202e"').replace('ignoreCves := []', 'ignoreCves := [{"id": "CVE-2016-2781\\u001b]8;;x\\u0007", "detail": "ok\\r\\nPASS: fine"}]')
+    const files = writeFiles({ 'scan-policy.yaml': hostile, 'body.json': JSON.stringify(sampleImageBody()) })
+    for (const args of [['--print-exemptions'], ['--input', files['body.json']!, SAMPLE_IMAGE]]) {
+      const run = await runGate(['--scan-policy', files['scan-policy.yaml']!, ...args], { env: {} })
+      expect(run.code, run.stderr).not.toBe(EXIT.USAGE)
+      expect(`${run.stdout}${run.stderr}`).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/)
+      expect(run.stdout).toContain('evil\\x1b[2K\\x0dPASS\\u202e')
+    }
+  })
+
   it('prints the exemptions and exits 0 without an image or a store; refuses a changed Rego with exit 2', async () => {
     const files = writeFiles({ 'scan-policy.yaml': TRIVY.replace('ignoreCves := []', 'ignoreCves := ["CVE-2016-2781"]'), 'changed.yaml': TRIVY.replace('match.id in ignoreCves', 'startswith(match.id, "GHSA")') })
     const printed = await runGate(['--scan-policy', files['scan-policy.yaml']!, '--print-exemptions'], { env: {} })

@@ -223,6 +223,19 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
     expect(kubernetes!.listed[1]).toMatch(/^\?labelSelector=carto.run%2Fworkload-name%3Dapp&watch=1&allowWatchBookmarks=true&timeoutSeconds=45&resourceVersion=\d+$/)
   })
 
+  it('with --baseline, reads the running image\'s results from its own succeeded scan', async () => {
+    const baselineDigest = `sha256:${'b'.repeat(64)}`
+    const pushed = await registry.push('project/app-dev-team-scan-results', 'baseline-uid', { layers: [{ files: { 'scan.cdx.json': TRIVY.replace('"CVE-2019-18224"', '"CVE-0000-0000"'), ...IMGPKG } }] })
+    const baselineScan: ScanSpec = { name: 'app-trivy-scan-old', digest: baselineDigest, created: '2026-11-20T10:00:00Z', succeeded: { status: 'True' }, scanResult: `${registry.host}/project/app-dev-team-scan-results@${pushed.digest}` }
+    const run = await gate([[running('app-trivy-scan-x7k2p'), baselineScan], [succeeded('app-trivy-scan-x7k2p'), baselineScan]], ['--baseline', `registry.example.com/project/app@${baselineDigest}`, '--format', 'json'])
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain(`reading the scan results ${registry.host}/project/app-dev-team-scan-results@${pushed.digest}`)
+    // The running image had everything but CVE-2019-18224 (its ID changed in the baseline's copy): only that one is new.
+    const report = JSON.parse(run.stdout)
+    expect(report.blocking.map((finding: { id: string }) => finding.id)).toEqual(['CVE-2019-18224'])
+    expect(report.warnings.map((finding: { id: string }) => finding.id)).toEqual(['CVE-2020-8165', 'CVE-2019-18276'])
+  })
+
   it('takes the newest scan of the image, whatever other images\' scans say', async () => {
     const older: ScanSpec = { name: 'app-trivy-scan-old', digest: SAMPLE_DIGEST, created: '2026-11-27T09:00:00Z', succeeded: { status: 'False', reason: 'Failed', message: 'old failure' } }
     const otherImage: ScanSpec = { name: 'other-trivy-scan-a', digest: `sha256:${'c'.repeat(64)}`, created: '2026-11-28T11:59:00Z', succeeded: { status: 'False', reason: 'Failed', message: 'not this image' } }
