@@ -116,7 +116,7 @@ const OPTION_TABLE = [
   { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
   { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store', more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.' },
   { flag: '--scan-result', env: 'POLICY_SCAN_RESULT', value: 'REF|auto', help: "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's ImageVulnerabilityScan, instead of asking the store", more: 'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; `auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so no token or `--url` is needed.' },
-  { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'a label selector for the ImageVulnerabilityScans to look at (e.g. carto.run/workload-name=app), with --scan-result auto or while waiting for the store', more: 'Without it every scan in the pod\'s namespace is listed and the image\'s is picked by its digest. Waiting for the store in a pod whose service account may list scans, the progress lines say what the scan is doing.' },
+  { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'a label selector for the ImageVulnerabilityScans to look at (e.g. carto.run/workload-name=app), with --scan-result auto or while waiting for the store', more: 'Without it every scan in the pod\'s namespace is listed and the image\'s is picked by its digest. Waiting for the store in a pod whose service account may list scans, the progress lines say what the scan is doing. A fixed --scan-result or --input lists no scans, so the selector (which the template always passes) goes unused there.' },
   { flag: '--registry-config', env: 'POLICY_REGISTRY_CONFIG', value: 'FILE', defaultText: '$DOCKER_CONFIG/config.json if present', help: 'Docker config (config.json or a .dockerconfigjson, as secret registry-credentials holds) with credentials for the scan results\' registry', more: 'Only `auths` entries are read (`auth`, or `username` and `password`); credential helpers cannot run in the image. Without credentials the registry is asked anonymously.' },
   { flag: '--registry-ca-cert', env: 'POLICY_REGISTRY_CA_CERT', value: 'FILE', help: "PEM file with the scan results' registry CA, trusted besides the default roots" },
   { flag: '--format', env: 'POLICY_FORMAT', value: 'FORMAT', choices: FORMATS, default: 'text', help: 'text is for people; json writes one document on stdout', more: 'The JSON schema is under [JSON output](#json-output).' },
@@ -2305,9 +2305,6 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
   const notFromStore = input !== undefined ? '--input' : scanResultInput?.origin
   if (notFromStore) {
     if (input !== undefined && scanResultInput) throw new UsageError('INPUT', `--input and ${scanResultInput.origin} both say where the scan comes from: give one`)
-    if (scanSelector && (input !== undefined || scanResultInput?.value.trim().toLowerCase() !== 'auto')) {
-      throw new UsageError('SCAN_RESULT', `--scan-selector picks among the ImageVulnerabilityScans of the cluster, which ${notFromStore} does not read: drop it, or use --scan-result auto`)
-    }
     const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
     if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which ${notFromStore} does not: drop one of them`)
   }

@@ -318,7 +318,7 @@ describe('--scan-result usage', () => {
     [['--scan-result', 'registry.example.com/app:x', '--triage', SAMPLE_IMAGE], '--triage asks the store, which --scan-result does not'],
     [['--scan-result', 'auto', SAMPLE_IMAGE], 'KUBERNETES_SERVICE_HOST is not set'],
     [['--scan-result', 'auto'], 'no image given'],
-    [['--scan-result', 'registry.example.com/app:x', '--scan-selector', 'a=b', SAMPLE_IMAGE], 'which --scan-result does not read'],
+    [['--scan-result', 'auto', '--scan-selector', 'a b', SAMPLE_IMAGE], 'is not a label selector'],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const run = await runGate(args, { env: { GATE: 'high' } })
     expect(run.code).toBe(EXIT.USAGE)

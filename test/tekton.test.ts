@@ -267,6 +267,37 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('the Task with scan-resul
   }, 120_000)
 })
 
+describe.skipIf(!hasDocker || missingTools.length > 0)('the Task with a fixed scan-result, as the template passes it', () => {
+  let image: string
+  let registry: Registry
+  let bundle = ''
+
+  beforeAll(async () => {
+    image = (await buildGateImage()).tag
+    registry = await startRegistry('basic')
+    const { digest } = await registry.push('project/app-dev-team-scan-results', 'workload-uid', { layers: [{ files: { 'scan.cdx.json': cycloneDxOf(SAMPLE_DIGEST, 'high') } }] })
+    bundle = `${registry.host}/project/app-dev-team-scan-results@${digest}`
+  }, 300_000)
+
+  afterAll(async () => {
+    await registry?.close()
+  })
+
+  it('reads the reference, with the scan selector the template always passes going unused', async () => {
+    const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
+    const container = taskStepAsContainer(task, {
+      image,
+      params: { image: SAMPLE_IMAGE, 'scan-result': bundle, 'scan-selector': 'carto.run/workload-name=app', 'registry-ca-file': '/etc/amr-policy-gate-registry-ca/ca.crt', 'wait-timeout': '30s' },
+      secrets: { 'registry-credentials': { '.dockerconfigjson': JSON.stringify({ auths: { [registry.host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }) } },
+      configMaps: { 'amr-policy-gate-registry-ca': { 'ca.crt': registry.tls.caCert } },
+      resultsDir,
+    })
+    const run = await runContainer(image, container)
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(readFileSync(join(resultsDir, 'blocking'), 'utf8')).toBe('CVE-2024-9999')
+  }, 120_000)
+})
+
 describe('config/developer-namespace/scan-reader.yaml', () => {
   const [role, binding] = loadManifests('developer-namespace/scan-reader.yaml')
 
