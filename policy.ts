@@ -1230,7 +1230,7 @@ export function normaliseRego(rule: string): string {
 }
 
 /** `name := [...]` taken out of the Rego: the list's text (undefined when absent) and the Rego without it. */
-function takeList(rego: string, name: string): { list?: string; rest: string } {
+function takeList(rego: string, name: string, fail: (problem: string) => UsageError): { list?: string; rest: string } {
   const start = new RegExp(`^[ \\t]*${name}[ \\t]*:?=[ \\t]*\\[`, 'm').exec(rego)
   if (!start) return { rest: rego }
   const open = start.index + start[0].length - 1
@@ -1244,17 +1244,17 @@ function takeList(rego: string, name: string): { list?: string; rest: string } {
       return false
     }
   })
-  if (end === -1) throw new UsageError('SCAN_POLICY', `${name} has no closing ]`)
+  if (end === -1) throw fail(`${name} has no closing ]`)
   return { list: rego.slice(open, end + 1), rest: rego.slice(0, start.index) + rego.slice(end + 1) }
 }
 
 /** A Rego list of strings or objects as JSON (Rego's literals are JSON's, with trailing commas allowed). */
-function regoList(text: string, name: string): unknown[] {
+function regoList(text: string, name: string, fail: (problem: string) => UsageError): unknown[] {
   try {
     const value = JSON.parse(text.replace(/,(\s*[\]}])/g, '$1'))
     if (Array.isArray(value)) return value
   } catch {}
-  throw new UsageError('SCAN_POLICY', `${name} is not a list of plain values: ${cut(normaliseRego(text), 80)}`)
+  throw fail(`${name} is not a list of plain values: ${cut(normaliseRego(text), 80)}`)
 }
 
 /** Top-level statements: each starts at a line's first column (a block scalar's indentation is gone by then). */
@@ -1293,8 +1293,8 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   const name = isObject(policy.metadata) ? textOf(policy.metadata.name) || '(unnamed)' : '(unnamed)'
   const rego = isObject(policy.spec) && typeof policy.spec.regoFile === 'string' ? policy.spec.regoFile : undefined
   if (!rego) throw fail(`ScanPolicy ${name} has no spec.regoFile`)
-  const severitiesTaken = takeList(withoutComments(rego), 'notAllowedSeverities')
-  const ignoresTaken = takeList(severitiesTaken.rest, 'ignoreCves')
+  const severitiesTaken = takeList(withoutComments(rego), 'notAllowedSeverities', fail)
+  const ignoresTaken = takeList(severitiesTaken.rest, 'ignoreCves', fail)
   if (severitiesTaken.list === undefined) throw fail(`ScanPolicy ${name}: no notAllowedSeverities list, so it is not one of TAP's templates`)
   const statements = regoStatements(ignoresTaken.rest).map((statement) => ({ head: cut(statement.split('\n', 1)[0]!.trim(), 60), hash: hash(normaliseRego(statement)) }))
   const templates = Object.entries(SCAN_POLICY_TEMPLATES) as Array<[ScanPolicyImport['template'], ReadonlyArray<readonly [string, string]>]>
@@ -1313,7 +1313,7 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   const [template] = found
   let notAllowed = 0
   const listed = new Set<Severity | 'negligible'>()
-  for (const entry of regoList(severitiesTaken.list, 'notAllowedSeverities')) {
+  for (const entry of regoList(severitiesTaken.list, 'notAllowedSeverities', fail)) {
     const severity = typeof entry === 'string' ? SCAN_POLICY_SEVERITIES.get(entry.trim().toLowerCase()) : undefined
     if (!severity) throw fail(`notAllowedSeverities holds ${JSON.stringify(entry)}, which is none of Critical, High, Medium, Low, Negligible, UnknownSeverity`)
     listed.add(severity)
@@ -1331,7 +1331,7 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   if (gaps.length) notes.push(`the gate blocks everything from ${gate} up, so ${gaps.join(' and ')} findings block too, which the policy did not list`)
   if (gate === 'none' && listed.has('unknown')) notes.push('UnknownSeverity alone sets no gate: gate none')
   const unknownAs: UnknownAs = listed.has('unknown') && gate !== 'none' ? gate : 'ignore'
-  const exemptions = ignoresTaken.list === undefined ? [] : regoList(ignoresTaken.list, 'ignoreCves').map((entry, index): Exemption => {
+  const exemptions = ignoresTaken.list === undefined ? [] : regoList(ignoresTaken.list, 'ignoreCves', fail).map((entry, index): Exemption => {
     const id = typeof entry === 'string' ? entry.trim() : isObject(entry) && typeof entry.id === 'string' ? entry.id.trim() : ''
     if (!id) throw fail(`ignoreCves[${index}] is neither a CVE ID nor an object with an id`)
     const detail = isObject(entry) && typeof entry.detail === 'string' ? entry.detail.trim() : ''
