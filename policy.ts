@@ -3053,20 +3053,26 @@ function verifyDigest(codecs: Codecs, bytes: Buffer, expected: string, what: str
   if (actual !== expected) throw new NoVerdictError('DIGEST_MISMATCH', `${what} has digest ${actual}, not ${expected}: the registry or something between served other bytes than promised`)
 }
 
-/** A layer's files: a tar (plain, gzip or zstd, told by its first bytes), or one file named by its title. */
-function filesOfLayer(codecs: Codecs, blob: Buffer, layer: Descriptor, maxBytes: number): BundleFile[] {
+/**
+ * A layer's files: a tar (plain, gzip or zstd, told by its first bytes), or one file named by its title.
+ * `budget` is what the whole bundle may still unpack to (--max-body-size less the layers before): many small
+ * layers that each unpack to the cap cannot add up past it.
+ */
+function filesOfLayer(codecs: Codecs, blob: Buffer, layer: Descriptor, budget: number, maxBytes: number): { files: BundleFile[]; bytes: number } {
   const what = `layer ${layer.digest}`
+  const tooLarge = bodyTooLarge(`the bundle, unpacked up to ${what},`, maxBytes)
   let tar: Buffer
   try {
-    if (blob[0] === 0x1f && blob[1] === 0x8b) tar = codecs.gunzip(blob, maxBytes)
-    else if (blob.length >= 4 && blob.readUInt32LE(0) === 0xfd2fb528) tar = codecs.zstd(blob, maxBytes)
+    if (blob[0] === 0x1f && blob[1] === 0x8b) tar = codecs.gunzip(blob, budget)
+    else if (blob.length >= 4 && blob.readUInt32LE(0) === 0xfd2fb528) tar = codecs.zstd(blob, budget)
     else tar = blob
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bodyTooLarge(`${what}, unpacked,`, maxBytes)()
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge()
     throw new NoVerdictError('MALFORMED_RESPONSE', `${what} cannot be unpacked (${(error as Error).message})`)
   }
+  if (tar.length > budget) throw tooLarge()
   const isTar = layer.mediaType.includes('tar') || (tar.length >= 512 && tar.subarray(257, 262).toString('latin1') === 'ustar')
-  return isTar ? filesOfTar(tar, what) : [{ name: layer.title ?? layer.digest, content: tar }]
+  return { files: isTar ? filesOfTar(tar, what) : [{ name: layer.title ?? layer.digest, content: tar }], bytes: tar.length }
 }
 
 /**
@@ -3172,7 +3178,8 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
       {
         what,
         timeoutHint: `Check that ${ref.registry} is reachable from here`,
-        onNotFound: 'wait',
+        // Never "not yet": a 404 ends the run (classifyRegistryResponse), and a read that went through at once is not worth a line.
+        onNotFound: 'absent',
         attempt: async (signal) => classifyRegistryResponse(await exchange(path, accept, signal, limits), what, ref, credentialsOrigin, deps.now()),
       },
       peer,
@@ -3197,12 +3204,15 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
   const total = manifest.entries.reduce((sum, layer) => sum + layer.size, 0)
   if (total > maxBytes) throw bodyTooLarge(`${ref.reference} (${manifest.entries.length} layers, ${total} bytes)`, maxBytes)()
   const files: BundleFile[] = []
+  let unpacked = 0
   for (const layer of manifest.entries) {
     const what = `layer ${layer.digest} of ${ref.reference}`
     const limits: BodyLimits = { maxBytes: layer.size, tooLarge: () => new NoVerdictError('DIGEST_MISMATCH', `${what} is larger than the ${layer.size} bytes its manifest says`) }
     const blob = await get(`/v2/${ref.repository}/blobs/${layer.digest}`, '*/*', what, limits)
     verifyDigest(codecs, blob.body, layer.digest, what)
-    files.push(...deps.blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes)))
+    const layerFiles = deps.blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes - unpacked, maxBytes))
+    unpacked += layerFiles.bytes
+    files.push(...layerFiles.files)
   }
   return deps.blocking(() => scanFilesOf(files, ref, availableMemory))
 }

@@ -109,7 +109,8 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
   })
 
   it('checks every blob against its digest: a registry that serves other bytes gives no verdict', async () => {
-    const { digest, layers } = await basic.push('project/tampered-scan-results', 'uid-7', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'low') } }] })
+    // A layer of its own (the registry stores blobs by content): corrupting it must not touch other tests' bundles.
+    const { digest, layers } = await basic.push('project/tampered-scan-results', 'uid-7', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'low'), 'tampered.txt': 'only here' } }] })
     const intact = await gate(basic, ['--scan-result', `${basic.host}/project/tampered-scan-results@${digest}`])
     expect(intact.code, intact.stderr).toBe(EXIT.PASS)
     const layerDigest = layers[0]
@@ -123,8 +124,18 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
     const { digest } = await basic.push('project/bomb-scan-results', 'uid-10', { layers: [{ files: { 'scan.cdx.json': Buffer.alloc(64 * 1024 * 1024, ' ') } }] })
     const run = await gate(basic, ['--scan-result', `${basic.host}/project/bomb-scan-results@${digest}`, '--max-body-size', '1MiB', '--format', 'json', SAMPLE_IMAGE])
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toMatch(/layer sha256:[0-9a-f]{64}, unpacked, is larger than the --max-body-size of 1048576 bytes/)
+    expect(run.stderr).toMatch(/the bundle, unpacked up to layer sha256:[0-9a-f]{64}, is larger than the --max-body-size of 1048576 bytes/)
     expect(JSON.parse(run.stdout).error.code).toBe('BODY_TOO_LARGE')
+  })
+
+  it('caps what all layers together unpack to, not only each one', async () => {
+    const layer = (n: number) => ({ files: { [`part-${n}.txt`]: Buffer.alloc(400 * 1024, ' ') } })
+    const { digest } = await basic.push('project/many-layers-scan-results', 'uid-11', { layers: [layer(1), layer(2), layer(3), { files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'unknown') } }] })
+    const capped = await gate(basic, ['--scan-result', `${basic.host}/project/many-layers-scan-results@${digest}`, '--max-body-size', '1MiB', SAMPLE_IMAGE])
+    expect(capped.code).toBe(EXIT.NO_VERDICT)
+    expect(capped.stderr).toMatch(/the bundle, unpacked up to layer sha256:[0-9a-f]{64}, is larger than the --max-body-size of 1048576 bytes/)
+    const roomy = await gate(basic, ['--scan-result', `${basic.host}/project/many-layers-scan-results@${digest}`, '--max-body-size', '2MiB', SAMPLE_IMAGE])
+    expect(roomy.code, roomy.stderr).toBe(EXIT.PASS)
   })
 
   it('keeps a bundle larger than --max-body-size out (exit 3)', async () => {
