@@ -3008,6 +3008,8 @@ export interface RegistryAccess extends Endpoint, Timing {
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+/** A scan result is one imgpkg layer, or a few artifact files: more is not a scan result, and each costs a request. */
+const MAX_LAYERS = 64
 const MAX_REDIRECTS = 5
 /** Hashing and unpacking, loaded with the first scan result: no other run pays for them at start-up. */
 interface Codecs {
@@ -3201,6 +3203,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     manifest = await readManifest(image.digest, image.digest, `the manifest ${image.digest} of ${ref.reference}`)
     if (manifest.kind === 'index') throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of an index, which a scan result never is`)
   }
+  if (manifest.entries.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} has ${manifest.entries.length} layers; a scan result has a few (an imgpkg bundle one): at most ${MAX_LAYERS} are read`)
   const total = manifest.entries.reduce((sum, layer) => sum + layer.size, 0)
   if (total > maxBytes) throw bodyTooLarge(`${ref.reference} (${manifest.entries.length} layers, ${total} bytes)`, maxBytes)()
   const files: BundleFile[] = []
