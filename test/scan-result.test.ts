@@ -138,6 +138,13 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
     expect(roomy.code, roomy.stderr).toBe(EXIT.PASS)
   })
 
+  it('reads at most 64 layers: more is not a scan result', async () => {
+    const { digest } = await basic.push('project/layered-scan-results', 'uid-12', { layers: Array.from({ length: 65 }, (_, index) => ({ files: { [`part-${index}.txt`]: `part ${index}` } })) })
+    const run = await gate(basic, ['--scan-result', `${basic.host}/project/layered-scan-results@${digest}`, SAMPLE_IMAGE])
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain('has 65 layers; a scan result has a few (an imgpkg bundle one): at most 64 are read')
+  })
+
   it('keeps a bundle larger than --max-body-size out (exit 3)', async () => {
     const run = await gate(basic, ['--scan-result', `${basic.host}/project/app-default-scan-results@${bundle}`, '--max-body-size', '1KiB', SAMPLE_IMAGE])
     expect(run.code).toBe(EXIT.NO_VERDICT)
