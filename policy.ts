@@ -894,7 +894,8 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
       if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
       severities |= 1 << SEVERITY_RANK[ratingSeverity]
       const ratingScore = rating.score
-      if (method !== undefined && CVSS_METHODS.has(method) && typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score)) score = ratingScore
+      // The cheap number test first: most ratings do not raise the score, and then the method needs no lookup.
+      if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score) && method !== undefined && CVSS_METHODS.has(method)) score = ratingScore
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
     const recommended = fixFromRecommendation(vulnerability.recommendation)
