@@ -813,12 +813,15 @@ export function fixFromRecommendation(recommendation: unknown): string | undefin
  * Trivy's RepoDigest property or a component name or version ending in one. Undefined when it names none.
  */
 export function digestNamedBy(document: unknown): string | undefined {
-  if (document instanceof ScanFiles) return document.files.map((file) => digestOfBom(file.bom)).find(Boolean)
-  if (!isCycloneDx(document)) {
-    const digest = isObject(document) && typeof document.Digest === 'string' ? document.Digest.trim() : ''
-    return DIGEST_RE.test(digest) ? digest.toLowerCase() : undefined
-  }
-  return digestOfBom(document)
+  const boms = bomsOf(document)
+  if (boms) return boms.map((file) => digestOfBom(file.bom)).find(Boolean)
+  const digest = isObject(document) && typeof document.Digest === 'string' ? document.Digest.trim() : ''
+  return DIGEST_RE.test(digest) ? digest.toLowerCase() : undefined
+}
+
+/** A scanner's CycloneDX, one or the several files of a scan result, by name; undefined for a store body. */
+function bomsOf(document: unknown): ScanFiles['files'] | undefined {
+  return document instanceof ScanFiles ? document.files : isCycloneDx(document) ? [{ name: SCAN_DOCUMENT, bom: document }] : undefined
 }
 
 function digestOfBom(bom: Record<string, unknown>): string | undefined {
@@ -1475,7 +1478,7 @@ function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<stri
  */
 export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
-  const boms = document instanceof ScanFiles ? document.files : isCycloneDx(document) ? [{ name: SCAN_DOCUMENT, bom: document }] : undefined
+  const boms = bomsOf(document)
   if (boms) {
     const judge = createJudge(policy)
     let hasFixData = false
@@ -1542,8 +1545,8 @@ export function baselineFrom(document: unknown): Map<string, Severity> {
     const seen = baseline.get(key)
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) baseline.set(key, severity)
   }
-  const boms = document instanceof ScanFiles ? document.files.map((file) => file.bom) : isCycloneDx(document) ? [document] : undefined
-  if (boms) for (const bom of boms) readCycloneDx(bom, record)
+  const boms = bomsOf(document)
+  if (boms) for (const { bom } of boms) readCycloneDx(bom, record)
   else readStoreImage(objectAt(IMAGE_REPORT, document, 'the document'), record)
   return baseline
 }
@@ -2258,10 +2261,11 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
   if (positionals.length > 1) throw new UsageError('IMAGE', `one image at a time, got ${positionals.length}: ${positionals.join(' ')}`)
-  // With --input or a scan result's reference the document may name what it scanned; otherwise the image is needed.
   const scanResultInput = get('--scan-result')
-  const namesItsImage = values.get('--input') !== undefined || (scanResultInput !== undefined && scanResultInput.value.trim().toLowerCase() !== 'auto')
-  const image = positionals[0] === undefined && namesItsImage ? undefined : parseImageRef(positionals[0] ?? '')
+  const followsScan = scanResultInput !== undefined && scanResultInput.value.trim().toLowerCase() === 'auto'
+  // A fixed document (--input, a scan result's reference) may name what it scanned; otherwise the image is needed.
+  const fixedDocument = values.get('--input') !== undefined ? '--input' : scanResultInput && !followsScan ? 'a fixed --scan-result' : undefined
+  const image = positionals[0] === undefined && fixedDocument ? undefined : parseImageRef(positionals[0] ?? '')
   const gate = read('--gate', parseGate) ?? scanPolicy?.gate
   if (!gate) throw new UsageError('GATE', 'no gate given: set --gate or GATE to none, low, medium, high or critical')
   const resultsInput = get('--results-dir')
@@ -2309,7 +2313,6 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
     if (needsStore) throw new UsageError('INPUT', `${needsStore} asks the store, which ${notFromStore} does not: drop one of them`)
   }
-  const fixedDocument = input !== undefined ? '--input' : scanResultInput && scanResultInput.value.trim().toLowerCase() !== 'auto' ? 'a fixed --scan-result' : undefined
   if (baselineImage && !baselineInput && fixedDocument) {
     throw new UsageError('BASELINE', `--baseline with ${fixedDocument}: there is nowhere to read the baseline's scan from, so give its saved document with --baseline-input`)
   }
@@ -2317,13 +2320,12 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     if (!input.trim()) throw new UsageError('INPUT', '--input is empty: name the saved report, or - for stdin')
     return { ...common, source: { input } }
   }
-  if (scanResultInput) return { ...common, source: { scanResult: resolveScanResultSource(scanResultInput, options, environment) } }
+  if (scanResultInput) return { ...common, source: { scanResult: resolveScanResultSource(scanResultInput, followsScan, options, environment) } }
   return { ...common, source: { store: resolveStoreSource(options, environment) } }
 }
 
-function resolveScanResultSource(input: { value: string; origin: string }, { get, withDefault }: OptionReader, environment: Environment): ScanResultSource {
+function resolveScanResultSource(input: { value: string; origin: string }, auto: boolean, { get, withDefault }: OptionReader, environment: Environment): ScanResultSource {
   const { env } = environment
-  const auto = input.value.trim().toLowerCase() === 'auto'
   const configInput = get('--registry-config')
   const defaultConfig = env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : undefined
   const registryConfig = configInput ? { file: configInput.value, origin: configInput.origin } : defaultConfig && environment.fileExists(defaultConfig) ? { file: defaultConfig, origin: 'DOCKER_CONFIG' } : undefined
@@ -2996,11 +2998,17 @@ async function loadExemptions(path: string, secrets: readonly string[], signal: 
   })
 }
 
-/** --input: a saved body from a file or stdin, within --max-body-size, the memory left and the deadline. */
-async function readInput(path: string, io: Io, maxBodyBytes: number, signal: AbortSignal): Promise<string> {
-  const limits: BodyLimits = { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge(`--input ${path}`, maxBodyBytes), json: { what: `--input ${path}`, available: io.availableMemory } }
-  if (path === '-') return abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), signal)
-  return io.files.read(path, '--input', { signal, limits })
+/**
+ * A saved document (--input, --baseline-input) from a file or stdin, within --max-body-size, the memory left
+ * and the deadline, parsed: a signal still ends the parse at once.
+ */
+async function readSavedDocument(option: '--input' | '--baseline-input', path: string, config: Config, run: Run, output: Output, io: Io): Promise<unknown> {
+  const what = `${option} ${path}`
+  run.phase = `reading ${what}`
+  const limits: BodyLimits = { maxBytes: config.maxBodyBytes, tooLarge: bodyTooLarge(what, config.maxBodyBytes), json: { what, available: io.availableMemory } }
+  const body = path === '-' ? await abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), run.deadline) : await io.files.read(path, option, { signal: run.deadline, limits })
+  if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from ${option}`)
+  return io.blocking(() => parseJsonBody(body, what))
 }
 
 /** The registry's credentials (from the Docker config) and CA, read and checked. */
@@ -3384,7 +3392,7 @@ async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient
 
 /** --scan-policy FILE (or POLICY_SCAN_POLICY): the ScanPolicy read, recognised and translated, before the rest of the configuration it feeds. */
 async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io): Promise<ScanPolicyImport | undefined> {
-  const input = pick(values, io.env, '--scan-policy', specOf('--scan-policy').env)
+  const input = optionReader(values, io.env).get('--scan-policy')
   if (!input) return undefined
   // Read before --timeout is known: a config file gets the time a request gets.
   const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
@@ -3408,9 +3416,9 @@ async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io): Prom
 
 /** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
 function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: ReadonlyMap<string, string>, env: Environment['env'], output: Output): void {
-  const overridden = (flag: Flag) => pick(values, env, flag, specOf(flag).env)?.origin
-  const gate = overridden('--gate')
-  const unknownAs = overridden('--unknown-as')
+  const { get } = optionReader(values, env)
+  const gate = get('--gate')?.origin
+  const unknownAs = get('--unknown-as')?.origin
   output.say(
     `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${scanPolicy.template} template): gate ${scanPolicy.gate}${gate ? ` (overridden by ${gate})` : ''}, unknown severity ${scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`}${unknownAs ? ` (overridden by ${unknownAs})` : ''}, ${plural(scanPolicy.exemptions.length, 'ignored CVE')} as exemptions`,
   )
@@ -3456,18 +3464,18 @@ async function loadKevCatalog(path: string, signal: AbortSignal, output: Output,
 /** What one look at the image's scans found: its state, or what the answer means for the wait. */
 type ScanLook = Exclude<PollOutcome, { kind: 'done' }> | { readonly kind: 'state'; readonly state: ScanState }
 
-/** The image's ImageVulnerabilityScans as the pod's service account sees them. */
+/** The ImageVulnerabilityScans of the pod's namespace as its service account sees them: one connection, asked of any digest. */
 interface ScanList {
   readonly namespace: string
   readonly peer: Peer & Timing
-  /** One list. */
-  readonly check: (signal: AbortSignal) => Promise<ScanLook>
+  /** One list: where the scan of `digest` stands. */
+  readonly check: (signal: AbortSignal, digest: string) => Promise<ScanLook>
   /**
-   * Lists, then watches from the list's resourceVersion: resolves as soon as the image's scan has
+   * Lists, then watches from the list's resourceVersion: resolves as soon as the scan of `digest` has
    * succeeded or failed, or when the watch ends (a retry: the next call watches on, or lists again after
    * 410 Gone). `onChange` hears each other state.
    */
-  readonly follow: (signal: AbortSignal, onChange: (state: ScanState) => void) => Promise<ScanLook>
+  readonly follow: (signal: AbortSignal, digest: string, onChange: (state: ScanState) => void) => Promise<ScanLook>
 }
 
 /** How long the store's poll waits for a look at the scan, for its progress line. */
@@ -3478,14 +3486,14 @@ const WATCH_SECONDS = 45
 
 const isSettled = (state: ScanState) => state.kind === 'succeeded' || state.kind === 'failed'
 
-async function openScanList(digest: string, selector: string | undefined, timing: Timing & { readonly proxied: boolean }, config: Config, run: Run, output: Output, io: Io): Promise<ScanList> {
+async function openScanList(selector: string | undefined, timing: Timing & { readonly proxied: boolean }, config: Config, run: Run, output: Output, io: Io): Promise<ScanList> {
   const api = await kubernetesApi(io, timing, run.deadline)
   output.secrets.push(api.token)
   const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans`, api.baseUrl)
   if (selector) url.searchParams.set('labelSelector', selector)
   const client = await connect(run, io, api)
   const fetch = bearerFetch(client, api, config.maxBodyBytes)
-  const list = async (signal: AbortSignal) => {
+  const list = async (signal: AbortSignal, digest: string) => {
     const response = await fetch(url, signal)
     return io.blocking(() => {
       const classified = classifyKubernetesResponse(response, api.namespace, io.now())
@@ -3501,13 +3509,13 @@ async function openScanList(digest: string, selector: string | undefined, timing
   return {
     namespace: api.namespace,
     peer: { ...api, hints: { name: 'the Kubernetes API', tls: `the service account's ca.crt does not sign ${api.baseUrl.hostname}`, dns: 'KUBERNETES_SERVICE_HOST' } },
-    async check(signal) {
-      const listed = await list(signal)
+    async check(signal, digest) {
+      const listed = await list(signal, digest)
       return listed.kind === 'listed' ? { kind: 'state', state: listed.state } : listed
     },
-    async follow(signal, onChange) {
+    async follow(signal, digest, onChange) {
       if (!scans || !resourceVersion) {
-        const listed = await list(signal)
+        const listed = await list(signal, digest)
         if (listed.kind !== 'listed') return listed
         scans = new Map((listed.document as { items: unknown[] }).items.map((item) => [nameOf(item), item]))
         resourceVersion = versionOf(listed.document)
@@ -3561,9 +3569,7 @@ async function openScanList(digest: string, selector: string | undefined, timing
  * once it has succeeded, read from the Kubernetes API with the pod's service account. A failed scan ends
  * the run at once (exit 3, the scan's reason); a scan that never finishes ends at the deadline.
  */
-async function followScan(image: ImageRef, source: ScanResultSource, config: Config, run: Run, output: Output, io: Io, deps: Omit<WaitDeps, 'fetch'>): Promise<OciRef> {
-  run.phase = 'reading the service account'
-  const scans = await openScanList(image.digest, config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
+async function followScan(image: ImageRef, scans: ScanList, config: Config, run: Run, output: Output, deps: Omit<WaitDeps, 'fetch'>): Promise<OciRef> {
   run.phase = 'waiting for the scan'
   let lastSaid = ''
   output.say(`following the ImageVulnerabilityScan of ${image.reference} in namespace ${scans.namespace}${config.scanSelector ? ` (${config.scanSelector})` : ''} (waiting up to ${formatDuration(config.timeoutMs)})`)
@@ -3573,7 +3579,7 @@ async function followScan(image: ImageRef, source: ScanResultSource, config: Con
       timeoutHint: `See kubectl get imagevulnerabilityscans -n ${scans.namespace} -o wide`,
       onNotFound: 'wait',
       attempt: async (signal): Promise<Step<{ name: string; result: string }>> => {
-        const step = await scans.follow(signal, (state) => {
+        const step = await scans.follow(signal, image.digest, (state) => {
           const said = describeScan(state, image.digest)
           if (said !== lastSaid) deps.progress((lastSaid = said))
         })
@@ -3602,13 +3608,16 @@ function describeScan(state: ScanState, digest: string): string {
   return state.kind === 'none' ? `no ImageVulnerabilityScan of ${digest} yet` : state.kind === 'running' ? `scan ${state.name}: ${state.detail}` : `scan ${state.name}: ${state.kind}`
 }
 
+/** Where the pod's service account is mounted. */
+const serviceAccountDir = (env: Environment['env']) => env.POLICY_SERVICE_ACCOUNT_DIR?.trim() || DEFAULT_SERVICE_ACCOUNT_DIR
+
 /** What the image's scan is doing, for the store's "not yet" lines; it gives up quietly after one failure to list scans. */
 async function scanExplainer(image: ImageRef, selector: string | undefined, store: StoreSettings, config: Config, run: Run, output: Output, io: Io): Promise<Poll<unknown>['explain']> {
-  const dir = io.env.POLICY_SERVICE_ACCOUNT_DIR?.trim() || DEFAULT_SERVICE_ACCOUNT_DIR
+  const dir = serviceAccountDir(io.env)
   if (!io.env.KUBERNETES_SERVICE_HOST?.trim() || !io.files.fileExists(join(dir, 'token'))) return undefined
   let scans: ScanList
   try {
-    scans = await openScanList(image.digest, selector, store, config, run, output, io)
+    scans = await openScanList(selector, store, config, run, output, io)
   } catch (error) {
     if (run.deadline.aborted) throw error
     output.say(`cannot follow the image's scan (${(error as Error).message}): progress shows only what the store answers`)
@@ -3623,7 +3632,7 @@ async function scanExplainer(image: ImageRef, selector: string | undefined, stor
     if (!working) return undefined
     try {
       // A side look: it may not hold up the store's poll for long.
-      const step = await scans.check(AbortSignal.any([signal, AbortSignal.timeout(EXPLAIN_TIMEOUT_MS)]))
+      const step = await scans.check(AbortSignal.any([signal, AbortSignal.timeout(EXPLAIN_TIMEOUT_MS)]), image.digest)
       if (step.kind === 'state') return describeScanForStore(step.state, io.now())
       giveUp(step.kind === 'fail' ? step.error.message : step.reason)
     } catch (error) {
@@ -3658,7 +3667,7 @@ async function kubernetesApi(io: Io, timing: Timing & { readonly proxied: boolea
   } catch {
     throw new UsageError('KUBERNETES', `KUBERNETES_SERVICE_HOST "${host}" and KUBERNETES_SERVICE_PORT "${port}" make no URL`)
   }
-  const dir = io.env.POLICY_SERVICE_ACCOUNT_DIR?.trim() || DEFAULT_SERVICE_ACCOUNT_DIR
+  const dir = serviceAccountDir(io.env)
   const read = (name: string, what: string) => io.files.read(join(dir, name), what, { signal, limits: configFileLimits(what), showPath: name !== 'token' })
   const token = checkToken(await read('token', "the service account's token"), `${dir}/token`)
   const pem = checkCa(await read('ca.crt', "the service account's CA"), `${dir}/ca.crt`, 'the cluster CA (ca.crt of the service account)')
@@ -3694,10 +3703,7 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
   const deps: Omit<WaitDeps, 'fetch'> = { now: io.now, sleep: io.sleep, random: io.random, progress: output.say, signal: io.signal, started: run.started, blocking: io.blocking }
   if (config.source && 'input' in config.source) {
     const { input } = config.source
-    run.phase = `reading --input ${input}`
-    const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
-    if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from --input`)
-    const settled = settleImage(io.blocking(() => parseJsonBody(body, `--input ${input}`)), `--input ${input}`, run, output)
+    const settled = settleImage(await readSavedDocument('--input', input, config, run, output, io), `--input ${input}`, run, output)
     return { ...settled, baseline: await obtainBaseline(config, run, output, io, undefined) }
   }
   if (config.source && 'scanResult' in config.source) {
@@ -3711,16 +3717,21 @@ async function obtainDocument(config: Config, prepared: Prepared, run: Run, outp
       output.say(`evaluating ${scans.files.map((file) => file.name).join(', ')} from ${ref.reference}`)
       return scans
     }
-    const ref = source.ref === 'auto' ? await followScan(run.image!, source, config, run, output, io, deps) : source.ref
+    let scans: ScanList | undefined
+    let ref: OciRef
+    if (source.ref === 'auto') {
+      run.phase = 'reading the service account'
+      scans = await openScanList(config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
+      ref = await followScan(run.image!, scans, config, run, output, deps)
+    } else ref = source.ref
     const settled = settleImage(await read(ref), ref.reference, run, output)
     // The baseline's results: those of its newest succeeded scan, when the cluster still lists one.
     const baselineScan = async (baseline: ImageRef) => {
-      const scans = await openScanList(baseline.digest, config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
-      const look = await scans.check(run.deadline)
+      const look = await scans!.check(run.deadline, baseline.digest)
       if (look.kind === 'fail') throw look.error
       return look.kind === 'state' && look.state.kind === 'succeeded' ? read(parseOciRef(look.state.result, `status.scanResult of ${look.state.name}`)) : undefined
     }
-    return { ...settled, baseline: await obtainBaseline(config, run, output, io, source.ref === 'auto' ? baselineScan : undefined) }
+    return { ...settled, baseline: await obtainBaseline(config, run, output, io, scans ? baselineScan : undefined) }
   }
   const store = prepared.store!
   const image = run.image!
@@ -3758,9 +3769,7 @@ async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, 
   const { image, input } = config.baseline
   let document: unknown
   if (input) {
-    run.phase = `reading --baseline-input ${input}`
-    const body = await readInput(input, io, config.maxBodyBytes, run.deadline)
-    document = io.blocking(() => parseJsonBody(body, `--baseline-input ${input}`))
+    document = await readSavedDocument('--baseline-input', input, config, run, output, io)
   } else if (image && fromSource) {
     run.phase = `reading the baseline ${image.reference}`
     document = await fromSource(image)
@@ -3788,7 +3797,7 @@ function settleImage(document: unknown, origin: string, run: Run, output: Output
     // Every file of a scan result must describe the same image.
     return { document, triage: [], ...(document instanceof ScanFiles ? { expectedDigest: named } : {}) }
   }
-  if ((isCycloneDx(document) || document instanceof ScanFiles) && !named) {
+  if (bomsOf(document) && !named) {
     output.say(`${origin} names no image digest: it is taken to be the scan of ${run.image.reference}`)
     return { document, triage: [] }
   }
