@@ -227,7 +227,7 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
   })
 })
 
-describe.skipIf(!hasDocker || missingTools.length > 0)('the Task with scan-result auto, in the built image, as a pod runs it', () => {
+describe.skipIf(!hasDocker || missingTools.length > 0)('the Task reading scan results from a real registry, in the built image', () => {
   const fixture = useStoreFixture()
   let image: string
   let registry: Registry
@@ -246,55 +246,36 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('the Task with scan-resul
     await registry?.close()
   })
 
-  it('reads the scan the ImageVulnerabilityScan published, with the registry credentials and CA the Task mounts, and no store secret at all', async () => {
-    kubernetes = await startKubernetes(fixture.tls, [[{ name: 'app-trivy-scan-x7k2p', digest: SAMPLE_DIGEST, succeeded: { status: 'True' }, scanResult: bundle }]])
+  /** The step with the registry credentials and CA the Task mounts, the selector the template passes, and no store secret at all. */
+  async function runStep(scanResult: string, pod?: Parameters<typeof taskStepAsContainer>[1]['pod']) {
     const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
     const container = taskStepAsContainer(task, {
       image,
-      params: { image: SAMPLE_IMAGE, 'scan-result': 'auto', 'scan-selector': 'carto.run/workload-name=app', 'registry-ca-file': '/etc/amr-policy-gate-registry-ca/ca.crt', 'wait-timeout': '30s' },
+      params: { image: SAMPLE_IMAGE, 'scan-result': scanResult, 'scan-selector': 'carto.run/workload-name=app', 'registry-ca-file': '/etc/amr-policy-gate-registry-ca/ca.crt', 'wait-timeout': '30s' },
       secrets: { 'registry-credentials': { '.dockerconfigjson': JSON.stringify({ auths: { [registry.host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }) } },
       configMaps: { 'amr-policy-gate-registry-ca': { 'ca.crt': registry.tls.caCert } },
       resultsDir,
-      // The real path, not POLICY_SERVICE_ACCOUNT_DIR: the service account is mounted where Kubernetes mounts it.
-      pod: { env: { KUBERNETES_SERVICE_HOST: kubernetes.env.KUBERNETES_SERVICE_HOST!, KUBERNETES_SERVICE_PORT: kubernetes.env.KUBERNETES_SERVICE_PORT! }, serviceAccountDir: kubernetes.serviceAccountDir },
+      ...(pod ? { pod } : {}),
     })
     const run = await runContainer(image, container)
+    const results = Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')]))
+    return { run, results }
+  }
+
+  it('with scan-result auto, reads the scan the ImageVulnerabilityScan published', async () => {
+    kubernetes = await startKubernetes(fixture.tls, [[{ name: 'app-trivy-scan-x7k2p', digest: SAMPLE_DIGEST, succeeded: { status: 'True' }, scanResult: bundle }]])
+    // The real path, not POLICY_SERVICE_ACCOUNT_DIR: the service account is mounted where Kubernetes mounts it.
+    const { run, results } = await runStep('auto', { env: { KUBERNETES_SERVICE_HOST: kubernetes.env.KUBERNETES_SERVICE_HOST!, KUBERNETES_SERVICE_PORT: kubernetes.env.KUBERNETES_SERVICE_PORT! }, serviceAccountDir: kubernetes.serviceAccountDir })
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain(`reading the scan results ${bundle}`)
     expect(kubernetes.listed).toEqual([`?labelSelector=${encodeURIComponent('carto.run/workload-name=app')}`])
-    const results = Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')]))
     expect(results).toMatchObject({ verdict: 'fail', critical: '1', blocking: 'CVE-2024-9999' })
   }, 120_000)
-})
 
-describe.skipIf(!hasDocker || missingTools.length > 0)('the Task with a fixed scan-result, as the template passes it', () => {
-  let image: string
-  let registry: Registry
-  let bundle = ''
-
-  beforeAll(async () => {
-    image = (await buildGateImage()).tag
-    registry = await startRegistry('basic')
-    const { digest } = await registry.push('project/app-dev-team-scan-results', 'workload-uid', { layers: [{ files: { 'scan.cdx.json': cycloneDxOf(SAMPLE_DIGEST, 'high') } }] })
-    bundle = `${registry.host}/project/app-dev-team-scan-results@${digest}`
-  }, 300_000)
-
-  afterAll(async () => {
-    await registry?.close()
-  })
-
-  it('reads the reference, with the scan selector the template always passes going unused', async () => {
-    const resultsDir = mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
-    const container = taskStepAsContainer(task, {
-      image,
-      params: { image: SAMPLE_IMAGE, 'scan-result': bundle, 'scan-selector': 'carto.run/workload-name=app', 'registry-ca-file': '/etc/amr-policy-gate-registry-ca/ca.crt', 'wait-timeout': '30s' },
-      secrets: { 'registry-credentials': { '.dockerconfigjson': JSON.stringify({ auths: { [registry.host]: { username: REGISTRY_USER, password: REGISTRY_PASSWORD } } }) } },
-      configMaps: { 'amr-policy-gate-registry-ca': { 'ca.crt': registry.tls.caCert } },
-      resultsDir,
-    })
-    const run = await runContainer(image, container)
+  it('with a fixed reference, reads it, the scan selector the template always passes going unused', async () => {
+    const { run, results } = await runStep(bundle)
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
-    expect(readFileSync(join(resultsDir, 'blocking'), 'utf8')).toBe('CVE-2024-9999')
+    expect(results.blocking).toBe('CVE-2024-9999')
   }, 120_000)
 })
 
