@@ -176,6 +176,9 @@ export interface ImageRef {
 /** Why a finding blocks: its severity, --unknown-as, --fail-on-score, or CISA's KEV catalog; warn-at marks a warning only. */
 export type Rule = 'severity' | 'unknown-as' | 'score' | 'kev' | 'warn-at'
 
+/** A finding as judged, before any rule made it block. */
+export type Judged = Omit<Finding, 'rule' | 'passedUnderScan1'>
+
 export interface Finding {
   readonly id: string
   readonly severity: Severity
@@ -298,8 +301,12 @@ export interface Evaluation {
     /** Applied with no expiry (a ScanPolicy's ignored CVE without one). */
     readonly permanent: readonly Exemption[]
   }
-  /** Whether the source carries any fix data (CycloneDX from Trivy or a recent Grype); the store carries none. */
-  readonly hasFixData: boolean
+  /** Findings whose fix the source does not say (the store, older Grype, other producers): --only-fixed lets them block. */
+  readonly fixUnknown: number
+  /** Findings that neither block, warn nor are suppressed: the first MAX_REPORTED_FINDINGS, worst first. */
+  readonly passing: readonly Judged[]
+  /** How many pass in all, listed or not. */
+  readonly passingCount: number
   readonly passed: boolean
 }
 
@@ -786,26 +793,110 @@ const UNKNOWN_FIX: FixState = { state: 'unknown' }
 /** A scanner's KEV rating says a CVE is known exploited, without the catalog's dates. */
 const NO_KEV_DATES: KnownExploited = {}
 const NOT_FIXED: FixState = { state: 'not-fixed' }
-/** Rating methods that carry a CVSS score; others (EPSS, KEV: method "other") set no severity and no score. */
+/** Rating methods whose score is a CVSS score; other methods' scores (EPSS, KEV: method "other") are not compared by --fail-on-score. */
 const CVSS_METHODS: ReadonlySet<string> = new Set(['CVSSv2', 'CVSSv3', 'CVSSv31', 'CVSSv4'])
+/** The CycloneDX versions whose vulnerabilities the gate reads (1.4 introduced them; 1.7 is the newest). */
+const CYCLONEDX_VERSION_RE = /^1\.[4-7]$/
 
 /** A CycloneDX BOM (1.4 to 1.7), told by its content. */
 export function isCycloneDx(document: unknown): document is Record<string, unknown> {
-  return isObject(document) && document.bomFormat === 'CycloneDX' && typeof document.specVersion === 'string' && /^1\.[4-7]$/.test(document.specVersion)
+  return isObject(document) && document.bomFormat === 'CycloneDX' && typeof document.specVersion === 'string' && CYCLONEDX_VERSION_RE.test(document.specVersion)
+}
+
+/** A document that says it is CycloneDX in a version the gate does not read: never taken for anything else. */
+export function unreadCycloneDxVersion(document: unknown): string | undefined {
+  if (!isObject(document) || document.bomFormat !== 'CycloneDX') return undefined
+  const version = document.specVersion
+  if (typeof version === 'string' && CYCLONEDX_VERSION_RE.test(version)) return undefined
+  return typeof version === 'string' ? JSON.stringify(cut(version, 20)) : describeJson(version)
 }
 
 /** The CycloneDX files of a scan's published results, judged together: one verdict over all of them. */
 export class ScanFiles {
   readonly files: ReadonlyArray<{ readonly name: string; readonly bom: Record<string, unknown> }>
-  constructor(files: ScanFiles['files']) {
+  /** Files of the results that hold no vulnerabilities to judge, each with the reason (an SPDX SBOM, imgpkg's metadata). */
+  readonly setAside: readonly SetAside[]
+  constructor(files: ScanFiles['files'], setAside: readonly SetAside[] = []) {
     this.files = files
+    this.setAside = setAside
   }
 }
 
-/** Trivy's free text, "Upgrade X to version 1.2.3, 1.1.9": the versions; undefined when it names none. */
-export function fixFromRecommendation(recommendation: unknown): string | undefined {
-  if (typeof recommendation !== 'string') return undefined
-  return /\bto version (.+?)\s*$/i.exec(recommendation)?.[1]
+/** Something from the input that holds no vulnerability to judge, and why it was left out. */
+export interface SetAside {
+  readonly what: string
+  readonly reason: string
+}
+
+/**
+ * Trivy's free text, "Upgrade X to version 1.2.3, 1.1.9" (since v0.44 several joined with "; "): the fixed
+ * versions by package name. Empty when it names none.
+ */
+export function fixesFromRecommendation(recommendation: unknown): Map<string, string> {
+  const fixes = new Map<string, string>()
+  if (typeof recommendation !== 'string') return fixes
+  for (const part of recommendation.split(/;\s*/)) {
+    const match = /^\s*Upgrade (.+?) to version (.+?)\s*$/i.exec(part)
+    if (match) fixes.set(match[1]!, match[2]!)
+  }
+  return fixes
+}
+
+/** Who wrote a CycloneDX document, from metadata.tools (1.4's list, or 1.5's {components, services}): each writes fixes its own way. */
+export type Producer = 'trivy' | 'grype' | 'other'
+
+export function producerOf(bom: Record<string, unknown>): Producer {
+  const tools = isObject(bom.metadata) ? bom.metadata.tools : undefined
+  const entries = Array.isArray(tools) ? tools : isObject(tools) ? [...(Array.isArray(tools.components) ? tools.components : []), ...(Array.isArray(tools.services) ? tools.services : [])] : []
+  const names = new Set(entries.filter(isObject).map((tool) => textOf(tool.name).toLowerCase()))
+  // A document both claim (one tool's output converted by the other) follows neither rule.
+  if (names.has('trivy') === names.has('grype')) return 'other'
+  return names.has('trivy') ? 'trivy' : 'grype'
+}
+
+/** A property's value among a CycloneDX object's `properties`. */
+function propertyOf(owner: Record<string, unknown>, name: string): string | undefined {
+  if (!Array.isArray(owner.properties)) return undefined
+  for (const property of owner.properties) if (isObject(property) && property.name === name && typeof property.value === 'string' && property.value.trim()) return property.value.trim()
+  return undefined
+}
+
+/**
+ * What a finding's own data says of a fix, by its producer's rule (README, "Fix states"). Only evidence about
+ * this (component, vulnerability) pair says "not fixed"; anything else is unknown, which --only-fixed never
+ * lets through.
+ * - Trivy writes a recommendation naming the package when a fix exists (or, in some versions, the
+ *   FixedVersion property): without either, not fixed. A recommendation naming only other packages: unknown.
+ * - Grype lists the pair's own versions: `unaffected` ranges are the fixes (or, in 0.41-era output, the
+ *   grype:fixed_versions property); `affected` with no `unaffected` range is not fixed; no versions, unknown.
+ * - Any other producer: unknown (a VEX's `unaffected` ranges are versions not affected, not fixes).
+ */
+function fixOf(producer: Producer, vulnerability: Record<string, unknown>, affect: Record<string, unknown> | undefined, packageName: string): FixState {
+  if (producer === 'trivy') {
+    const recommended = fixesFromRecommendation(vulnerability.recommendation)
+    const version = recommended.get(packageName) ?? propertyOf(vulnerability, 'aquasecurity:trivy:FixedVersion')
+    if (version) return { state: 'fixed', version }
+    return recommended.size || typeof vulnerability.recommendation === 'string' ? UNKNOWN_FIX : NOT_FIXED
+  }
+  if (producer === 'grype') {
+    const versions = affect && Array.isArray(affect.versions) ? affect.versions.filter(isObject) : []
+    let ranges = ''
+    for (const version of versions) {
+      const range = version.status === 'unaffected' ? textOf(version.range) || textOf(version.version) : ''
+      if (range) ranges = ranges ? `${ranges}, ${range}` : range
+    }
+    const fixed = ranges || propertyOf(vulnerability, 'grype:fixed_versions')
+    if (fixed) return { state: 'fixed', version: fixed }
+    return versions.some((version) => version.status === 'affected') ? NOT_FIXED : UNKNOWN_FIX
+  }
+  return UNKNOWN_FIX
+}
+
+/** Of two accounts of one pair's fix, the one that lets less through: fixed says most, not fixed needs every account to say it. */
+function mergeFix(a: FixState, b: FixState): FixState {
+  if (a.state === 'fixed') return a
+  if (b.state === 'fixed') return b
+  return a.state === 'unknown' || b.state === 'unknown' ? UNKNOWN_FIX : NOT_FIXED
 }
 
 /**
@@ -824,57 +915,107 @@ function bomsOf(document: unknown): ScanFiles['files'] | undefined {
   return document instanceof ScanFiles ? document.files : isCycloneDx(document) ? [{ name: SCAN_DOCUMENT, bom: document }] : undefined
 }
 
+function subjectComponent(bom: Record<string, unknown>): Record<string, unknown> {
+  return isObject(bom.metadata) && isObject(bom.metadata.component) ? bom.metadata.component : {}
+}
+
 function digestOfBom(bom: Record<string, unknown>): string | undefined {
-  const component = isObject(bom.metadata) && isObject(bom.metadata.component) ? bom.metadata.component : {}
-  const candidates = [
-    ...(Array.isArray(component.properties) ? component.properties : []).filter((property) => isObject(property) && property.name === 'aquasecurity:trivy:RepoDigest').map((property) => (property as Record<string, unknown>).value),
-    component.version,
-    component.name,
-  ]
-  for (const candidate of candidates) {
+  const component = subjectComponent(bom)
+  for (const candidate of [propertyOf(component, 'aquasecurity:trivy:RepoDigest'), component.version, component.name]) {
     const digest = typeof candidate === 'string' ? /sha256:[0-9a-f]{64}$/i.exec(candidate.trim())?.[0] : undefined
     if (digest) return digest.toLowerCase()
   }
   return undefined
 }
 
-/** The fixed versions a CycloneDX `affects` entry names (Grype's unaffected ranges), joined; undefined when none. */
-function unaffectedRanges(affect: Record<string, unknown>): string | undefined {
-  if (!Array.isArray(affect.versions)) return undefined
-  let ranges = ''
-  for (const version of affect.versions) {
-    if (!isObject(version) || version.status !== 'unaffected') continue
-    const range = textOf(version.range) || textOf(version.version)
-    if (range) ranges = ranges ? `${ranges}, ${range}` : range
-  }
-  return ranges || undefined
+/** What a CycloneDX document is the scan of, in words: metadata.component's name and version (or purl); undefined when it has none. */
+export function subjectOf(bom: Record<string, unknown>): string | undefined {
+  const component = subjectComponent(bom)
+  const name = textOf(component.name) || textOf(component.purl)
+  if (!name) return undefined
+  const version = textOf(component.version)
+  return version && !name.endsWith(version) ? `${name}@${version}` : name
+}
+
+/** CVSS base scores of vectors: v2, v3.0, v3.1 and v4.0, from ae-cvss-calculator, loaded with the first CycloneDX document. */
+export type CvssScorer = (vector: string) => { readonly score: number; readonly version: 2 | 3 | 4 } | undefined
+
+/** The base metrics every complete vector of a version names, each once: an incomplete vector has no base score. */
+const CVSS_BASE_METRICS: Record<2 | 3 | 4, readonly string[]> = {
+  2: ['AV', 'AC', 'Au', 'C', 'I', 'A'],
+  3: ['AV', 'AC', 'PR', 'UI', 'S', 'C', 'I', 'A'],
+  4: ['AV', 'AC', 'AT', 'PR', 'UI', 'VC', 'VI', 'VA', 'SC', 'SI', 'SA'],
+}
+
+let cvssScorer: Promise<CvssScorer> | undefined
+
+/**
+ * The CVSS calculator, loaded once. A well-kept library (FIRST's formulas for four versions, with its own
+ * test vectors) rather than hand-written arithmetic; the gate adds only the check that every base metric is
+ * named once, since the library scores an incomplete vector as if the missing metrics were the lowest.
+ */
+export function loadCvssScorer(): Promise<CvssScorer> {
+  cvssScorer ??= importCommonJs(import('ae-cvss-calculator')).then(({ fromVector }) => (vector: string) => {
+    const text = vector.trim()
+    const version = /^CVSS:4\.0\//.test(text) ? 4 : /^CVSS:3\.[01]\//.test(text) ? 3 : /^(?:CVSS:2\.0\/)?AV:[LAN]\/AC:[HML]\/Au:/.test(text) ? 2 : /^AV:[NALP]\/AC:[LH]\/PR:/.test(text) ? 3 : undefined
+    if (!version) return undefined
+    const named = text.replace(/^CVSS:[\d.]+\//, '').split('/').map((part) => part.split(':', 1)[0]!)
+    if (CVSS_BASE_METRICS[version].some((metric) => named.filter((name) => name === metric).length !== 1)) return undefined
+    try {
+      const score = (fromVector(version === 3 && !text.startsWith('CVSS:') ? `CVSS:3.1/${text}` : text) as { calculateScores(): { base?: unknown } } | null)?.calculateScores().base
+      return typeof score === 'number' && Number.isFinite(score) && score >= 0 && score <= 10 ? { score, version } : undefined
+    } catch {
+      return undefined
+    }
+  })
+  return cvssScorer
+}
+
+/** A CVSS score's qualitative severity: FIRST's scale for v3 and v4, NVD's for v2 (which has no critical); 0 is none, which counts as unknown. */
+export function severityOfScore(score: number, version: 2 | 3 | 4): Severity {
+  if (score <= 0) return 'unknown'
+  if (version === 2) return score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low'
+  return score >= 9 ? 'critical' : score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low'
+}
+
+/** One (component, vulnerability) pair while the document is read: statements about the same pair are merged before it is judged. */
+interface Pair {
+  readonly id: string
+  severity: Severity
+  score: number | null
+  kevRated: boolean
+  severities: number
+  readonly packageName: string
+  readonly packageVersion: string
+  fix: FixState
 }
 
 /**
- * A scanner's CycloneDX, finding by finding: a finding is a (component, vulnerability) pair through
- * `affects`; the severity is the highest rating, as for the store, but EPSS and KEV ratings (method "other")
- * set neither severity nor score, and only CVSS ratings give a score. The fix: Trivy's recommendation, or
- * Grype's unaffected ranges; without one, not fixed when the document carries fix data anywhere, else
- * unknown. Returns whether it carries fix data.
+ * A scanner's CycloneDX (or a VEX), pair by pair: a finding is a (component, vulnerability) pair through
+ * `affects`; a vulnerability without `affects` is about the document's subject (metadata.component).
+ * Statements that name the same pair again (VEX files do) are merged: the worst severity and score, and the
+ * fix that lets least through. Every rating with a severity counts; a CVSS rating without one takes the
+ * severity of its score, or of its vector's base score; EPSS and other ratings without either set nothing.
+ * Only CVSS ratings give a score. The fix follows the producer's rule (fixOf).
  */
-function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boolean {
+function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: CvssScorer | undefined): void {
   const components = new Map<string, { name: string; version: string }>()
-  const rawComponents = listAt(SCAN_DOCUMENT, bom, 'components', '')
-  for (let c = 0; c < rawComponents.length; c++) {
-    const component = rawComponents[c]
-    if (!isObject(component)) throw notAnObject(SCAN_DOCUMENT, component, `components[${c}]`)
-    if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
+  // Components nest (assemblies, a jar in a jar): every level's bom-ref names a package.
+  const pending: Array<{ list: readonly unknown[]; path: string }> = [{ list: listAt(SCAN_DOCUMENT, bom, 'components', ''), path: 'components' }]
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    for (let c = 0; c < next.list.length; c++) {
+      const component = next.list[c]
+      if (!isObject(component)) throw notAnObject(SCAN_DOCUMENT, component, `${next.path}[${c}]`)
+      if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
+      if (component.components !== undefined) pending.push({ list: listAt(SCAN_DOCUMENT, component, 'components', `${next.path}[${c}].`), path: `${next.path}[${c}].components` })
+    }
   }
+  const subject = subjectComponent(bom)
+  const subjectName = textOf(subject.name) || textOf(subject.purl) || '(the scanned subject)'
+  const subjectVersion = textOf(subject.version)
+  const producer = producerOf(bom)
+  const pairs = new Map<string, Pair>()
   const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
-  // Whether a finding without a fix is "not fixed" or "unknown" depends on the whole document: look first.
-  let hasFixData = false
-  for (let v = 0; v < vulnerabilities.length && !hasFixData; v++) {
-    const vulnerability = vulnerabilities[v]
-    if (!isObject(vulnerability)) continue
-    if (fixFromRecommendation(vulnerability.recommendation) !== undefined) hasFixData = true
-    else if (Array.isArray(vulnerability.affects)) hasFixData = vulnerability.affects.some((affect) => isObject(affect) && unaffectedRanges(affect) !== undefined)
-  }
-  const withoutFix = hasFixData ? NOT_FIXED : UNKNOWN_FIX
   // The hot loop of a 50 MB scan: plain loops, and error paths (with their strings) built only when something is wrong.
   for (let v = 0; v < vulnerabilities.length; v++) {
     const vulnerability = vulnerabilities[v]
@@ -888,32 +1029,55 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding): boole
       const rating = ratings[r]
       if (!isObject(rating)) throw notAnObject(SCAN_DOCUMENT, rating, `vulnerabilities[${v}].ratings[${r}]`)
       const method = typeof rating.method === 'string' ? rating.method : undefined
-      if (method === 'other') {
-        // Grype writes CISA's KEV listing as a rating of its own (source "CISA KEV Catalog").
-        if (isObject(rating.source) && typeof rating.source.name === 'string' && /\bKEV\b/i.test(rating.source.name)) kevRated = true
-        continue
+      const isCvss = method !== undefined && CVSS_METHODS.has(method)
+      // Grype writes CISA's KEV listing as a rating of its own (source "CISA KEV Catalog").
+      if (method === 'other' && isObject(rating.source) && typeof rating.source.name === 'string' && /\bKEV\b/i.test(rating.source.name)) kevRated = true
+      let ratingSeverity = normaliseSeverity(rating.severity)
+      let ratingScore = typeof rating.score === 'number' && rating.score > 0 && isCvss ? rating.score : null
+      // No severity stated ("none" is one): a CVSS score says it (osv-scanner and others write only the score or only the vector).
+      const stated = typeof rating.severity === 'string' && !/^\s*unknown\s*$/i.test(rating.severity)
+      if (!stated && (method === undefined || isCvss)) {
+        if (typeof rating.score === 'number') {
+          if (ratingScore !== null) ratingSeverity = severityOfScore(ratingScore, method === 'CVSSv2' ? 2 : 3)
+        } else if (typeof rating.vector === 'string' && rating.vector) {
+          if (!cvss) throw new Error('the CVSS calculator was not loaded for a rating with only a vector: this is a bug')
+          const base = cvss(rating.vector)
+          if (base) {
+            ratingSeverity = severityOfScore(base.score, base.version)
+            if (base.score > 0) ratingScore = base.score
+          }
+        }
       }
-      const ratingSeverity = normaliseSeverity(rating.severity)
+      if (rating.severity === undefined && ratingSeverity === 'unknown') continue // EPSS and the like: no severity to count
       if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
       severities |= 1 << SEVERITY_RANK[ratingSeverity]
-      const ratingScore = rating.score
-      // The cheap number test first: most ratings do not raise the score, and then the method needs no lookup.
-      if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score) && method !== undefined && CVSS_METHODS.has(method)) score = ratingScore
+      if (ratingScore !== null && (score === null || ratingScore > score)) score = ratingScore
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
-    const recommended = fixFromRecommendation(vulnerability.recommendation)
-    const recommendedFix: FixState | undefined = recommended === undefined ? undefined : { state: 'fixed', version: recommended }
     const affects = Array.isArray(vulnerability.affects) ? vulnerability.affects : listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
-    for (let a = 0; a < affects.length; a++) {
-      const affect = affects[a]
-      if (!isObject(affect)) throw notAnObject(SCAN_DOCUMENT, affect, `vulnerabilities[${v}].affects[${a}]`)
-      const ref = textOf(affect.ref)
-      const component = components.get(ref)
-      const ranges = recommendedFix ? undefined : unaffectedRanges(affect)
-      judge(id, severity, score, component?.name || ref || '(unnamed component)', component?.version ?? '', recommendedFix ?? (ranges === undefined ? withoutFix : { state: 'fixed', version: ranges }), kevRated, severities)
+    // `affects` is optional: without it the vulnerability is about the document's subject.
+    for (let a = 0; a < Math.max(affects.length, 1); a++) {
+      const affect = affects.length ? affects[a] : undefined
+      if (affects.length && !isObject(affect)) throw notAnObject(SCAN_DOCUMENT, affect, `vulnerabilities[${v}].affects[${a}]`)
+      const ref = affect ? textOf((affect as Record<string, unknown>).ref) : ''
+      const component = ref ? components.get(ref) : undefined
+      const packageName = component?.name || ref || subjectName
+      const packageVersion = component ? component.version : ref ? '' : subjectVersion
+      const fix = fixOf(producer, vulnerability, affect as Record<string, unknown> | undefined, packageName)
+      const key = `${id}\u0000${ref || '\u0000subject'}`
+      const seen = pairs.get(key)
+      if (!seen) {
+        pairs.set(key, { id, severity, score, kevRated, severities, packageName, packageVersion, fix })
+        continue
+      }
+      if (SEVERITY_RANK[severity] > SEVERITY_RANK[seen.severity]) seen.severity = severity
+      if (score !== null && (seen.score === null || score > seen.score)) seen.score = score
+      seen.kevRated ||= kevRated
+      seen.severities |= severities
+      seen.fix = mergeFix(seen.fix, fix)
     }
   }
-  return hasFixData
+  for (const pair of pairs.values()) judge(pair.id, pair.severity, pair.score, pair.packageName, pair.packageVersion, pair.fix, pair.kevRated, pair.severities)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1476,18 +1640,19 @@ function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<stri
  * --fail-on-score say so), unless an exemption or the store's triage suppresses it. Throws
  * NoVerdictError('MALFORMED_RESPONSE') when the document is not an Image of the expected shape.
  */
-export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string): Evaluation {
+export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string, cvss?: CvssScorer): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
+  const unread = unreadCycloneDxVersion(document)
+  if (unread) throw malformed(SCAN_DOCUMENT, `its specVersion is ${unread}: the gate reads CycloneDX 1.4 to 1.7, so it cannot account for its vulnerabilities`)
   const boms = bomsOf(document)
   if (boms) {
     const judge = createJudge(policy)
-    let hasFixData = false
     for (const { name, bom } of boms) {
       const named = digestOfBom(bom)
-      if (expectedDigest && named && named !== expectedDigest) throw malformed(SCAN_DOCUMENT, `${name === SCAN_DOCUMENT ? 'it' : name} describes ${named}, not ${expectedDigest}`)
-      hasFixData = readCycloneDx(bom, judge.judge) || hasFixData
+      if (expectedDigest && named && named !== expectedDigest) throw digestMismatch(name === SCAN_DOCUMENT ? 'it' : name, named, expectedDigest)
+      readCycloneDx(bom, judge.judge, cvss)
     }
-    return judge.evaluation(hasFixData)
+    return judge.evaluation()
   }
   const image = objectAt(IMAGE_REPORT, document, 'the document')
   if (typeof image.Digest !== 'string' && !('Packages' in image)) {
@@ -1497,11 +1662,16 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
     // Fetched for a digest: the body must say which image it describes, or the check would be skipped silently.
     if (image.Digest === undefined || image.Digest === null) throw malformed(IMAGE_REPORT, `Digest is missing, so it cannot be checked against ${expectedDigest}`)
     if (typeof image.Digest !== 'string') throw malformed(IMAGE_REPORT, `Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`)
-    if (image.Digest.trim().toLowerCase() !== expectedDigest) throw malformed(IMAGE_REPORT, `it describes ${image.Digest}, not ${expectedDigest}`)
+    if (image.Digest.trim().toLowerCase() !== expectedDigest) throw digestMismatch(IMAGE_REPORT, image.Digest.trim(), expectedDigest)
   }
   const judge = createJudge(policy)
   readStoreImage(image, judge.judge)
-  return judge.evaluation(false) // the store keeps no fix data
+  return judge.evaluation()
+}
+
+/** A document about another image than the one judged: not malformed, but the wrong scan. */
+function digestMismatch(document: string, named: string, expected: string): NoVerdictError {
+  return new NoVerdictError('DIGEST_MISMATCH', `${document} describes ${cut(escapeControls(named), 80)}, not ${expected}: it is the scan of another image (the digests differ)`)
 }
 
 /** CISA's Known Exploited Vulnerabilities catalog, as published: the entries by upper-case CVE ID, and when it was released. */
@@ -1538,7 +1708,7 @@ export function describeKev(kev: KnownExploited): string {
 }
 
 /** The running image's findings for --baseline: (lower-case ID, package name) to the worst severity seen. */
-export function baselineFrom(document: unknown): Map<string, Severity> {
+export function baselineFrom(document: unknown, cvss?: CvssScorer): Map<string, Severity> {
   const baseline = new Map<string, Severity>()
   const record: JudgeFinding = (id, severity, _score, packageName) => {
     const key = `${id.toLowerCase()}\u0000${packageName}`
@@ -1546,7 +1716,7 @@ export function baselineFrom(document: unknown): Map<string, Severity> {
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) baseline.set(key, severity)
   }
   const boms = bomsOf(document)
-  if (boms) for (const { bom } of boms) readCycloneDx(bom, record)
+  if (boms) for (const { bom } of boms) readCycloneDx(bom, record, cvss)
   else readStoreImage(objectAt(IMAGE_REPORT, document, 'the document'), record)
   return baseline
 }
@@ -1570,12 +1740,16 @@ function createJudge(policy: Policy) {
   const blocking: Finding[] = []
   const suppressed: SuppressedFinding[] = []
   const warnings: Warning[] = []
+  const passing: Judged[] = []
   const warnAt = policy.warnAt && policy.warnAt !== 'none' ? policy.warnAt : undefined
   let findings = 0
+  let passingCount = 0
+  let fixUnknown = 0
   const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix, kevRated, severities) => {
     const seen = worstById.get(id)
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
     findings++
+    if (fix.state === 'unknown') fixUnknown++
     const exemption = exemptionsById.size ? findMatch(exemptionsById, id, packageName, packageVersion) : undefined
     if (exemption) matchedExemptions.add(exemption)
     const kev = policy.kev?.get(id.toUpperCase()) ?? (kevRated ? NO_KEV_DATES : undefined)
@@ -1583,6 +1757,8 @@ function createJudge(policy: Policy) {
     const rule = blockingRule(severity, score, policy) ?? (kev ? 'kev' : undefined)
     if (!rule) {
       if (warnAt && isAtOrAbove(severity, warnAt)) warnings.push({ id, severity, score, package: packageName, version: packageVersion, rule: 'warn-at', fix, warnedBy: 'warn-at' })
+      // Every finding is accounted for in the report: what passes is listed too (the first ones, in the document's order).
+      else if (passingCount++ < MAX_REPORTED_FINDINGS) passing.push(kev ? { id, severity, score, package: packageName, version: packageVersion, fix, kev } : { id, severity, score, package: packageName, version: packageVersion, fix })
       return
     }
     // Two literal shapes, no spread: this runs for each of tens of thousands of blocking findings.
@@ -1604,12 +1780,13 @@ function createJudge(policy: Policy) {
       blocking.push(policy.scan1 && passedUnderScan1(severities, policy.scan1) ? { ...finding, passedUnderScan1: true } : finding)
     }
   }
-  const evaluation = (hasFixData: boolean): Evaluation => {
+  const evaluation = (): Evaluation => {
     const counts: Record<Severity, number> = { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }
     for (const severity of worstById.values()) counts[severity]++
     worstFirst(blocking)
     worstFirst(suppressed)
     worstFirst(warnings)
+    passing.sort(compareFindings)
     // "Within EXPIRY_WARNING_DAYS" counts whole days: an entry expiring on the last of them is warned about.
     const warnBefore = parseExpiry(new Date(policy.now + EXPIRY_WARNING_DAYS * 86_400_000).toISOString().slice(0, 10))!
     return {
@@ -1628,7 +1805,9 @@ function createJudge(policy: Policy) {
         stale: active.filter((exemption) => !matchedExemptions.has(exemption)),
         permanent: active.filter((exemption) => exemption.permanent),
       },
-      hasFixData,
+      fixUnknown,
+      passing,
+      passingCount,
       passed: blocking.length === 0,
     }
   }
@@ -1681,7 +1860,7 @@ function isStoreCvssRating(rating: Record<string, unknown>): boolean {
 }
 
 /** Worst first: severity, then score, then ID and package for a stable order (code-unit order: fast, locale-free). */
-function compareFindings(a: Finding, b: Finding): number {
+function compareFindings(a: Judged, b: Judged): number {
   return (
     SEVERITY_RANK[b.severity] - SEVERITY_RANK[a.severity] ||
     (b.score ?? -1) - (a.score ?? -1) ||
@@ -1899,8 +2078,8 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
     ...exemptions.permanent.map((exemption) => `no expiry (give it one: --scan-policy ... --print-exemptions): ${describeExemption(exemption)}`),
   ]
   if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
-  if (options.policy?.onlyFixed && !evaluation.hasFixData) {
-    lines.push('', paint('yellow', '--only-fixed: this scan source carries no fix data (the Metadata Store, or an older Grype), so every finding counts as fixable'))
+  if (options.policy?.onlyFixed && evaluation.fixUnknown) {
+    lines.push('', paint('yellow', `--only-fixed: the source does not say whether ${plural(evaluation.fixUnknown, 'finding')} ${evaluation.fixUnknown === 1 ? 'has' : 'have'} a fix (the Metadata Store, an older Grype, or another producer), so ${evaluation.fixUnknown === 1 ? 'it counts' : 'they count'} as fixable`))
   }
   lines.push('')
   if (evaluation.passed) {
@@ -1939,10 +2118,14 @@ export interface JsonReport {
   readonly blocking: readonly Finding[]
   readonly suppressed: readonly SuppressedFinding[]
   readonly warnings: readonly Warning[]
+  /** Findings judged that neither block, warn nor are suppressed. */
+  readonly passing: readonly Judged[]
+  /** What the input held that is no vulnerability to judge (a bundle's SBOM, imgpkg's metadata), each with why. */
+  readonly setAside: readonly SetAside[]
   /** Unique known-exploited vulnerability IDs among all findings. */
   readonly knownExploited: number | null
-  /** Findings left out of `blocking`, `suppressed` and `warnings` beyond the first MAX_REPORTED_FINDINGS of each. */
-  readonly omitted: { readonly blocking: number; readonly suppressed: number; readonly warnings: number }
+  /** Findings left out of `blocking`, `suppressed`, `warnings` and `passing` beyond the first MAX_REPORTED_FINDINGS of each. */
+  readonly omitted: { readonly blocking: number; readonly suppressed: number; readonly warnings: number; readonly passing: number }
   readonly exemptions: Evaluation['exemptions'] | null
   readonly error: { readonly code: string; readonly message: string } | null
 }
@@ -1963,6 +2146,8 @@ export interface Outcome {
   readonly evaluation?: Evaluation
   /** Gate none: nothing was judged. */
   readonly skipped?: true
+  /** What the input held besides vulnerabilities, left out with a reason. */
+  readonly setAside?: readonly SetAside[]
   /** Why there is no verdict, or why the verdict could not be recorded. */
   readonly error?: { readonly code: string; readonly message: string }
 }
@@ -2008,11 +2193,14 @@ export function buildJsonReport(run: { readonly image: ImageRef | null; readonly
     blocking: listed(evaluation?.blocking ?? []),
     suppressed: listed(evaluation?.suppressed ?? []),
     warnings: listed(evaluation?.warnings ?? []),
+    passing: listed(evaluation?.passing ?? []),
+    setAside: listed(outcome.setAside ?? []),
     knownExploited: evaluation?.knownExploited ?? null,
     omitted: {
       blocking: Math.max(0, (evaluation?.blocking.length ?? 0) - MAX_REPORTED_FINDINGS),
       suppressed: Math.max(0, (evaluation?.suppressed.length ?? 0) - MAX_REPORTED_FINDINGS),
       warnings: Math.max(0, (evaluation?.warnings.length ?? 0) - MAX_REPORTED_FINDINGS),
+      passing: Math.max(0, (evaluation?.passingCount ?? 0) - MAX_REPORTED_FINDINGS),
     },
     exemptions: exemptions ? { expired: listed(exemptions.expired), expiringSoon: listed(exemptions.expiringSoon), stale: listed(exemptions.stale), permanent: listed(exemptions.permanent) } : null,
     error: outcome.error ? { code: outcome.error.code, message: cut(outcome.error.message, 4 * MAX_REPORT_FIELD) } : null,
@@ -3374,7 +3562,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     const prepared = await prepare(config, run, output, io)
     const obtained = await obtainDocument(config, prepared, run, output, io)
-    const [evaluation, summary] = judge(config, run.image!, obtained, prepared, io)
+    const [evaluation, summary] = judge(config, run.image!, obtained, prepared, io, await cvssFor(obtained.document))
     return emit(config, run, output, io.files, { evaluation }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
@@ -3382,6 +3570,9 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     await Promise.all(run.clients.map((client) => client.close().catch(() => undefined)))
   }
 }
+
+/** The CVSS calculator for a scanner's CycloneDX (whose ratings may carry only a vector); a store body needs none. */
+const cvssFor = (document: unknown) => (bomsOf(document) ? loadCvssScorer() : Promise.resolve(undefined))
 
 /** A client for the endpoint, closed when the run ends. */
 async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient> {
@@ -3780,7 +3971,8 @@ async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, 
   }
   const named = image ? digestNamedBy(document) : undefined
   if (image && named && named !== image.digest) throw new NoVerdictError('MALFORMED_RESPONSE', `the baseline's scan describes ${named}, not ${image.digest}`)
-  const baseline = io.blocking(() => baselineFrom(document))
+  const cvss = await cvssFor(document)
+  const baseline = io.blocking(() => baselineFrom(document, cvss))
   output.say(`--baseline ${image?.reference ?? `--baseline-input ${input}`}: ${plural(baseline.size, 'finding')} in the running image; only new or worse findings block`)
   return baseline
 }
@@ -3805,7 +3997,7 @@ function settleImage(document: unknown, origin: string, run: Run, output: Output
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-function judge(config: Config, image: ImageRef, { document, triage, expectedDigest, baseline }: Obtained, prepared: Prepared, io: Io): readonly [Evaluation, string] {
+function judge(config: Config, image: ImageRef, { document, triage, expectedDigest, baseline }: Obtained, prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
@@ -3821,7 +4013,7 @@ function judge(config: Config, image: ImageRef, { document, triage, expectedDige
   }
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
-    const evaluation = evaluate(document, policy, expectedDigest)
+    const evaluation = evaluate(document, policy, expectedDigest, cvss)
     return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage })] as const
   })
 }

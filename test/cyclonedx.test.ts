@@ -3,7 +3,7 @@
 // free text in `recommendation`) and Grype (no fix data); see test/fixtures/cyclonedx/SOURCES.md.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { evaluate, EXIT, fixFromRecommendation, isCycloneDx, type Policy } from '../policy.ts'
+import { evaluate, EXIT, fixesFromRecommendation, isCycloneDx, type Policy } from '../policy.ts'
 import { SAMPLE_DIGEST } from './support/documents.ts'
 import { runGate } from './support/gate.ts'
 
@@ -29,7 +29,7 @@ describe('evaluating a scanner\'s CycloneDX', () => {
       ['CVE-2020-8165', 'activesupport', 'critical', 9.8, { state: 'fixed', version: '6.0.3.1, 5.2.4.3' }],
       ['CVE-2019-18276', 'bash', 'high', 7.8, { state: 'not-fixed' }],
     ])
-    expect(evaluation.hasFixData).toBe(true)
+    expect(evaluation.fixUnknown).toBe(0)
   })
 
   it('marks Grype findings without fix data as unknown', () => {
@@ -38,13 +38,14 @@ describe('evaluating a scanner\'s CycloneDX', () => {
       ['CVE-1999-0002', 'package-2', 'critical', 'unknown'],
       ['CVE-1999-0001', 'package-1', 'low', 'unknown'],
     ])
-    expect(evaluation.hasFixData).toBe(false)
+    expect(evaluation.fixUnknown).toBe(2)
   })
 
-  it('takes no severity and no score from EPSS and KEV ratings (method "other"), and scores only from CVSS methods', () => {
+  it('counts the severity of every rating that has one (KEV\'s too), skips EPSS, and scores only from CVSS methods', () => {
     const document = {
       bomFormat: 'CycloneDX',
       specVersion: '1.6',
+      metadata: { tools: [{ vendor: 'anchore', name: 'grype', version: '0.74.0' }] },
       components: [{ 'bom-ref': 'c1', name: 'openssl', version: '3.0.2' }],
       vulnerabilities: [
         {
@@ -60,14 +61,18 @@ describe('evaluating a scanner\'s CycloneDX', () => {
       ],
     }
     const [finding] = evaluate(document, policy({ gate: 'medium' })).blocking
-    expect(finding).toMatchObject({ severity: 'high', score: 5.3, fix: { state: 'fixed', version: 'vers:deb/>=3.0.13' } })
+    expect(finding).toMatchObject({ severity: 'critical', score: 5.3, fix: { state: 'fixed', version: 'vers:deb/>=3.0.13' } })
   })
 
-  it('reads Trivy recommendations, lists included, and nothing else', () => {
-    expect(fixFromRecommendation('Upgrade libidn2-0 to version 2.0.5-1+deb10u1')).toBe('2.0.5-1+deb10u1')
-    expect(fixFromRecommendation('Upgrade activesupport to version 6.0.3.1, 5.2.4.3')).toBe('6.0.3.1, 5.2.4.3')
-    expect(fixFromRecommendation('No fix available')).toBeUndefined()
-    expect(fixFromRecommendation(undefined)).toBeUndefined()
+  it('reads Trivy recommendations by package, lists and joined recommendations included, and nothing else', () => {
+    expect([...fixesFromRecommendation('Upgrade libidn2-0 to version 2.0.5-1+deb10u1')]).toEqual([['libidn2-0', '2.0.5-1+deb10u1']])
+    expect([...fixesFromRecommendation('Upgrade activesupport to version 6.0.3.1, 5.2.4.3')]).toEqual([['activesupport', '6.0.3.1, 5.2.4.3']])
+    expect([...fixesFromRecommendation('Upgrade libssl3 to version 3.0.2-0ubuntu1.15; Upgrade openssl to version 3.0.2-0ubuntu1.15')]).toEqual([
+      ['libssl3', '3.0.2-0ubuntu1.15'],
+      ['openssl', '3.0.2-0ubuntu1.15'],
+    ])
+    expect(fixesFromRecommendation('No fix available').size).toBe(0)
+    expect(fixesFromRecommendation(undefined).size).toBe(0)
   })
 })
 
@@ -94,7 +99,7 @@ describe('--input with CycloneDX and --only-fixed, the built gate', () => {
   it('counts every finding as fixable when the source has no fix data, and says so', async () => {
     const run = await runGate(['--gate', 'critical', '--only-fixed', '--input', GRYPE, SAMPLE_DIGEST])
     expect(run.code).toBe(EXIT.VIOLATION)
-    expect(run.stdout).toContain('--only-fixed: this scan source carries no fix data')
+    expect(run.stdout).toContain('--only-fixed: the source does not say whether 2 findings have a fix')
     expect(run.stdout).toContain('FAIL: 1 vulnerability (1 finding) blocks at gate critical.')
   })
 
