@@ -1180,6 +1180,8 @@ export interface Descriptor {
   readonly size: number
   readonly mediaType: string
   readonly title?: string
+  /** An index entry's platform, os/architecture[/variant]. */
+  readonly platform?: string
 }
 
 /** A manifest (its layers) or an index (its manifests), checked for the fields the gate relies on. */
@@ -1202,6 +1204,7 @@ export function manifestFrom(document: unknown, contentType: string, what: strin
       mediaType: typeof entry.mediaType === 'string' ? entry.mediaType : '',
       ...(title ? { title } : {}),
       ...(platform.architecture === 'unknown' ? { title: 'attestation' } : {}),
+      ...(typeof platform.os === 'string' && typeof platform.architecture === 'string' ? { platform: cut(escapeControls([platform.os, platform.architecture, platform.variant].filter((part) => typeof part === 'string' && part).join('/')), 40) } : {}),
     }
   })
   return { kind: isIndex ? 'index' : 'manifest', entries }
@@ -1214,8 +1217,27 @@ export interface BundleFile {
 }
 
 /**
+ * A tar header's size field: octal digits (space- or NUL-terminated), or GNU's base-256 for large files (the
+ * first byte's high bit set). Undefined for anything else, a negative base-256 number included: a size that
+ * went backwards would read the same header forever.
+ */
+export function tarSize(field: Buffer): number | undefined {
+  if (field[0]! & 0x80) {
+    if (field[0] === 0xff) return undefined
+    let size = field[0]! & 0x7f
+    for (let i = 1; i < field.length; i++) size = size * 256 + field[i]!
+    return Number.isSafeInteger(size) ? size : undefined
+  }
+  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '')
+  if (!/^[0-7]*$/.test(text)) return undefined
+  const size = text ? Number.parseInt(text, 8) : 0
+  return Number.isSafeInteger(size) ? size : undefined
+}
+
+/**
  * The regular files of a tar archive (ustar, with PAX and GNU long names). Each header's checksum is
- * checked: a layer that is not a tar is malformed, not silently empty.
+ * checked: a layer that is not a tar is malformed, not silently empty. Sizes are checked too, so each
+ * header moves at least one block on: the walk ends within the archive's length, whatever it says.
  */
 export function filesOfTar(tar: Buffer, what: string): BundleFile[] {
   const files: BundleFile[] = []
@@ -1227,15 +1249,21 @@ export function filesOfTar(tar: Buffer, what: string): BundleFile[] {
     let checksum = 0
     for (let i = 0; i < 512; i++) checksum += i >= 148 && i < 156 ? 32 : header[i]!
     if (Number.parseInt(field(148, 8).trim(), 8) !== checksum) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} is not a tar archive (bad header checksum at byte ${offset})`)
-    const size = Number.parseInt(field(124, 12).trim() || '0', 8)
+    const size = tarSize(header.subarray(124, 136))
+    if (size === undefined) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} is not a tar archive (the size at byte ${offset + 124} is no non-negative number)`)
     const start = offset + 512
-    if (!Number.isSafeInteger(size) || start + size > tar.length) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} is a truncated tar archive`)
+    if (start + size > tar.length) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} is a truncated tar archive`)
     const content = tar.subarray(start, start + size)
     const type = String.fromCharCode(header[156]!)
     const prefix = field(345, 155)
     const name = longName ?? `${prefix ? `${prefix}/` : ''}${field(0, 100)}`
     longName = undefined
-    if (type === 'x') longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(content.toString('utf8'))?.[1]
+    if (type === 'x') {
+      const records = content.toString('utf8')
+      // A PAX size would override the header's: the gate reads only archives whose header sizes are the sizes.
+      if (/(?:^|\n)\d+ size=/.test(records)) throw new NoVerdictError('MALFORMED_RESPONSE', `${what} has a PAX size record, which the gate does not read`)
+      longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(records)?.[1]
+    }
     else if (type === 'L') longName = content.toString('utf8').replace(/\0.*$/s, '')
     else if (type === '0' || type === '\0') files.push({ name: name.replace(/^\.?\/+/, ''), content })
     offset = start + Math.ceil(size / 512) * 512
@@ -1310,7 +1338,7 @@ export function classifyKubernetesResponse(response: StoreResponse, namespace: s
     : 'check the cluster'
   let detail = ''
   try {
-    const body = JSON.parse(response.body) as { message?: unknown }
+    const body = parseJson(response.body) as { message?: unknown }
     if (typeof body.message === 'string') detail = ` (${firstLine(body.message, 160)})`
   } catch {}
   return { kind: 'fail', error: new NoVerdictError('KUBERNETES_ERROR', `the Kubernetes API answered ${status}${detail}: ${fix}`) }
@@ -2029,7 +2057,7 @@ function describeExemption(exemption: Exemption): string {
 }
 
 /** The summary a developer reads when the pipeline turns red: counts, verdict, what to fix, and what was let through. */
-export function renderText(evaluation: Evaluation, image: ImageRef, options: RenderOptions & { policy?: Policy; triage?: boolean }): string {
+export function renderText(evaluation: Evaluation, image: ImageRef, options: RenderOptions & { policy?: Policy; triage?: boolean; setAside?: readonly SetAside[] }): string {
   const paint = painter(options.color)
   const { counts, gate, blocking, suppressed, exemptions } = evaluation
   const policyClauses = options.policy ? describePolicy(options.policy, options.triage ?? false) : []
@@ -2078,6 +2106,12 @@ export function renderText(evaluation: Evaluation, image: ImageRef, options: Ren
     ...exemptions.permanent.map((exemption) => `no expiry (give it one: --scan-policy ... --print-exemptions): ${describeExemption(exemption)}`),
   ]
   if (notes.length) lines.push('', 'Exemptions to review:', ...notes.map((note) => paint('yellow', `  ${displayText(note, TEXT_WIDTH.note)}`)))
+  const setAside = options.setAside ?? []
+  if (setAside.length) {
+    lines.push('', 'Set aside, no vulnerabilities to judge:')
+    for (const aside of setAside.slice(0, MAX_LISTED_FINDINGS)) lines.push(`  ${displayText(aside.what, TEXT_WIDTH.package)}  ${displayText(aside.reason, TEXT_WIDTH.note)}`)
+    if (setAside.length > MAX_LISTED_FINDINGS) lines.push(`  ... and ${setAside.length - MAX_LISTED_FINDINGS} more (--format json lists up to ${MAX_REPORTED_FINDINGS})`)
+  }
   if (options.policy?.onlyFixed && evaluation.fixUnknown) {
     lines.push('', paint('yellow', `--only-fixed: the source does not say whether ${plural(evaluation.fixUnknown, 'finding')} ${evaluation.fixUnknown === 1 ? 'has' : 'have'} a fix (the Metadata Store, an older Grype, or another producer), so ${evaluation.fixUnknown === 1 ? 'it counts' : 'they count'} as fixable`))
   }
@@ -2657,10 +2691,15 @@ export function retryDelay(step: Extract<PollOutcome, { kind: 'retry' }>, failur
   return Math.max(RETRY_BASE_MS, Math.round(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (failures - 1)) * jitter))
 }
 
-/** JSON.parse, or NoVerdictError('MALFORMED_RESPONSE'): "${source} is not JSON", quoting the start of the body. */
+/** JSON.parse of text from outside: a byte order mark at the start (Windows tools write one) is no part of the JSON. */
+export function parseJson(text: string): unknown {
+  return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+}
+
+/** parseJson, or NoVerdictError('MALFORMED_RESPONSE'): "${source} is not JSON", quoting the start of the body. */
 function parseJsonBody(body: string, source: string): unknown {
   try {
-    return JSON.parse(body)
+    return parseJson(body)
   } catch (error) {
     throw new NoVerdictError('MALFORMED_RESPONSE', `${source} is not JSON (${(error as Error).message}): "${firstLine(body, 80)}"`)
   }
@@ -3231,7 +3270,7 @@ export function classifyRegistryResponse(response: RawResponse, what: string, re
   const text = response.body.subarray(0, 4096).toString('utf8')
   let detail = firstLine(text, 120)
   try {
-    const error = (JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0]
+    const error = (parseJson(text) as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0]
     if (error) detail = `${String(error.code)}: ${firstLine(String(error.message), 120)}`
   } catch {}
   const said = `${ref.registry} answered ${status}${detail ? ` (${detail})` : ''}`
@@ -3275,25 +3314,49 @@ function filesOfLayer(codecs: Codecs, blob: Buffer, layer: Descriptor, budget: n
 }
 
 /**
- * The CycloneDX JSON files among a bundle's files (imgpkg's own .imgpkg/ left out). None is no verdict
- * (exit 3), saying what the bundle holds: the scan wrote another format, or nothing.
+ * What one file of a scan's results is: a CycloneDX document to judge, or something that holds no
+ * vulnerability to judge, with the reason (imgpkg's metadata, an SPDX SBOM, XML named as such). Anything else
+ * ends the run (exit 3) naming the file: JSON that does not parse (truncated), a CycloneDX version the gate
+ * does not read, JSON of another kind, or a file of no format the gate knows. A byte order mark is tolerated.
+ */
+export function classifyScanFile(file: BundleFile, what: string, available: number): { readonly bom: Record<string, unknown> } | { readonly setAside: string } {
+  if (file.name.startsWith('.imgpkg/')) return { setAside: "imgpkg's bundle metadata" }
+  const fail = (problem: string) => new NoVerdictError('MALFORMED_RESPONSE', `${what} ${problem}: the gate cannot account for the vulnerabilities it may hold, so there is no verdict`)
+  const head = file.content.subarray(0, 64).toString('utf8').replace(/^\ufeff/, '').trimStart()
+  if (head.startsWith('<')) {
+    if (/\.xml$/i.test(file.name)) return { setAside: 'XML, which the gate does not read (have the scanner write CycloneDX JSON: Trivy --format cyclonedx, Grype -o cyclonedx-json)' }
+    throw fail('is XML not named .xml')
+  }
+  if (/^SPDXVersion:/.test(head)) return { setAside: 'an SPDX SBOM (tag-value): packages, no vulnerabilities' }
+  if (!head.startsWith('{') && !head.startsWith('[')) throw fail(`is neither CycloneDX JSON nor SPDX nor XML${/\.json$/i.test(file.name) ? ' (named .json, but not JSON)' : ''}`)
+  checkFits(file.content, available, what)
+  let document: unknown
+  try {
+    document = parseJson(file.content.toString('utf8'))
+  } catch (error) {
+    throw fail(`is not JSON (${cut((error as Error).message, 80)}), perhaps truncated`)
+  }
+  const unread = unreadCycloneDxVersion(document)
+  if (unread) throw fail(`is CycloneDX of specVersion ${unread}; the gate reads 1.4 to 1.7`)
+  if (isCycloneDx(document)) return { bom: document }
+  if (isObject(document) && typeof document.spdxVersion === 'string') return { setAside: 'an SPDX SBOM: packages, no vulnerabilities' }
+  throw fail('is JSON, but neither CycloneDX nor SPDX')
+}
+
+/**
+ * The CycloneDX files among a bundle's files, judged together, and the files set aside with their reasons.
+ * None is no verdict (exit 3), saying what the bundle holds: the scan wrote another format, or nothing.
  */
 function scanFilesOf(files: readonly BundleFile[], ref: OciRef, available: () => number): ScanFiles {
   const scans: Array<{ name: string; bom: Record<string, unknown> }> = []
-  const others: string[] = []
+  const setAside: SetAside[] = []
   for (const file of files) {
-    if (file.name.startsWith('.imgpkg/')) continue
-    let document: unknown
-    if (/\.json$/i.test(file.name)) {
-      checkFits(file.content, available(), `${file.name} from ${ref.reference}`)
-      try {
-        document = JSON.parse(file.content.toString('utf8'))
-      } catch {}
-    }
-    if (isCycloneDx(document)) scans.push({ name: file.name, bom: document })
-    else others.push(file.name)
+    const kind = classifyScanFile(file, `${file.name} in ${ref.reference}`, available())
+    if ('bom' in kind) scans.push({ name: file.name, bom: kind.bom })
+    else setAside.push({ what: file.name, reason: kind.setAside })
   }
-  if (scans.length) return new ScanFiles(scans)
+  if (scans.length) return new ScanFiles(scans, setAside)
+  const others = setAside.filter((aside) => !aside.what.startsWith('.imgpkg/')).map((aside) => aside.what)
   const held = others.length ? `only ${others.slice(0, 10).join(', ')}${others.length > 10 ? ` and ${others.length - 10} more` : ''}` : 'no files'
   const hint = others.some((name) => /\.xml$/i.test(name)) ? ': have the scanner write CycloneDX JSON (Trivy --format cyclonedx, Grype -o cyclonedx-json); XML is not read' : ': the scan wrote no CycloneDX JSON (Trivy --format cyclonedx, Grype -o cyclonedx-json)'
   throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} holds ${held}${hint}`)
@@ -3393,28 +3456,44 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`)
     return manifestFrom(document, String(response.headers['content-type'] ?? ''), what)
   }
-  let manifest = await readManifest(ref.tagOrDigest, ref.digest, `the manifest of ${ref.reference}`)
-  if (manifest.kind === 'index') {
-    const image = manifest.entries.find((entry) => entry.title !== 'attestation')
-    if (!image) throw new NoVerdictError('REGISTRY_ERROR', `${ref.reference} is an index of no images`)
-    manifest = await readManifest(image.digest, image.digest, `the manifest ${image.digest} of ${ref.reference}`)
-    if (manifest.kind === 'index') throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of an index, which a scan result never is`)
-  }
-  if (manifest.entries.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} has ${manifest.entries.length} layers; a scan result has a few (an imgpkg bundle one): at most ${MAX_LAYERS} are read`)
-  const total = manifest.entries.reduce((sum, layer) => sum + layer.size, 0)
-  if (total > maxBytes) throw bodyTooLarge(`${ref.reference} (${manifest.entries.length} layers, ${total} bytes)`, maxBytes)()
+  // An index is read whole: every image's files are judged together (one verdict), never its first image alone.
+  const top = await readManifest(ref.tagOrDigest, ref.digest, `the manifest of ${ref.reference}`)
+  const setAside: SetAside[] = []
+  const images: Array<{ readonly prefix: string; readonly layers: readonly Descriptor[] }> = []
+  if (top.kind === 'index') {
+    if (top.entries.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of ${top.entries.length} manifests; at most ${MAX_LAYERS} are read`)
+    const named = top.entries.filter((entry) => entry.title !== 'attestation')
+    for (const entry of top.entries) {
+      if (entry.title === 'attestation') {
+        setAside.push({ what: `manifest ${entry.digest}`, reason: 'an attestation manifest of the index (provenance or an SBOM of the build), not a scan' })
+        continue
+      }
+      const what = `the manifest ${entry.digest} of ${ref.reference}`
+      const manifest = await readManifest(entry.digest, entry.digest, what)
+      if (manifest.kind === 'index') throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of an index, which a scan result never is`)
+      images.push({ prefix: named.length > 1 ? `${entry.platform ?? entry.digest.slice(0, 19)}: ` : '', layers: manifest.entries })
+    }
+    if (!images.length) throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} is an index of no images`)
+  } else images.push({ prefix: '', layers: top.entries })
+  const layers = images.flatMap((image) => image.layers)
+  if (layers.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} has ${layers.length} layers; a scan result has a few (an imgpkg bundle one): at most ${MAX_LAYERS} are read`)
+  const total = layers.reduce((sum, layer) => sum + layer.size, 0)
+  if (total > maxBytes) throw bodyTooLarge(`${ref.reference} (${layers.length} layers, ${total} bytes)`, maxBytes)()
   const files: BundleFile[] = []
   let unpacked = 0
-  for (const layer of manifest.entries) {
-    const what = `layer ${layer.digest} of ${ref.reference}`
-    const limits: BodyLimits = { maxBytes: layer.size, tooLarge: () => new NoVerdictError('DIGEST_MISMATCH', `${what} is larger than the ${layer.size} bytes its manifest says`) }
-    const blob = await get(`/v2/${ref.repository}/blobs/${layer.digest}`, '*/*', what, limits)
-    verifyDigest(codecs, blob.body, layer.digest, what)
-    const layerFiles = deps.blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes - unpacked, maxBytes))
-    unpacked += layerFiles.bytes
-    files.push(...layerFiles.files)
+  for (const { prefix, layers: imageLayers } of images) {
+    for (const layer of imageLayers) {
+      const what = `layer ${layer.digest} of ${ref.reference}`
+      const limits: BodyLimits = { maxBytes: layer.size, tooLarge: () => new NoVerdictError('DIGEST_MISMATCH', `${what} is larger than the ${layer.size} bytes its manifest says`) }
+      const blob = await get(`/v2/${ref.repository}/blobs/${layer.digest}`, '*/*', what, limits)
+      verifyDigest(codecs, blob.body, layer.digest, what)
+      const layerFiles = deps.blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes - unpacked, maxBytes))
+      unpacked += layerFiles.bytes
+      for (const file of layerFiles.files) files.push(prefix ? { name: `${prefix}${file.name}`, content: file.content } : file)
+    }
   }
-  return deps.blocking(() => scanFilesOf(files, ref, availableMemory))
+  const scans = deps.blocking(() => scanFilesOf(files, ref, availableMemory))
+  return setAside.length ? new ScanFiles(scans.files, [...setAside, ...scans.setAside]) : scans
 }
 
 export interface Io {
@@ -3563,7 +3642,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const prepared = await prepare(config, run, output, io)
     const obtained = await obtainDocument(config, prepared, run, output, io)
     const [evaluation, summary] = judge(config, run.image!, obtained, prepared, io, await cvssFor(obtained.document))
-    return emit(config, run, output, io.files, { evaluation }, summary)
+    const setAside = obtained.document instanceof ScanFiles ? obtained.document.setAside : []
+    return emit(config, run, output, io.files, { evaluation, setAside }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
   } finally {
@@ -3639,7 +3719,7 @@ async function loadKevCatalog(path: string, signal: AbortSignal, output: Output,
   const catalog = io.blocking(() => {
     let document: unknown
     try {
-      document = JSON.parse(text)
+      document = parseJson(text)
     } catch {
       throw new UsageError('KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`)
     }
@@ -3720,7 +3800,7 @@ async function openScanList(selector: string | undefined, timing: Timing & { rea
       const response = await client.lines(watch, bearerHeaders(api.token), signal, lineLimits, (line) => {
         let event: unknown
         try {
-          event = JSON.parse(line)
+          event = parseJson(line)
         } catch {
           throw new NoVerdictError('MALFORMED_RESPONSE', `a watch event of the Kubernetes API is not JSON: "${firstLine(line, 80)}"`)
         }
@@ -3874,7 +3954,7 @@ async function loadRegistryAccess(source: ScanResultSource, timeoutMs: number, s
     const { file, origin } = source.registryConfig
     const text = await io.files.read(file, `the Docker config named by ${origin}`, { signal, limits: configFileLimits('the Docker config') })
     try {
-      dockerConfig = { document: JSON.parse(text), origin: `${origin} (${file})` }
+      dockerConfig = { document: parseJson(text), origin: `${origin} (${file})` }
     } catch {
       throw new UsageError('REGISTRY_CONFIG', `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`)
     }
@@ -4014,7 +4094,7 @@ function judge(config: Config, image: ImageRef, { document, triage, expectedDige
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
     const evaluation = evaluate(document, policy, expectedDigest, cvss)
-    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage })] as const
+    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage, setAside: document instanceof ScanFiles ? document.setAside : [] })] as const
   })
 }
 

@@ -67,7 +67,7 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
   })
 
   it('judges every CycloneDX file of a bundle together: one verdict over a Trivy and a Grype scan', async () => {
-    const { digest } = await basic.push('project/multi-scan-results', 'uid-2', { layers: [{ files: { 'trivy.cdx.json': TRIVY, 'grype.cdx.json': GRYPE, 'notes.txt': 'hello', ...IMGPKG } }] })
+    const { digest } = await basic.push('project/multi-scan-results', 'uid-2', { layers: [{ files: { 'trivy.cdx.json': TRIVY, 'grype.cdx.json': GRYPE, ...IMGPKG } }] })
     const run = await gate(basic, ['--scan-result', `${basic.host}/project/multi-scan-results@${digest}`, '--gate', 'low', '--format', 'json', SAMPLE_IMAGE])
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain('evaluating trivy.cdx.json, grype.cdx.json')
@@ -110,7 +110,7 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
 
   it('checks every blob against its digest: a registry that serves other bytes gives no verdict', async () => {
     // A layer of its own (the registry stores blobs by content): corrupting it must not touch other tests' bundles.
-    const { digest, layers } = await basic.push('project/tampered-scan-results', 'uid-7', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'low'), 'tampered.txt': 'only here' } }] })
+    const { digest, layers } = await basic.push('project/tampered-scan-results', 'uid-7', { layers: [{ files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'low'), '.imgpkg/tampered.yml': 'only here' } }] })
     const intact = await gate(basic, ['--scan-result', `${basic.host}/project/tampered-scan-results@${digest}`])
     expect(intact.code, intact.stderr).toBe(EXIT.PASS)
     const layerDigest = layers[0]
@@ -129,7 +129,7 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
   })
 
   it('caps what all layers together unpack to, not only each one', async () => {
-    const layer = (n: number) => ({ files: { [`part-${n}.txt`]: Buffer.alloc(400 * 1024, ' ') } })
+    const layer = (n: number) => ({ files: { [`.imgpkg/part-${n}.yml`]: Buffer.alloc(400 * 1024, ' ') } })
     const { digest } = await basic.push('project/many-layers-scan-results', 'uid-11', { layers: [layer(1), layer(2), layer(3), { files: { 'scan.cdx.json': namedBom(SAMPLE_DIGEST, 'unknown') } }] })
     const capped = await gate(basic, ['--scan-result', `${basic.host}/project/many-layers-scan-results@${digest}`, '--max-body-size', '1MiB', SAMPLE_IMAGE])
     expect(capped.code).toBe(EXIT.NO_VERDICT)
@@ -139,7 +139,7 @@ describe.skipIf(missing.length > 0)('--scan-result against a real registry', () 
   })
 
   it('reads at most 64 layers: more is not a scan result', async () => {
-    const { digest } = await basic.push('project/layered-scan-results', 'uid-12', { layers: Array.from({ length: 65 }, (_, index) => ({ files: { [`part-${index}.txt`]: `part ${index}` } })) })
+    const { digest } = await basic.push('project/layered-scan-results', 'uid-12', { layers: Array.from({ length: 65 }, (_, index) => ({ files: { [`.imgpkg/part-${index}.yml`]: `part ${index}` } })) })
     const run = await gate(basic, ['--scan-result', `${basic.host}/project/layered-scan-results@${digest}`, SAMPLE_IMAGE])
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain('has 65 layers; a scan result has a few (an imgpkg bundle one): at most 64 are read')

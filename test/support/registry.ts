@@ -41,6 +41,8 @@ export interface Registry {
   readonly tokenRequests: Array<{ authorization: string | null; scope: string | null }>
   /** Pushes the artifact; returns the digest of what the tag names and the layers' digests. */
   push(repository: string, tag: string, artifact: Artifact): Promise<{ digest: string; layers: string[] }>
+  /** Pushes one manifest per platform and an OCI index of them all (an `unknown/unknown` platform is how BuildKit marks attestations). */
+  pushIndex(repository: string, tag: string, images: ReadonlyArray<{ readonly os: string; readonly architecture: string; readonly layers: readonly Layer[] }>): Promise<{ digest: string }>
   /** A blob's bytes replaced on disk behind the registry's back (it then serves other bytes than its digest). */
   corruptBlob(digest: string): void
   close(): Promise<void>
@@ -178,6 +180,37 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
     return digest
   }
 
+  /** Pushes the layers and an imgpkg-like config; returns the manifest (not yet put) and its digest. */
+  async function pushManifest(repository: string, authorization: string, artifactLayers: readonly Layer[]) {
+    const layers = []
+    for (const layer of artifactLayers) {
+      if ('raw' in layer) {
+        layers.push({ mediaType: layer.mediaType, digest: await pushBlob(repository, authorization, layer.raw), size: layer.raw.length, annotations: { 'org.opencontainers.image.title': layer.title } })
+        continue
+      }
+      const tar = tarOf(layer.files)
+      const bytes = layer.compress === false ? tar : gzipSync(tar)
+      const mediaType = layer.compress === false ? 'application/vnd.oci.image.layer.v1.tar' : 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+      layers.push({ mediaType, digest: await pushBlob(repository, authorization, bytes), size: bytes.length })
+    }
+    // imgpkg's bundle image: a config labelled dev.carvel.imgpkg.bundle.
+    const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: { Labels: { 'dev.carvel.imgpkg.bundle': '' } }, rootfs: { type: 'layers', diff_ids: [] } }))
+    const configDigest = await pushBlob(repository, authorization, config)
+    const manifest = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length }, layers }),
+    )
+    return { manifest, manifestDigest: digestOf(manifest), pushed: layers.map((layer) => layer.digest) }
+  }
+
+  const indexOf = (entries: ReadonlyArray<{ digest: string; size: number; os: string; architecture: string }>) =>
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: entries.map(({ digest, size, os, architecture }) => ({ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest, size, platform: { os, architecture } })),
+      }),
+    )
+
   return {
     host,
     tls,
@@ -185,36 +218,24 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
     tokenRequests,
     async push(repository, tag, artifact) {
       const authorization = await pushAuth(repository)
-      const layers = []
-      for (const layer of artifact.layers) {
-        if ('raw' in layer) {
-          layers.push({ mediaType: layer.mediaType, digest: await pushBlob(repository, authorization, layer.raw), size: layer.raw.length, annotations: { 'org.opencontainers.image.title': layer.title } })
-          continue
-        }
-        const tar = tarOf(layer.files)
-        const bytes = layer.compress === false ? tar : gzipSync(tar)
-        const mediaType = layer.compress === false ? 'application/vnd.oci.image.layer.v1.tar' : 'application/vnd.docker.image.rootfs.diff.tar.gzip'
-        layers.push({ mediaType, digest: await pushBlob(repository, authorization, bytes), size: bytes.length })
-      }
-      // imgpkg's bundle image: a config labelled dev.carvel.imgpkg.bundle.
-      const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: { Labels: { 'dev.carvel.imgpkg.bundle': '' } }, rootfs: { type: 'layers', diff_ids: [] } }))
-      const configDigest = await pushBlob(repository, authorization, config)
-      const manifest = Buffer.from(
-        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length }, layers }),
-      )
-      const manifestDigest = digestOf(manifest)
+      const { manifest, manifestDigest, pushed } = await pushManifest(repository, authorization, artifact.layers)
       await call('PUT', `/v2/${repository}/manifests/${artifact.index ? manifestDigest : tag}`, authorization, manifest, 'application/vnd.docker.distribution.manifest.v2+json')
-      const pushed = layers.map((layer) => layer.digest)
       if (!artifact.index) return { digest: manifestDigest, layers: pushed }
-      const index = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.index.v1+json',
-          manifests: [{ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: manifestDigest, size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }],
-        }),
-      )
+      const index = indexOf([{ digest: manifestDigest, size: manifest.length, os: 'linux', architecture: 'amd64' }])
       await call('PUT', `/v2/${repository}/manifests/${tag}`, authorization, index, 'application/vnd.oci.image.index.v1+json')
       return { digest: digestOf(index), layers: pushed }
+    },
+    async pushIndex(repository, tag, images) {
+      const authorization = await pushAuth(repository)
+      const entries = []
+      for (const image of images) {
+        const { manifest, manifestDigest } = await pushManifest(repository, authorization, image.layers)
+        await call('PUT', `/v2/${repository}/manifests/${manifestDigest}`, authorization, manifest, 'application/vnd.docker.distribution.manifest.v2+json')
+        entries.push({ digest: manifestDigest, size: manifest.length, os: image.os, architecture: image.architecture })
+      }
+      const index = indexOf(entries)
+      await call('PUT', `/v2/${repository}/manifests/${tag}`, authorization, index, 'application/vnd.oci.image.index.v1+json')
+      return { digest: digestOf(index) }
     },
     corruptBlob(digest) {
       const hex = digest.slice('sha256:'.length)
