@@ -1976,6 +1976,28 @@ function xml(value: string): string {
   return escapeControls(value).replace(/[&<>"']/g, (char) => XML_ESCAPES[char]!)
 }
 
+/**
+ * Fields of the JSON report that hold only the gate's own words (codes, levels, states): a secret is never
+ * looked for there, so that no secret, however chosen, can rewrite a verdict or an error code.
+ */
+const OWN_WORDS: ReadonlySet<string> = new Set(['schemaVersion', 'tool', 'gate', 'mode', 'verdict', 'exitCode', 'enforcedExitCode', 'counts', 'severity', 'rule', 'state', 'kind', 'code', 'warnedBy', 'omitted'])
+
+/** The JSON report with every secret replaced in the strings that came from outside: by value, so the JSON stays JSON. */
+export function redactReport<T>(value: T, secrets: readonly string[], key = ''): T {
+  if (!secrets.length || OWN_WORDS.has(key)) return value
+  if (typeof value === 'string') return redact(value, secrets) as T
+  if (Array.isArray(value)) return value.map((item) => redactReport(item, secrets)) as T
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([name, item]) => [name, redactReport(item, secrets, name)])) as T
+  return value
+}
+
+/** A text summary redacted, all but its verdict line: the gate writes that line from counts alone, and no secret may rewrite it. */
+export function redactSummary(text: string, secrets: readonly string[]): string {
+  const end = text.lastIndexOf('\n', text.length - 2) + 1
+  const last = text.slice(end)
+  return /^(?:\x1b\[[\d;]*m)?(?:PASS|FAIL): /.test(last) ? redact(text.slice(0, end), secrets) + last : redact(text, secrets)
+}
+
 /** Replaces every secret with [redacted]: as written, and in the escaped forms JSON and XML give it. */
 export function redact(output: string, secrets: readonly string[]): string {
   let result = output
@@ -3263,11 +3285,14 @@ async function loadCodecs(): Promise<Codecs> {
   }
 }
 
-/** What a registry's answer means: the body, a wait (429, 5xx), or the end of the run with what to fix. */
-export function classifyRegistryResponse(response: RawResponse, what: string, ref: OciRef, credentials: string | undefined, now: number): Step<RawResponse> {
+/**
+ * What a registry's answer means: the body, a wait (429, 5xx), or the end of the run with what to fix. Its
+ * words reach the messages only through `quote`, which redacts them as they arrive (before anything is cut).
+ */
+export function classifyRegistryResponse(response: RawResponse, what: string, ref: OciRef, credentials: string | undefined, now: number, quote: (text: string) => string): Step<RawResponse> {
   const { status } = response
   if (status === 200) return { kind: 'accepted', value: response }
-  const text = response.body.subarray(0, 4096).toString('utf8')
+  const text = quote(response.body.subarray(0, 4096).toString('utf8'))
   let detail = firstLine(text, 120)
   try {
     const error = (parseJson(text) as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0]
@@ -3371,8 +3396,20 @@ function scanFilesOf(files: readonly BundleFile[], ref: OciRef, available: () =>
 export async function readScanResult(ref: OciRef, access: RegistryAccess, client: HttpClient, deps: Omit<WaitDeps, 'fetch'>, maxBytes: number, secrets: string[]): Promise<ScanFiles> {
   const codecs = await loadCodecs()
   const credentials = access.dockerConfig ? credentialsFor(access.dockerConfig.document, ref.registry, access.dockerConfig.origin) : undefined
-  if (credentials) secrets.push(credentials.password, Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'))
   const credentialsOrigin = credentials ? access.dockerConfig!.origin : undefined
+  // Every secret this registry and its token service hold, short ones too; only those long enough to redact
+  // without cutting into ordinary words join the run's redaction list.
+  const held: string[] = []
+  const hold = (secret: string) => {
+    held.push(secret)
+    if (secret.length >= MIN_TOKEN_LENGTH) secrets.push(secret)
+  }
+  if (credentials) {
+    hold(credentials.password)
+    hold(Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64'))
+  }
+  /** What may be quoted of the registry's or the token service's words: redacted first; nothing at all while a secret too short to redact is held. */
+  const quote = (text: string) => (held.some((secret) => secret.length < MIN_TOKEN_LENGTH) ? '' : redact(text, held))
   const base = new URL(`https://${ref.registry}`)
   const peer: Peer & Timing = {
     ...access,
@@ -3394,7 +3431,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     try {
       realm = new URL(challenge.params.realm)
     } catch {
-      throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} names a token service that is not a URL: ${firstLine(challenge.params.realm, 120)}`)
+      throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} names a token service that is not a URL: ${firstLine(quote(challenge.params.realm), 120)}`)
     }
     if (realm.protocol !== 'https:') throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} sends the gate to a token service over ${realm.protocol.slice(0, -1)} (${realm.origin}): credentials only go over https`)
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service)
@@ -3406,10 +3443,15 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
       const fix = credentialsOrigin ? `check the credentials for ${ref.registry} in ${credentialsOrigin}` : `give credentials for ${ref.registry} with --registry-config or DOCKER_CONFIG`
       throw new NoVerdictError('REGISTRY_REJECTED', `the token service ${realm.origin} of ${ref.registry} answered ${response.status}: ${fix}`)
     }
-    const answer = parseJsonBody(response.body.toString('utf8'), `the token service ${realm.origin} answered 200 with a body that`)
+    let answer: unknown
+    try {
+      answer = parseJson(response.body.toString('utf8'))
+    } catch {
+      throw new NoVerdictError('MALFORMED_RESPONSE', `the token service ${realm.origin} answered 200 with a body that is not JSON: "${firstLine(quote(response.body.toString('utf8')), 80)}"`)
+    }
     const token = isObject(answer) ? (typeof answer.token === 'string' && answer.token) || (typeof answer.access_token === 'string' && answer.access_token) : undefined
     if (!token) throw new NoVerdictError('MALFORMED_RESPONSE', `the token service ${realm.origin} answered without a token`)
-    secrets.push(token)
+    hold(token)
     return `Bearer ${token}`
   }
 
@@ -3429,7 +3471,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     for (let hops = 0; response.status >= 300 && response.status < 400 && response.headers.location; hops++) {
       if (hops === MAX_REDIRECTS) throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} redirected more than ${MAX_REDIRECTS} times`)
       url = new URL(String(response.headers.location), url)
-      if (url.protocol !== 'https:') throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} redirected to ${url.protocol.slice(0, -1)} (${url.origin}): only https is followed`)
+      if (url.protocol !== 'https:') throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} redirected to ${url.protocol.slice(0, -1)} (${quote(url.origin)}): only https is followed`)
       response = await send(url)
     }
     return response
@@ -3442,7 +3484,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
         timeoutHint: `Check that ${ref.registry} is reachable from here`,
         // Never "not yet": a 404 ends the run (classifyRegistryResponse), and a read that went through at once is not worth a line.
         onNotFound: 'absent',
-        attempt: async (signal) => classifyRegistryResponse(await exchange(path, accept, signal, limits), what, ref, credentialsOrigin, deps.now()),
+        attempt: async (signal) => classifyRegistryResponse(await exchange(path, accept, signal, limits), what, ref, credentialsOrigin, deps.now(), quote),
       },
       peer,
       deps,
@@ -3579,7 +3621,10 @@ const realFiles: FileSystem = {
 /** What one run writes to: stdout and stderr, redacted of the secrets it learns on the way. */
 interface Output {
   readonly secrets: string[]
+  /** Text for a person: redacted, but for the summary's verdict line. */
   readonly stdout: (text: string) => void
+  /** JSON already redacted by value (redactReport): written as it is, so that it stays JSON. */
+  readonly json: (text: string) => void
   /** One line on stderr with the tool's name; a store's words quoted in it are shown escaped. */
   readonly say: (line: string) => void
 }
@@ -3588,7 +3633,8 @@ function outputFor(io: Io): Output {
   const secrets: string[] = []
   return {
     secrets,
-    stdout: (text) => io.stdout(redact(text, secrets)),
+    stdout: (text) => io.stdout(redactSummary(text, secrets)),
+    json: (text) => io.stdout(text),
     say: (line) => io.stderr(redact(`${NAME}: ${escapeControls(line)}\n`, secrets)),
   }
 }
@@ -4109,13 +4155,13 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
   let decision = decideExit(outcome, mode)
   // Built only when something reads it: a text run of 50,000 findings need not copy 5,000 of them.
   let built: JsonReport | undefined
-  const jsonReport = () => (built ??= buildJsonReport({ image, gate, mode }, outcome, decision))
+  const jsonReport = () => (built ??= redactReport(buildJsonReport({ image, gate, mode }, outcome, decision), output.secrets))
   if (resultsDir) {
     try {
       // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
       const results = Object.entries(tektonResults(jsonReport()))
       const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
-      files.writeAll(ordered.map(([name, content]) => [join(resultsDir, name), redact(content, output.secrets)] as const))
+      files.writeAll(ordered.map(([name, content]) => [join(resultsDir, name), content] as const))
     } catch (error) {
       const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
       try {
@@ -4124,17 +4170,17 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
       output.say(`no verdict: ${message}`)
       const unrecorded = { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } }
       decision = decideExit(unrecorded, mode)
-      built = buildJsonReport({ image, gate, mode }, unrecorded, decision)
+      built = redactReport(buildJsonReport({ image, gate, mode }, unrecorded, decision), output.secrets)
     }
   }
   if (report) {
     try {
-      files.writeAll([[report.path, redact(renderReport(jsonReport(), report.format), output.secrets)]])
+      files.writeAll([[report.path, renderReport(jsonReport(), report.format)]])
     } catch (error) {
       output.say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
     }
   }
-  if (config.format === 'json') output.stdout(toJson(jsonReport()))
+  if (config.format === 'json') output.json(toJson(jsonReport()))
   else if (summary) output.stdout(summary)
   if (decision.exitCode !== decision.enforcedExitCode) {
     output.say(`AUDIT: the gate would have failed here (exit ${decision.enforcedExitCode}, ${decision.enforcedExitCode === EXIT.VIOLATION ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)

@@ -3,11 +3,13 @@
 // verdict over everything the bundle holds, or in no verdict (exit 3) naming what could not be read; never in
 // a pass over part of it.
 import { readFileSync } from 'node:fs'
+import { http, HttpResponse } from 'msw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { classifyScanFile, EXIT, filesOfTar, tarSize } from '../policy.ts'
+import { classifyScanFile, EXIT, filesOfTar, redactReport, redactSummary, tarSize } from '../policy.ts'
 import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE } from './support/documents.ts'
 import { runGate, writeFiles } from './support/gate.ts'
 import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
+import { makeTls, startSimulator, type Simulator } from './support/simulator.ts'
 
 const missing = await missingRegistryTools()
 const TRIVY = readFileSync(new URL('./fixtures/cyclonedx/trivy-fluentd.cdx.json', import.meta.url), 'utf8')
@@ -159,5 +161,91 @@ describe.skipIf(missing.length > 0)('hostile scan results from a real registry',
     const [a, b] = await Promise.all([gate(['--scan-result', ref('project/trivy-alone', alone), '--format', 'json', SAMPLE_IMAGE]), gate(['--scan-result', ref('project/trivy-beside', beside), '--format', 'json', SAMPLE_IMAGE])])
     expect(a.code).toBe(EXIT.VIOLATION)
     expect(JSON.parse(b.stdout).blocking).toEqual(JSON.parse(a.stdout).blocking)
+  })
+})
+
+describe('secrets in what registries and token services say', () => {
+  it('redacts the JSON report by value and never the verdict line of the summary', () => {
+    const report = { verdict: 'fail', error: { code: 'MALFORMED_RESPONSE', message: 'x null y' }, blocking: [{ id: 'CVE-1', package: 'fail-safe null' }] }
+    expect(redactReport(report, ['null', 'fail', 'MALFORMED_RESPONSE'])).toEqual({ verdict: 'fail', error: { code: 'MALFORMED_RESPONSE', message: 'x [redacted] y' }, blocking: [{ id: 'CVE-1', package: '[redacted]-safe [redacted]' }] })
+    const summary = 'Image  app@sha256:1\nGate   high\n\nFAIL: 1 vulnerability (1 finding) blocks at gate high.\n'
+    expect(redactSummary(summary, ['high'])).toBe('Image  app@sha256:1\nGate   [redacted]\n\nFAIL: 1 vulnerability (1 finding) blocks at gate high.\n')
+  })
+
+  describe('a hostile registry of msw handlers over TLS', () => {
+    const PASSWORD = 'echoed-password-0123456789xyz'
+    const BASIC = Buffer.from(`${REGISTRY_USER}:${PASSWORD}`).toString('base64')
+    let hostile: Simulator
+    let files: Record<string, string>
+    let tokenAnswer: unknown = { token: 'FAIL' }
+    const repository = 'project/scan-results'
+
+    beforeAll(async () => {
+      const tls = await makeTls('Hostile Registry CA')
+      hostile = await startSimulator(
+        [
+          http.get('/token', () => HttpResponse.json(tokenAnswer as Record<string, unknown>)),
+          // The error bodies echo the credentials after 100 characters of padding: cut before redacting, a prefix would show.
+          http.get('/v2/echo/manifests/:ref', ({ request }) =>
+            request.headers.get('authorization')
+              ? HttpResponse.json({ errors: [{ code: 'DENIED', message: `${'x'.repeat(100)} ${PASSWORD}, you sent ${request.headers.get('authorization')}` }] }, { status: 403 })
+              : new HttpResponse(null, { status: 401, headers: { 'www-authenticate': 'Basic realm="hostile"' } }),
+          ),
+          http.get('/v2/busy/manifests/:ref', () => new HttpResponse(`${'y'.repeat(110)}${BASIC} ${PASSWORD}`, { status: 503 })),
+          http.get(`/v2/${repository}/manifests/:ref`, ({ request }) =>
+            new HttpResponse(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `token ${request.headers.get('authorization') ?? 'none'} rejected` }] }), {
+              status: 401,
+              headers: { 'www-authenticate': `Bearer realm="${hostile.url}/token",service="hostile",scope="repository:${repository}:pull"` },
+            }),
+          ),
+        ],
+        tls,
+      )
+      files = writeFiles({
+        'config.json': JSON.stringify({ auths: { [hostile.hostPort]: { auth: Buffer.from(`${REGISTRY_USER}:${PASSWORD}`).toString('base64') } } }),
+        'short.json': JSON.stringify({ auths: { [hostile.hostPort]: { auth: Buffer.from(`${REGISTRY_USER}:e`).toString('base64') } } }),
+        'ca.crt': tls.caCert,
+      })
+    })
+    afterAll(async () => {
+      await hostile?.close()
+    })
+
+    const gate = (args: string[], config = 'config.json') =>
+      runGate([...args, '--gate', 'high', SAMPLE_IMAGE], { env: { POLICY_REGISTRY_CONFIG: files[config]!, POLICY_REGISTRY_CA_CERT: files['ca.crt']!, POLICY_POLL_INTERVAL: '100ms' } })
+    const everything = (run: { stdout: string; stderr: string }) => `${run.stdout}${run.stderr}`
+
+    it.each(['echo', 'busy'])('never shows a piece of the password or its base64 from an error body (%s), in stderr, the JSON report or the results', async (path) => {
+      const run = await gate(['--scan-result', `${hostile.hostPort}/${path}:tag`, '--format', 'json', '--timeout', '4s'])
+      expect(run.code).toBe(EXIT.NO_VERDICT)
+      for (let length = 8; length <= PASSWORD.length; length++) expect(everything(run)).not.toContain(PASSWORD.slice(0, length))
+      expect(everything(run)).not.toContain(BASIC.slice(0, 8))
+      expect(JSON.parse(run.stdout).verdict).toBe('error')
+    })
+
+    it('with a one-letter password, echoes no body at all and redacts nothing: the summary and the JSON stay whole', async () => {
+      const text = await gate(['--scan-result', `${hostile.hostPort}/echo:tag`], 'short.json')
+      expect(text.code).toBe(EXIT.NO_VERDICT)
+      expect(text.stderr).not.toContain('[redacted]')
+      expect(text.stderr).not.toContain('you sent')
+      expect(text.stderr).toContain(`${hostile.hostPort} answered 403 for the manifest`)
+      const json = await gate(['--scan-result', `${hostile.hostPort}/echo:tag`, '--format', 'json'], 'short.json')
+      expect(JSON.parse(json.stdout)).toMatchObject({ verdict: 'error', gate: 'high' })
+    })
+
+    it.each([
+      ['FAIL', { token: 'FAIL' }],
+      ['null', { token: 'null' }],
+      ['a phrase of the summary', { token: 'nothing blocks at gate high' }],
+    ])('a token service answering %s cannot remove the verdict or break the JSON', async (_name, answer) => {
+      tokenAnswer = answer
+      const text = await gate(['--scan-result', `${hostile.hostPort}/${repository}:tag`])
+      expect(text.code).toBe(EXIT.NO_VERDICT)
+      expect(text.stderr).toMatch(/no verdict: /)
+      const json = await gate(['--scan-result', `${hostile.hostPort}/${repository}:tag`, '--format', 'json'])
+      expect(JSON.parse(json.stdout)).toMatchObject({ verdict: 'error', error: { code: 'REGISTRY_REJECTED' } })
+      const token = (answer as { token: string }).token
+      if (token.length < 16) expect(everything(json)).not.toContain(`token ${token}`)
+    })
   })
 })
