@@ -382,7 +382,7 @@ export interface ScanResultSource {
 // Errors: branch on `code`, never on the message.
 
 export type UsageCode =
-  | 'OPTION' | 'IMAGE' | 'GATE' | 'FORMAT' | 'MODE' | 'REPORT_FORMAT' | 'UNKNOWN_AS' | 'DURATION' | 'SIZE' | 'BOOLEAN' | 'SCORE' | 'TIME'
+  | 'RUNTIME' | 'OPTION' | 'IMAGE' | 'GATE' | 'FORMAT' | 'MODE' | 'REPORT_FORMAT' | 'UNKNOWN_AS' | 'DURATION' | 'SIZE' | 'BOOLEAN' | 'SCORE' | 'TIME'
   | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR' | 'SCAN_RESULT' | 'REGISTRY_CONFIG' | 'KUBERNETES' | 'WARN_AT' | 'KEV' | 'BASELINE' | 'SCAN_POLICY'
 
 /** Bad input or configuration, found before any request: exit 2. */
@@ -1156,6 +1156,28 @@ export function credentialsFor(config: unknown, registry: string, origin: string
   return undefined
 }
 
+/**
+ * Every entry of a Docker config checked before the first request, so that a bad `auth` or a config of
+ * credential helpers alone ends the run at once rather than after the scan was waited for: for `registry`
+ * when it is known, for every registry the config names when it is not (--scan-result auto).
+ */
+export function checkDockerConfig(config: unknown, registry: string | undefined, origin: string): void {
+  if (registry !== undefined) {
+    credentialsFor(config, registry, origin)
+    return
+  }
+  if (!isObject(config)) {
+    credentialsFor(config, '', origin) // says it is not a Docker config
+    return
+  }
+  const auths = isObject(config.auths) ? config.auths : {}
+  const found = Object.keys(auths).filter((key) => credentialsFor(config, registryHostOf(key), origin) !== undefined)
+  const helpers = typeof config.credsStore === 'string' || (isObject(config.credHelpers) && Object.keys(config.credHelpers).length > 0)
+  if (helpers && found.length === 0) {
+    throw new UsageError('REGISTRY_CONFIG', `${origin} holds no credentials, only credential helpers, which the gate cannot run: give a config with the credentials in "auths" (as TAP's registry-credentials secret has)`)
+  }
+}
+
 /** A WWW-Authenticate challenge: its scheme and parameters (realm, service, scope). */
 export function parseChallenge(header: string | string[] | undefined): { scheme: string; params: Record<string, string> } | undefined {
   const text = (Array.isArray(header) ? header[0] : header)?.trim()
@@ -1527,15 +1549,15 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   if (gaps.length) notes.push(`the gate blocks everything from ${gate} up, so ${gaps.join(' and ')} findings block too, which the policy did not list`)
   if (gate === 'none' && listed.has('unknown')) notes.push('UnknownSeverity alone sets no gate: gate none')
   const unknownAs: UnknownAs = listed.has('unknown') && gate !== 'none' ? gate : 'ignore'
-  const exemptions = ignoresTaken.list === undefined ? [] : regoList(ignoresTaken.list, 'ignoreCves', fail).map((entry, index): Exemption => {
+  // Both templates compare whole entries with the ID (`contains(ignoreCves, match.id)`, `match.id in ignoreCves`):
+  // under Scan 1.0 only a string entry ever ignored a CVE, and the gate reads the list as the Rego does.
+  const exemptions: Exemption[] = []
+  for (const [index, entry] of (ignoresTaken.list === undefined ? [] : regoList(ignoresTaken.list, 'ignoreCves', fail)).entries()) {
     const id = typeof entry === 'string' ? entry.trim() : isObject(entry) && typeof entry.id === 'string' ? entry.id.trim() : ''
     if (!id) throw fail(`ignoreCves[${index}] is neither a CVE ID nor an object with an id`)
-    const detail = isObject(entry) && typeof entry.detail === 'string' ? entry.detail.trim() : ''
-    const expiration = isObject(entry) && typeof entry.expiration === 'string' ? entry.expiration.trim() : ''
-    const expiresAt = expiration ? parseExpiry(expiration) : Number.POSITIVE_INFINITY
-    if (expiresAt === undefined) throw fail(`ignoreCves[${index}] (${id}): expiration "${expiration}" is not a date or RFC 3339 time`)
-    return { id, reason: detail || `ignored in ScanPolicy ${name}`, expires: expiration || 'never', expiresAt, owner: `ScanPolicy ${name}`, ...(expiration ? {} : { permanent: true as const }) }
-  })
+    if (typeof entry === 'string') exemptions.push({ id, reason: `ignored in ScanPolicy ${name}`, expires: 'never', expiresAt: Number.POSITIVE_INFINITY, owner: `ScanPolicy ${name}`, permanent: true })
+    else notes.push(`ignoreCves[${index}] (${cut(id, 40)}) is an object, which TAP's ${template} template compares whole with the CVE ID, so Scan 1.0 never ignored it: the gate does not either (give it in --exemptions with a reason and an expiry)`)
+  }
   return { name, template, gate, unknownAs, exemptions, notAllowed, notes }
 }
 
@@ -2079,11 +2101,12 @@ function describeExemption(exemption: Exemption): string {
 }
 
 /** The summary a developer reads when the pipeline turns red: counts, verdict, what to fix, and what was let through. */
-export function renderText(evaluation: Evaluation, image: ImageRef, options: RenderOptions & { policy?: Policy; triage?: boolean; setAside?: readonly SetAside[] }): string {
+/** `image` is the image judged, or, for a document that names no digest, what it says it is the scan of. */
+export function renderText(evaluation: Evaluation, image: ImageRef | string, options: RenderOptions & { policy?: Policy; triage?: boolean; setAside?: readonly SetAside[] }): string {
   const paint = painter(options.color)
   const { counts, gate, blocking, suppressed, exemptions } = evaluation
   const policyClauses = options.policy ? describePolicy(options.policy, options.triage ?? false) : []
-  const lines = [`Image  ${image.reference}`, `Gate   ${describeGate(gate)}`]
+  const lines = [typeof image === 'string' ? `Scan of ${displayText(image, TEXT_WIDTH.note)} (names no image digest)` : `Image  ${image.reference}`, `Gate   ${describeGate(gate)}`]
   if (policyClauses.length) lines.push(`Policy ${displayText(policyClauses.join('; '), TEXT_WIDTH.note)}`)
   lines.push('')
   if (evaluation.findings === 0) {
@@ -2161,6 +2184,8 @@ export interface JsonReport {
   readonly schemaVersion: 1
   readonly tool: { readonly name: string; readonly version: string }
   readonly image: ImageRef | null
+  /** What the verdict is about: the image's reference, or the subject of a document that names no digest. */
+  readonly subject: string | null
   readonly gate: Gate | null
   readonly mode: Mode
   readonly verdict: Verdict
@@ -2204,8 +2229,8 @@ export interface Outcome {
   readonly skipped?: true
   /** What the input held besides vulnerabilities, left out with a reason. */
   readonly setAside?: readonly SetAside[]
-  /** Why there is no verdict, or why the verdict could not be recorded. */
-  readonly error?: { readonly code: string; readonly message: string }
+  /** Why there is no verdict, or why the verdict could not be recorded; `usage` when the configuration was wrong (exit 2). */
+  readonly error?: { readonly code: string; readonly message: string; readonly usage?: true }
 }
 
 export interface ExitDecision {
@@ -2220,6 +2245,8 @@ export interface ExitDecision {
  * violation (1), anything else a pass; audit mode reports the same and exits 0.
  */
 export function decideExit(outcome: Outcome, mode: Mode): ExitDecision {
+  // A configuration error is the operator's to fix whatever the mode: it exits 2 in audit mode too.
+  if (outcome.error?.usage) return { enforcedExitCode: EXIT.USAGE, exitCode: EXIT.USAGE }
   const enforcedExitCode = outcome.error ? EXIT.NO_VERDICT : outcome.evaluation && !outcome.evaluation.passed ? EXIT.VIOLATION : EXIT.PASS
   return { enforcedExitCode, exitCode: mode === 'audit' ? EXIT.PASS : enforcedExitCode }
 }
@@ -2230,7 +2257,7 @@ export function exitCodeFor(error: unknown): number {
 }
 
 /** The machine report of one run, with the exit decision it was given. */
-export function buildJsonReport(run: { readonly image: ImageRef | null; readonly gate: Gate | null; readonly mode?: Mode }, outcome: Outcome, decision = decideExit(outcome, run.mode ?? 'enforce')): JsonReport {
+export function buildJsonReport(run: { readonly image: ImageRef | null; readonly subject?: string; readonly gate: Gate | null; readonly mode?: Mode }, outcome: Outcome, decision = decideExit(outcome, run.mode ?? 'enforce')): JsonReport {
   const evaluation = outcome.evaluation ?? null
   const verdict: Verdict = evaluation ? (evaluation.passed ? 'pass' : 'fail') : outcome.skipped ? 'skipped' : 'error'
   const exemptions = evaluation?.exemptions
@@ -2238,6 +2265,7 @@ export function buildJsonReport(run: { readonly image: ImageRef | null; readonly
     schemaVersion: 1,
     tool: { name: NAME, version: VERSION },
     image: run.image,
+    subject: run.image?.reference ?? (run.subject === undefined ? null : cut(run.subject, MAX_REPORT_FIELD)),
     gate: run.gate,
     mode: run.mode ?? 'enforce',
     verdict,
@@ -2273,7 +2301,7 @@ export function renderSarif(report: JsonReport): string {
   for (const finding of findings) if (!firstById.has(finding.id)) firstById.set(finding.id, finding)
   const ruleIndex = new Map([...firstById.keys()].map((id, index) => [id, index]))
   const kevIds = new Set(findings.filter((finding) => finding.kev).map((finding) => finding.id))
-  const artifact = report.image ? report.image.reference.split('@')[0] || report.image.digest : 'image'
+  const artifact = report.image ? report.image.reference.split('@')[0] || report.image.digest : (report.subject ?? 'image')
   const sarif = {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
     version: '2.1.0',
@@ -2320,7 +2348,7 @@ export function renderSarif(report: JsonReport): string {
 
 /** JUnit XML: one failing test case per blocking finding, suppressed ones skipped, an error when there is no verdict. */
 export function renderJunit(report: JsonReport): string {
-  const name = report.image?.reference ?? 'image'
+  const name = report.subject ?? 'image'
   const testCase = (title: string, outcome?: string) =>
     `    <testcase classname="${xml(name)}" name="${xml(title)}"${outcome ? `>\n      ${outcome}\n    </testcase>` : '/>'}`
   const findingTitle = (finding: Finding) => `${finding.id} in ${packageLabel(finding.package, finding.version)}`
@@ -3648,6 +3676,8 @@ interface Run {
   readonly clients: HttpClient[]
   /** The image judged: as given, or as the --input document names it. */
   image?: ImageRef
+  /** What a document that names no image digest says it is the scan of (its subject, or the file). */
+  subject?: string
 }
 
 /** The files a run needs, read and checked before any request: the store's or the registry's settings (neither for --input) and the exemptions. */
@@ -3658,11 +3688,21 @@ interface Prepared {
   readonly kev?: KevCatalog
 }
 
+/** The Node the gate is built for; an older one fails inside undici, far from the cause. */
+export const NODE_MAJOR = 24
+
+/** Node `version` (process.versions.node) is one the gate runs on, or a usage error that says which it needs. */
+export function checkRuntime(version: string): void {
+  const major = Number.parseInt(version, 10)
+  if (!(major >= NODE_MAJOR)) throw new UsageError('RUNTIME', `needs Node ${NODE_MAJOR} or later; this is Node ${cut(escapeControls(version), 20)}: run the published image, or install Node ${NODE_MAJOR}`)
+}
+
 /** Runs the gate and returns its exit code: read the configuration, prepare, obtain the document, judge, emit. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   const output = outputFor(io)
   let config: Config
   try {
+    checkRuntime(process.versions.node)
     const args = parseArgs(argv)
     if (args.kind !== 'run') {
       output.stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
@@ -3687,7 +3727,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     const prepared = await prepare(config, run, output, io)
     const obtained = await obtainDocument(config, prepared, run, output, io)
-    const [evaluation, summary] = judge(config, run.image!, obtained, prepared, io, await cvssFor(obtained.document))
+    const [evaluation, summary] = judge(config, run.image ?? run.subject!, obtained, prepared, io, await cvssFor(obtained.document))
     const setAside = obtained.document instanceof ScanFiles ? obtained.document.setAside : []
     return emit(config, run, output, io.files, { evaluation, setAside }, summary)
   } catch (caught) {
@@ -4004,6 +4044,7 @@ async function loadRegistryAccess(source: ScanResultSource, timeoutMs: number, s
     } catch {
       throw new UsageError('REGISTRY_CONFIG', `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`)
     }
+    checkDockerConfig(dockerConfig.document, source.ref === 'auto' ? undefined : source.ref.registry, dockerConfig.origin)
   }
   const ca = source.registryCa
     ? { pem: checkCa(await io.files.read(source.registryCa.file, 'the registry CA file', { signal, limits: configFileLimits('the CA file') }), source.registryCa.file, "the registry's CA"), origin: source.registryCa.file }
@@ -4110,7 +4151,12 @@ async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, 
 function settleImage(document: unknown, origin: string, run: Run, output: Output): Obtained {
   const named = digestNamedBy(document)
   if (!run.image) {
-    if (!named) throw new UsageError('IMAGE', `no image given, and ${origin} names no digest: pass the image it is the scan of (name@sha256:<64 hex>)`)
+    if (!named) {
+      // A filesystem or repository scan, a VEX, an SBOM without a digest: judged, and named by what it says it scanned.
+      run.subject = (bomsOf(document) ?? []).map((file) => subjectOf(file.bom)).find(Boolean) ?? origin
+      output.say(`${origin} names no image digest: judged as the scan of ${run.subject} (give the image to tie the verdict to it)`)
+      return { document, triage: [] }
+    }
     run.image = { reference: named, digest: named }
     // Every file of a scan result must describe the same image.
     return { document, triage: [], ...(document instanceof ScanFiles ? { expectedDigest: named } : {}) }
@@ -4123,7 +4169,7 @@ function settleImage(document: unknown, origin: string, run: Run, output: Output
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-function judge(config: Config, image: ImageRef, { document, triage, expectedDigest, baseline }: Obtained, prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
+function judge(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
@@ -4151,11 +4197,11 @@ function judge(config: Config, image: ImageRef, { document, triage, expectedDige
  */
 function emit(config: Config, run: Run, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
   const { gate, mode, resultsDir, report } = config
-  const image = run.image ?? null
+  const about = { image: run.image ?? null, ...(run.subject === undefined ? {} : { subject: run.subject }), gate, mode }
   let decision = decideExit(outcome, mode)
   // Built only when something reads it: a text run of 50,000 findings need not copy 5,000 of them.
   let built: JsonReport | undefined
-  const jsonReport = () => (built ??= redactReport(buildJsonReport({ image, gate, mode }, outcome, decision), output.secrets))
+  const jsonReport = () => (built ??= redactReport(buildJsonReport(about, outcome, decision), output.secrets))
   if (resultsDir) {
     try {
       // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
@@ -4170,7 +4216,7 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
       output.say(`no verdict: ${message}`)
       const unrecorded = { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } }
       decision = decideExit(unrecorded, mode)
-      built = redactReport(buildJsonReport({ image, gate, mode }, unrecorded, decision), output.secrets)
+      built = redactReport(buildJsonReport(about, unrecorded, decision), output.secrets)
     }
   }
   if (report) {
@@ -4199,7 +4245,11 @@ function fail(caught: unknown, config: Config, run: Run, output: Output, io: Io)
     output.say(`${error.message} before a verdict was reached`)
     return exitCodeFor(error)
   }
-  if (error instanceof UsageError) return reportUsageError(error, output)
+  if (error instanceof UsageError) {
+    // Found after the options were read (a file, a Docker config): the report and the results say so too.
+    reportUsageError(error, output)
+    return emit(config, run, output, io.files, { error: { code: error.code, message: error.message, usage: true } })
+  }
   const known = error instanceof NoVerdictError ? error : undefined
   const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
   output.say(`no verdict: ${message}`)

@@ -121,9 +121,10 @@ describe('--input with CycloneDX and --only-fixed, the built gate', () => {
     expect(storeBody.stdout).toContain(`Image  ${SAMPLE_DIGEST}`)
   })
 
-  it('exits 2 without an image argument when the document names no digest either', async () => {
+  it('judges a document that names no digest without an image argument, as the scan of its subject', async () => {
     const run = await runGate(['--gate', 'high', '--input', GRYPE])
-    expect(run.code).toBe(EXIT.USAGE)
-    expect(run.stderr).toContain(`no image given, and --input ${GRYPE} names no digest: pass the image it is the scan of`)
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stderr).toContain(`--input ${GRYPE} names no image digest: judged as the scan of --input ${GRYPE}`)
+    expect(run.stdout.split('\n')[0]).toBe(`Scan of --input ${GRYPE} (names no image digest)`)
   })
 })
