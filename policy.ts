@@ -25,10 +25,10 @@ export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 13
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT.PASS, 'passed: nothing blocks at the gate, or gate none'],
   [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, or by --fail-on-score or --unknown-as); exemptions and triage can suppress it'],
-  [EXIT.USAGE, 'invalid usage or configuration, found before any request'],
+  [EXIT.USAGE, 'invalid usage or configuration (or Node older than 24), found before any request'],
   [
     EXIT.NO_VERDICT,
-    "no verdict: timed out, token rejected (401/403), TLS failure, the store's host does not resolve, malformed response, a body too large for --max-body-size or for memory, the store kept failing, or the Tekton results could not be written",
+    "no verdict: timed out, token rejected (401/403), TLS failure, the store's host does not resolve, malformed response, a scan file the gate cannot account for, the scan of another image, a body too large for --max-body-size or for memory, the store kept failing, or the Tekton results could not be written",
   ],
   [EXIT.SIGINT, 'interrupted by SIGINT'],
   [EXIT.SIGTERM, "stopped by SIGTERM (Tekton's step timeout, a cancelled run), within a second"],
@@ -124,7 +124,7 @@ const OPTION_TABLE = [
   { flag: '--exemptions', env: 'POLICY_EXEMPTIONS', value: 'FILE', help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire', more: 'See [Exemptions](#exemptions).' },
   { flag: '--triage', env: 'POLICY_TRIAGE', help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree", more: 'The variable takes `true` or `false`.' },
   { flag: '--newer-than', env: 'POLICY_NEWER_THAN', value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)', more: 'A time that does not exist (hour 25, month 13, February 30, second 60) is refused (exit 2).' },
-  { flag: '--only-fixed', env: 'POLICY_ONLY_FIXED', help: 'only findings with a known fix can block; the others are listed as not fixed', more: 'A source without fix data (the Metadata Store, older Grype) counts every finding as fixable, and the summary says so. The variable takes `true` or `false`.' },
+  { flag: '--only-fixed', env: 'POLICY_ONLY_FIXED', help: 'only findings with a known fix can block; the others are listed as not fixed', more: 'A finding whose fix its source does not say (the Metadata Store, an older Grype, another producer) counts as fixable, and the summary says how many. The variable takes `true` or `false`.' },
   { flag: '--warn-at', env: 'POLICY_WARN_AT', value: 'LEVEL', choices: GATES, default: 'none', help: 'report findings from this severity up that do not block as warnings (below the gate); the exit code is unchanged', more: 'See [Warnings](#warnings).' },
   { flag: '--kev', env: 'POLICY_KEV', value: 'FILE', help: "CISA's Known Exploited Vulnerabilities catalog (JSON): a finding it lists blocks at any severity", more: 'See [Known-exploited vulnerabilities](#known-exploited-vulnerabilities). Never downloaded: mount a copy.' },
   { flag: '--baseline', env: 'POLICY_BASELINE', value: 'IMAGE', help: 'the image running today (name@sha256:...): only findings new in the image checked, or worse, block', more: 'Read from the same source as the image. See [No new vulnerabilities](#no-new-vulnerabilities).' },
@@ -381,9 +381,12 @@ export interface ScanResultSource {
 // ---------------------------------------------------------------------------------------------
 // Errors: branch on `code`, never on the message.
 
-export type UsageCode =
-  | 'RUNTIME' | 'OPTION' | 'IMAGE' | 'GATE' | 'FORMAT' | 'MODE' | 'REPORT_FORMAT' | 'UNKNOWN_AS' | 'DURATION' | 'SIZE' | 'BOOLEAN' | 'SCORE' | 'TIME'
-  | 'URL' | 'PROXY' | 'TOKEN' | 'CA' | 'INSECURE_TLS' | 'FILE' | 'INPUT' | 'EXEMPTIONS' | 'REPORT_FILE' | 'RESULTS_DIR' | 'SCAN_RESULT' | 'REGISTRY_CONFIG' | 'KUBERNETES' | 'WARN_AT' | 'KEV' | 'BASELINE' | 'SCAN_POLICY'
+/** A usage error's code: the JSON report's error.code on exit 2, listed in the README. */
+export const USAGE_CODES = [
+  'RUNTIME', 'OPTION', 'IMAGE', 'GATE', 'FORMAT', 'MODE', 'REPORT_FORMAT', 'UNKNOWN_AS', 'DURATION', 'SIZE', 'BOOLEAN', 'SCORE',
+  'TIME', 'URL', 'PROXY', 'TOKEN', 'CA', 'INSECURE_TLS', 'FILE', 'INPUT', 'EXEMPTIONS', 'REPORT_FILE', 'RESULTS_DIR', 'SCAN_RESULT', 'REGISTRY_CONFIG', 'KUBERNETES', 'WARN_AT', 'KEV', 'BASELINE', 'SCAN_POLICY',
+] as const
+export type UsageCode = (typeof USAGE_CODES)[number]
 
 /** Bad input or configuration, found before any request: exit 2. */
 export class UsageError extends Error {

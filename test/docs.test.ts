@@ -2,7 +2,7 @@
 // generates from OPTIONS, ENVIRONMENT and EXIT_CODES, row by row.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { NO_VERDICT_CODES, renderExitCodeTable, renderOptionsTable } from '../policy.ts'
+import { NO_VERDICT_CODES, renderExitCodeTable, renderOptionsTable, USAGE_CODES } from '../policy.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8').split('\n')
 
@@ -22,9 +22,11 @@ describe('README', () => {
     expect(tableAt(generated[0]!)).toEqual(generated)
   })
 
-  it('lists every error code of the JSON document, and no other', () => {
+  it('lists every error code of the JSON document, and no other: no verdict\'s, then exit 2\'s', () => {
     const row = readme.find((line) => line.startsWith('| `error` |')) ?? ''
-    const listed = [...row.split('is one of')[1]!.matchAll(/`(\w+)`/g)].map((match) => match[1])
-    expect(listed).toEqual([...NO_VERDICT_CODES])
+    const [noVerdict, usage] = row.split('is one of')[1]!.split('on exit 2')
+    const codes = (text: string) => [...text.matchAll(/`(\w+)`/g)].map((match) => match[1])
+    expect(codes(noVerdict!)).toEqual([...NO_VERDICT_CODES])
+    expect(codes(usage!)).toEqual([...USAGE_CODES])
   })
 })
