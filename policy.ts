@@ -208,9 +208,10 @@ export interface Warning extends Finding {
 }
 
 /**
- * A fix, as the scan's source knows it: a fixed version (Trivy's recommendation, Grype's unaffected ranges),
- * none for this finding although the source carries fix data, or unknown: the source carries none at all
- * (the Metadata Store, older Grype).
+ * A fix, as the scan's source says it for this finding: a fixed version (Trivy's recommendation, Grype's
+ * unaffected ranges), evidence that there is none (Trivy wrote no recommendation, Grype lists the pair as
+ * affected only), or unknown: the source says nothing about this finding (the Metadata Store, older Grype,
+ * other producers). README, "Straight from the scanner", has the rule per producer.
  */
 export type FixState = { readonly state: 'fixed'; readonly version: string } | { readonly state: 'not-fixed' } | { readonly state: 'unknown' }
 

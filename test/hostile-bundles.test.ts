@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { classifyScanFile, EXIT, filesOfTar, redactReport, redactSummary, tarSize } from '../policy.ts'
 import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE } from './support/documents.ts'
 import { runGate, writeFiles } from './support/gate.ts'
-import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, ustarHeader, type Registry } from './support/registry.ts'
 import { makeTls, startSimulator, type Simulator } from './support/simulator.ts'
 
 const missing = await missingRegistryTools()
@@ -17,21 +17,7 @@ const CLEAN = cycloneDxOf(SAMPLE_DIGEST, 'low')
 const CRITICAL = cycloneDxOf(SAMPLE_DIGEST, 'critical')
 
 /** A one-file tar whose header's size field is `size` as written (a valid checksum, so only the size lies). */
-function tarWithSize(size: string | Buffer, content = Buffer.alloc(1024, 'x')): Buffer {
-  const header = Buffer.alloc(512)
-  header.write('scan.cdx.json', 0)
-  header.write('0000644\0', 100)
-  if (typeof size === 'string') header.write(size.padEnd(12, '\0'), 124, 'latin1')
-  else size.copy(header, 124)
-  header.write('        ', 148)
-  header.write('0', 156)
-  header.write('ustar\0', 257)
-  header.write('00', 263)
-  let sum = 0
-  for (const byte of header) sum += byte
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148)
-  return Buffer.concat([header, content, Buffer.alloc(1024)])
-}
+const tarWithSize = (size: string | Buffer, content = Buffer.alloc(1024, 'x')): Buffer => Buffer.concat([ustarHeader('scan.cdx.json', size), content, Buffer.alloc(1024)])
 
 describe('tar sizes and bundle files, pure', () => {
   it.each([
@@ -153,6 +139,16 @@ describe.skipIf(missing.length > 0)('hostile scan results from a real registry',
     expect(run.code, run.stderr).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toMatch(/is not a tar archive \(the size at byte 124 is no non-negative number\)|is a truncated tar archive/)
     expect(run.ms).toBeLessThan(20_000)
+  })
+
+  it('with a one-letter password the real registry refuses, no output is rewritten by redaction', async () => {
+    const { digest } = await registry.push('project/short-password', 'uid-1', { layers: [{ files: { 'scan.cdx.json': CLEAN } }] })
+    const short = writeFiles({ 'config.json': JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${REGISTRY_USER}:e`).toString('base64') } } }) })
+    const run = await gate(['--scan-result', ref('project/short-password', digest), '--format', 'json', SAMPLE_IMAGE], { POLICY_REGISTRY_CONFIG: short['config.json']! })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(JSON.parse(run.stdout)).toMatchObject({ verdict: 'error', error: { code: 'REGISTRY_REJECTED' } })
+    expect(`${run.stdout}${run.stderr}`).not.toContain('[redacted]')
+    expect(run.stderr).toContain('reading the scan results')
   })
 
   it('reads the real Trivy scan beside its SPDX SBOM to the same verdict as the scan alone', async () => {

@@ -65,26 +65,32 @@ async function freePort(): Promise<number> {
   return port
 }
 
+/** A ustar header for one regular file, its size field as given (a test may make it lie), with a valid checksum. */
+export function ustarHeader(name: string, size: string | Buffer): Buffer {
+  const header = Buffer.alloc(512)
+  header.write(name, 0, 100, 'utf8')
+  header.write('0000644\0', 100)
+  header.write('0000000\0', 108)
+  header.write('0000000\0', 116)
+  if (typeof size === 'string') header.write(size.padEnd(12, '\0').slice(0, 12), 124, 'latin1')
+  else size.copy(header, 124, 0, 12)
+  header.write('00000000000\0', 136)
+  header.write('        ', 148)
+  header.write('0', 156)
+  header.write('ustar\0', 257)
+  header.write('00', 263)
+  let sum = 0
+  for (const byte of header) sum += byte
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148)
+  return header
+}
+
 /** An uncompressed ustar archive of the files. */
 export function tarOf(files: Record<string, string | Buffer>): Buffer {
   const blocks: Buffer[] = []
   for (const [name, value] of Object.entries(files)) {
     const content = typeof value === 'string' ? Buffer.from(value) : value
-    const header = Buffer.alloc(512)
-    header.write(name, 0, 100, 'utf8')
-    header.write('0000644\0', 100)
-    header.write('0000000\0', 108)
-    header.write('0000000\0', 116)
-    header.write(`${content.length.toString(8).padStart(11, '0')}\0`, 124)
-    header.write('00000000000\0', 136)
-    header.write('        ', 148)
-    header.write('0', 156)
-    header.write('ustar\0', 257)
-    header.write('00', 263)
-    let sum = 0
-    for (const byte of header) sum += byte
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148)
-    blocks.push(header, content, Buffer.alloc((512 - (content.length % 512)) % 512))
+    blocks.push(ustarHeader(name, `${content.length.toString(8).padStart(11, '0')}\0`), content, Buffer.alloc((512 - (content.length % 512)) % 512))
   }
   blocks.push(Buffer.alloc(1024))
   return Buffer.concat(blocks)
