@@ -875,9 +875,8 @@ function propertyOf(owner: Record<string, unknown>, name: string): string | unde
  *   grype:fixed_versions property); `affected` with no `unaffected` range is not fixed; no versions, unknown.
  * - Any other producer: unknown (a VEX's `unaffected` ranges are versions not affected, not fixes).
  */
-function fixOf(producer: Producer, vulnerability: Record<string, unknown>, affect: Record<string, unknown> | undefined, packageName: string): FixState {
+function fixOf(producer: Producer, vulnerability: Record<string, unknown>, recommended: ReadonlyMap<string, string>, affect: Record<string, unknown> | undefined, packageName: string): FixState {
   if (producer === 'trivy') {
-    const recommended = fixesFromRecommendation(vulnerability.recommendation)
     const version = recommended.get(packageName) ?? propertyOf(vulnerability, 'aquasecurity:trivy:FixedVersion')
     if (version) return { state: 'fixed', version }
     return recommended.size || typeof vulnerability.recommendation === 'string' ? UNKNOWN_FIX : NOT_FIXED
@@ -975,6 +974,22 @@ export function loadCvssScorer(): Promise<CvssScorer> {
   return cvssScorer
 }
 
+/** Whether a document has a rating whose severity only its vector can tell (osv-scanner's): a cheap look before the calculator is loaded. */
+export function needsCvss(document: unknown): boolean {
+  for (const { bom } of bomsOf(document) ?? []) {
+    const vulnerabilities = Array.isArray(bom.vulnerabilities) ? bom.vulnerabilities : []
+    for (let v = 0; v < vulnerabilities.length; v++) {
+      const ratings = isObject(vulnerabilities[v]) ? (vulnerabilities[v] as Record<string, unknown>).ratings : undefined
+      if (!Array.isArray(ratings)) continue
+      for (let r = 0; r < ratings.length; r++) {
+        const rating = ratings[r]
+        if (isObject(rating) && typeof rating.vector === 'string' && typeof rating.score !== 'number' && normaliseSeverity(rating.severity) === 'unknown') return true
+      }
+    }
+  }
+  return false
+}
+
 /** A CVSS score's qualitative severity: FIRST's scale for v3 and v4, NVD's for v2 (which has no critical); 0 is none, which counts as unknown. */
 export function severityOfScore(score: number, version: 2 | 3 | 4): Severity {
   if (score <= 0) return 'unknown'
@@ -982,9 +997,32 @@ export function severityOfScore(score: number, version: 2 | 3 | 4): Severity {
   return score >= 9 ? 'critical' : score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low'
 }
 
+/** Whether some (vulnerability ID, affects ref) pair appears twice: a cheap look that builds no key strings and no pairs. */
+function namesAPairTwice(vulnerabilities: readonly unknown[]): boolean {
+  const refsById = new Map<string, string | Set<string>>()
+  for (let v = 0; v < vulnerabilities.length; v++) {
+    const vulnerability = vulnerabilities[v]
+    if (!isObject(vulnerability)) continue
+    const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
+    const affects = Array.isArray(vulnerability.affects) && vulnerability.affects.length ? vulnerability.affects : [undefined]
+    for (let a = 0; a < affects.length; a++) {
+      const affect = affects[a]
+      const ref = isObject(affect) ? textOf(affect.ref) : ''
+      const seen = refsById.get(id)
+      if (seen === undefined) refsById.set(id, ref)
+      else if (seen === ref || (typeof seen !== 'string' && seen.has(ref))) return true
+      else if (typeof seen === 'string') refsById.set(id, new Set([seen, ref]))
+      else seen.add(ref)
+    }
+  }
+  return false
+}
+
 /** One (component, vulnerability) pair while the document is read: statements about the same pair are merged before it is judged. */
 interface Pair {
   readonly id: string
+  /** The `affects` ref as written; empty for the document's subject. */
+  readonly ref: string
   severity: Severity
   score: number | null
   kevRated: boolean
@@ -1018,8 +1056,11 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: 
   const subjectName = textOf(subject.name) || textOf(subject.purl) || '(the scanned subject)'
   const subjectVersion = textOf(subject.version)
   const producer = producerOf(bom)
-  const pairs = new Map<string, Pair>()
+  const noFixes: ReadonlyMap<string, string> = new Map()
   const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
+  // Only a document that names a pair twice (a VEX) pays for merging: pairs by ID, then by ref once an ID names a second ref.
+  const merging = namesAPairTwice(vulnerabilities)
+  const pairs = new Map<string, Pair | Map<string, Pair>>()
   // The hot loop of a 50 MB scan: plain loops, and error paths (with their strings) built only when something is wrong.
   for (let v = 0; v < vulnerabilities.length; v++) {
     const vulnerability = vulnerabilities[v]
@@ -1039,7 +1080,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: 
       let ratingSeverity = normaliseSeverity(rating.severity)
       let ratingScore = typeof rating.score === 'number' && rating.score > 0 && isCvss ? rating.score : null
       // No severity stated ("none" is one): a CVSS score says it (osv-scanner and others write only the score or only the vector).
-      const stated = typeof rating.severity === 'string' && !/^\s*unknown\s*$/i.test(rating.severity)
+      const stated = typeof rating.severity === 'string' && (ratingSeverity !== 'unknown' || !/^\s*unknown\s*$/i.test(rating.severity))
       if (!stated && (method === undefined || isCvss)) {
         if (typeof rating.score === 'number') {
           if (ratingScore !== null) ratingSeverity = severityOfScore(ratingScore, method === 'CVSSv2' ? 2 : 3)
@@ -1058,6 +1099,7 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: 
       if (ratingScore !== null && (score === null || ratingScore > score)) score = ratingScore
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
+    const recommended = producer === 'trivy' ? fixesFromRecommendation(vulnerability.recommendation) : noFixes
     const affects = Array.isArray(vulnerability.affects) ? vulnerability.affects : listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
     // `affects` is optional: without it the vulnerability is about the document's subject.
     for (let a = 0; a < Math.max(affects.length, 1); a++) {
@@ -1067,11 +1109,22 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: 
       const component = ref ? components.get(ref) : undefined
       const packageName = component?.name || ref || subjectName
       const packageVersion = component ? component.version : ref ? '' : subjectVersion
-      const fix = fixOf(producer, vulnerability, affect as Record<string, unknown> | undefined, packageName)
-      const key = `${id}\u0000${ref || '\u0000subject'}`
-      const seen = pairs.get(key)
+      const fix = fixOf(producer, vulnerability, recommended, affect as Record<string, unknown> | undefined, packageName)
+      if (!merging) {
+        judge(id, severity, score, packageName, packageVersion, fix, kevRated, severities)
+        continue
+      }
+      const entry = pairs.get(id)
+      let seen = entry instanceof Map ? entry.get(ref) : entry
+      if (seen && seen.ref !== ref) {
+        pairs.set(id, new Map([[seen.ref, seen]]))
+        seen = undefined
+      }
       if (!seen) {
-        pairs.set(key, { id, severity, score, kevRated, severities, packageName, packageVersion, fix })
+        const pair: Pair = { id, ref, severity, score, kevRated, severities, packageName, packageVersion, fix }
+        const byRef = pairs.get(id)
+        if (byRef instanceof Map) byRef.set(ref, pair)
+        else pairs.set(id, pair)
         continue
       }
       if (SEVERITY_RANK[severity] > SEVERITY_RANK[seen.severity]) seen.severity = severity
@@ -1081,7 +1134,11 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: 
       seen.fix = mergeFix(seen.fix, fix)
     }
   }
-  for (const pair of pairs.values()) judge(pair.id, pair.severity, pair.score, pair.packageName, pair.packageVersion, pair.fix, pair.kevRated, pair.severities)
+  const judgePair = (pair: Pair) => judge(pair.id, pair.severity, pair.score, pair.packageName, pair.packageVersion, pair.fix, pair.kevRated, pair.severities)
+  for (const entry of pairs.values()) {
+    if (entry instanceof Map) entry.forEach(judgePair)
+    else judgePair(entry)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3741,8 +3798,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
-/** The CVSS calculator for a scanner's CycloneDX (whose ratings may carry only a vector); a store body needs none. */
-const cvssFor = (document: unknown) => (bomsOf(document) ? loadCvssScorer() : Promise.resolve(undefined))
+/** The CVSS calculator, loaded only for a CycloneDX document with a rating that states neither severity nor score, only a vector. */
+const cvssFor = (document: unknown) => (needsCvss(document) ? loadCvssScorer() : Promise.resolve(undefined))
 
 /** A client for the endpoint, closed when the run ends. */
 async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient> {

@@ -85,7 +85,7 @@ for (const [name, result] of Object.entries(startup)) {
 if (spawnSync('docker', ['info']).status === 0) {
   const built = spawnSync('bash', [`${ROOT}scripts/image.sh`], { encoding: 'utf8', env: { ...process.env, IMAGE: 'amr-policy-gate:bench' } })
   const added = /the base plus (\d+) KiB/.exec(built.stderr)?.[1]
-  console.log(`\n| image | added to its base | target |\n| --- | --- | --- |\n| amr-policy-gate:bench | ${added ? `${(Number(added) / 1024).toFixed(2)} MiB ${mark(Number(added) <= 2048)}` : `not built: ${built.stderr.trim().split('\n').at(-1)}`} | <= 2 MiB |`)
+  console.log(`\n| image | added to its base | target |\n| --- | --- | --- |\n| amr-policy-gate:bench | ${added ? `${(Number(added) / 1024).toFixed(2)} MiB ${mark(Number(added) <= 2560)}` : `not built: ${built.stderr.trim().split('\n').at(-1)}`} | <= 2.5 MiB |`)
 }
 
 console.log('\n## Evaluating a saved report (`--input`), against the JSON.parse floor and the seed\'s four jq passes\n')
