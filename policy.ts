@@ -2222,17 +2222,20 @@ export function renderText(evaluation: Evaluation, image: ImageRef | string, opt
     lines.push('', paint('yellow', `--only-fixed: the source does not say whether ${plural(evaluation.fixUnknown, 'finding')} ${evaluation.fixUnknown === 1 ? 'has' : 'have'} a fix (the Metadata Store, an older Grype, or another producer), so ${evaluation.fixUnknown === 1 ? 'it counts' : 'they count'} as fixable`))
   }
   lines.push('')
-  if (evaluation.passed) {
-    const aside = [...(suppressed.length ? [`${plural(suppressed.length, 'finding')} suppressed`] : []), ...(evaluation.warnings.length ? [plural(evaluation.warnings.length, 'warning')] : [])]
-    lines.push(paint('green', `PASS: nothing blocks at gate ${gate}${aside.length ? ` (${aside.join(', ')})` : ''}.`))
-  } else {
-    const ids = new Set(blocking.map((finding) => finding.id)).size
-    lines.push(
-      paint('red', `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) ${ids === 1 ? 'blocks' : 'block'} at gate ${gate}.`) +
-        ' Upgrade the packages above, or rebuild on a patched base image.',
-    )
-  }
+  if (evaluation.passed) lines.push(paint('green', verdictSentence(evaluation)))
+  else lines.push(`${paint('red', verdictSentence(evaluation))} Upgrade the packages above, or rebuild on a patched base image.`)
   return `${lines.join('\n')}\n`
+}
+
+/** The verdict in one sentence, as the summary ends and the Tekton result `message` says it. */
+export function verdictSentence(evaluation: Evaluation): string {
+  const { gate, blocking, suppressed, warnings } = evaluation
+  if (evaluation.passed) {
+    const aside = [...(suppressed.length ? [`${plural(suppressed.length, 'finding')} suppressed`] : []), ...(warnings.length ? [plural(warnings.length, 'warning')] : [])]
+    return `PASS: nothing blocks at gate ${gate}${aside.length ? ` (${aside.join(', ')})` : ''}.`
+  }
+  const ids = new Set(blocking.map((finding) => finding.id)).size
+  return `FAIL: ${plural(ids, 'vulnerability', 'vulnerabilities')} (${plural(blocking.length, 'finding')}) ${ids === 1 ? 'blocks' : 'block'} at gate ${gate}.`
 }
 
 function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
@@ -2270,6 +2273,10 @@ export interface JsonReport {
   readonly omitted: { readonly blocking: number; readonly suppressed: number; readonly warnings: number; readonly passing: number }
   readonly exemptions: Evaluation['exemptions'] | null
   readonly error: { readonly code: string; readonly message: string } | null
+  /** Why the run ended as it did, in one word: the error's code, POLICY_VIOLATION, PASSED or GATE_NONE. */
+  readonly reason: string
+  /** The same in one sentence, as the log ends: the verdict line, or what failed and what to do. */
+  readonly message: string
 }
 
 /** Every string in a finding or exemption cut to MAX_REPORT_FIELD, so that a report stays proportional to what a reader can use. */
@@ -2306,9 +2313,8 @@ export interface ExitDecision {
  * violation (1), anything else a pass; audit mode reports the same and exits 0.
  */
 export function decideExit(outcome: Outcome, mode: Mode): ExitDecision {
-  // A configuration error is the operator's to fix whatever the mode: it exits 2 in audit mode too.
-  if (outcome.error?.usage) return { enforcedExitCode: EXIT.USAGE, exitCode: EXIT.USAGE }
-  const enforcedExitCode = outcome.error ? EXIT.NO_VERDICT : outcome.evaluation && !outcome.evaluation.passed ? EXIT.VIOLATION : EXIT.PASS
+  // Audit mode never breaks a chain: a configuration error is reported, and exits 0 there too.
+  const enforcedExitCode = outcome.error?.usage ? EXIT.USAGE : outcome.error ? EXIT.NO_VERDICT : outcome.evaluation && !outcome.evaluation.passed ? EXIT.VIOLATION : EXIT.PASS
   return { enforcedExitCode, exitCode: mode === 'audit' ? EXIT.PASS : enforcedExitCode }
 }
 
@@ -2349,6 +2355,10 @@ export function buildJsonReport(run: { readonly image: ImageRef | null; readonly
     },
     exemptions: exemptions ? { expired: listed(exemptions.expired), expiringSoon: listed(exemptions.expiringSoon), stale: listed(exemptions.stale), permanent: listed(exemptions.permanent) } : null,
     error: outcome.error ? { code: outcome.error.code, message: cut(outcome.error.message, 4 * MAX_REPORT_FIELD) } : null,
+    reason: outcome.error ? outcome.error.code : evaluation ? (evaluation.passed ? 'PASSED' : 'POLICY_VIOLATION') : 'GATE_NONE',
+    message: `${decision.exitCode !== decision.enforcedExitCode ? 'AUDIT, not enforced: ' : ''}${
+      outcome.error ? cut(`${outcome.error.usage ? '' : 'no verdict: '}${outcome.error.message}`, 4 * MAX_REPORT_FIELD) : evaluation ? verdictSentence(evaluation) : 'gate none: no policy enforced.'
+    }`,
   }
 }
 
@@ -2506,6 +2516,8 @@ export function renderExitCodeTable(): string[] {
 
 /** Listed in the `blocking` Tekton result at most; the whole set of results stays far below Tekton's 4 KB. */
 const MAX_RESULT_IDS = 10
+/** Tekton results: the `message` result at most this many bytes (the 4 KB of all results together stay far off). */
+const MAX_RESULT_MESSAGE_BYTES = 512
 
 /** One ID of the comma-separated `blocking` result: one short line with no comma of its own. */
 function resultId(id: string): string {
@@ -2523,7 +2535,18 @@ export function tektonResults(report: JsonReport): Record<string, string> {
     blocking: more > 0 ? `${listed} (+${more} more)` : listed,
     warnings: report.counts ? String(report.warnings.length + report.omitted.warnings) : '',
     kev: report.knownExploited === null ? '' : String(report.knownExploited),
+    reason: report.reason,
+    message: cutBytes(escapeControls(report.message), MAX_RESULT_MESSAGE_BYTES),
   }
+}
+
+/** At most `max` bytes of UTF-8, cut at a character (the last an ellipsis when cut). */
+export function cutBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text
+  let end = Math.min(text.length, max)
+  while (end > 0 && Buffer.byteLength(text.slice(0, end)) > max - 3) end--
+  if (/[\ud800-\udbff]/.test(text[end - 1] ?? '')) end-- // never half a surrogate pair
+  return `${text.slice(0, end)}…`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3778,7 +3801,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now(), scanPolicy)
     if (scanPolicy) describeScanPolicyImport(scanPolicy, args.values, io.env, output)
   } catch (error) {
-    return reportUsageError(error, output)
+    return failEarly(error, argv, io, output)
   }
   const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration', clients: [], ...(config.image ? { image: config.image } : {}) }
   try {
@@ -4290,9 +4313,44 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
   if (config.format === 'json') output.json(toJson(jsonReport()))
   else if (summary) output.stdout(summary)
   if (decision.exitCode !== decision.enforcedExitCode) {
-    output.say(`AUDIT: the gate would have failed here (exit ${decision.enforcedExitCode}, ${decision.enforcedExitCode === EXIT.VIOLATION ? 'policy violated' : 'no verdict'}); --mode audit lets the pipeline go on`)
+    output.say(auditLine(decision.enforcedExitCode))
   }
   return decision.exitCode
+}
+
+/** What audit mode says when it lets through a run that enforce mode would have stopped. */
+const auditLine = (enforced: number) =>
+  `AUDIT: the gate would have failed here (exit ${enforced}, ${enforced === EXIT.VIOLATION ? 'policy violated' : enforced === EXIT.USAGE ? 'configuration error' : 'no verdict'}); --mode audit lets the pipeline go on`
+
+/** An option's raw value from the arguments (`--flag VALUE`, `--flag=VALUE`) or the environment, for a run whose options did not parse. */
+function rawOption(argv: readonly string[], env: Environment['env'], flag: string, envName: string): string | undefined {
+  for (let i = 0; i < argv.length && argv[i] !== '--'; i++) {
+    if (argv[i] === flag) return argv[i + 1]
+    if (argv[i]!.startsWith(`${flag}=`)) return argv[i]!.slice(flag.length + 1)
+  }
+  return env[envName]
+}
+
+/**
+ * A usage error before the options were all read: said on stderr, and, when the arguments name a results
+ * folder, written there too (verdict error, reason, message), so the TaskRun says why. In audit mode
+ * (as the arguments or POLICY_MODE say it) the run still exits 0.
+ */
+function failEarly(error: unknown, argv: readonly string[], io: Io, output: Output): number {
+  const code = reportUsageError(error, output)
+  if (!(error instanceof UsageError)) return code
+  const resultsDir = rawOption(argv, io.env, '--results-dir', 'POLICY_RESULTS_DIR')?.trim()
+  const audit = rawOption(argv, io.env, '--mode', 'POLICY_MODE')?.trim().toLowerCase() === 'audit'
+  const report = buildJsonReport({ image: null, gate: null, mode: audit ? 'audit' : 'enforce' }, { error: { code: error.code, message: error.message, usage: true } })
+  if (resultsDir) {
+    try {
+      io.files.writeAll(Object.entries(tektonResults(redactReport(report, output.secrets))).map(([name, content]) => [join(resultsDir, name), content] as const))
+    } catch {
+      output.say(`cannot write the results to ${resultsDir} either`)
+    }
+  }
+  if (audit) output.say(auditLine(EXIT.USAGE))
+  return report.exitCode
 }
 
 /** A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug. */
