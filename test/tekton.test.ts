@@ -286,8 +286,10 @@ describe('config/developer-namespace/scan-reader.yaml', () => {
     expect(role).toMatchObject({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' })
     expect(role!.rules).toEqual([{ apiGroups: ['app-scanning.apps.tanzu.vmware.com'], resources: ['imagevulnerabilityscans'], verbs: ['get', 'list', 'watch'] }])
     expect(binding).toMatchObject({ kind: 'RoleBinding', roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role!.metadata.name } })
+    // The TaskRun runs as the Runnable's service account, which the template sets to the workload's, `default` when it names none.
     const [runTemplate] = loadManifests('cartographer.yaml').filter((manifest) => manifest.kind === 'ClusterRunTemplate')
-    expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: runTemplate!.spec.template.spec.serviceAccountName }])
+    expect(runTemplate!.spec.template.spec.serviceAccountName).toBe('$(runnable.spec.serviceAccountName)$')
+    expect(binding!.subjects).toEqual([{ kind: 'ServiceAccount', name: 'default' }])
   })
 })
 
