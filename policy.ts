@@ -2757,6 +2757,8 @@ export type PollOutcome =
       readonly notFound?: true
       /** Give up with `error` after this many such answers in a row (a host that does not resolve). */
       readonly giveUp?: { readonly after: number; readonly error: NoVerdictError }
+      /** What to check when the deadline passes with this the last failure, instead of the wait's own hint. */
+      readonly hint?: string
     }
   | { readonly kind: 'fail'; readonly error: NoVerdictError }
 
@@ -2923,8 +2925,10 @@ export function classifyError(error: unknown, peer: Peer): Exclude<PollOutcome, 
       peer.hints?.tls ??
       (peer.ca
         ? `either ${peer.ca.origin} is not the CA for ${host} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt, copied into secret metadata-store-cert, key caCrt), or ${host} is not in the store's certificate`
-        : `no CA was given and ${DEFAULT_CA_PATH} does not exist: pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT (for ${host}: secret ${secret} in namespace metadata-store, key ca.crt)`)
-    return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with ${peer.hints?.name ?? 'the store'} failed (${tlsCode}: ${(error as Error).message}): ${hint}`, { cause: error }) }
+        : `no CA was given and ${DEFAULT_CA_PATH} does not exist: in the Task, create secret metadata-store-cert (key caCrt) in this namespace from secret ${secret} in namespace metadata-store, key ca.crt (the Task mounts it there); elsewhere pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT`)
+    // Node's own advice (--use-system-ca) does not apply: the image has no system store to add, and the CA is the fix.
+    const said = String((error as Error).message).replace(/[.;,]?\s*[^.;]*--use-system-ca[^.;]*[.;]?/gi, '').trim()
+    return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with ${peer.hints?.name ?? 'the store'} failed (${tlsCode}: ${said}): ${hint}`, { cause: error }) }
   }
   if (codes.includes('ENOTFOUND')) {
     const unresolved = errorField(error, 'hostname')[0] ?? host
@@ -2936,9 +2940,25 @@ export function classifyError(error: unknown, peer: Peer): Exclude<PollOutcome, 
       giveUp: { after: MAX_DNS_FAILURES, error: new NoVerdictError('DNS', `host ${unresolved} does not resolve (ENOTFOUND, ${MAX_DNS_FAILURES} tries in a row): ${check}`, { cause: error }) },
     }
   }
+  const connection = codes.find((code) => CONNECTION_FAILURES[code])
+  if (connection) {
+    // Nothing answers at all: no scan or observer is to blame; say what failed, and keep trying until the deadline.
+    const port = peer.baseUrl.port || '443'
+    return {
+      kind: 'retry',
+      reason: `connection to ${host}:${port} ${CONNECTION_FAILURES[connection]} (${connection})`,
+      backoff: true,
+      hint: peer.hints
+        ? `Nothing answered at ${host}:${port}: check that ${peer.hints.name} runs there and that no network policy blocks this namespace`
+        : `Nothing answered at ${host}:${port}: check the store's Service (kubectl get svc -n metadata-store), the Task's metadata-store-url param (workload param policy_metadata_store_url) and any NetworkPolicy between this namespace and the store's`,
+    }
+  }
   const code = codes[0] ?? (error as Error)?.name ?? 'error'
   return { kind: 'retry', reason: `request failed (${code}: ${(error as Error)?.message ?? String(error)})`, backoff: true }
 }
+
+/** Network errors that mean nothing answered at the address, as a log line says them. */
+const CONNECTION_FAILURES: Readonly<Record<string, string>> = { ECONNREFUSED: 'refused', ECONNRESET: 'reset', EHOSTUNREACH: 'unreachable (no route to the host)', ENETUNREACH: 'unreachable (no route to the network)', UND_ERR_CONNECT_TIMEOUT: 'timed out' }
 
 export interface WaitDeps {
   readonly fetch: (url: URL, signal: AbortSignal) => Promise<StoreResponse>
@@ -2993,12 +3013,13 @@ export type Timing = Pick<StoreSettings, 'timeoutMs' | 'pollIntervalMs'>
 export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, deps: Omit<WaitDeps, 'fetch'>): Promise<T | undefined> {
   const deadline = deps.started + peer.timeoutMs
   let lastReason = 'no answer yet'
+  let lastHint: string | undefined
   let failures = 0
   let repeated = 0
   for (let attempt = 1; ; attempt++) {
     const remaining = deadline - deps.now()
     if (remaining <= 0) {
-      throw new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(peer.timeoutMs)} waiting for ${attempts.what} (${attempt - 1} requests; last: ${lastReason}). ${attempts.timeoutHint}`)
+      throw new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(peer.timeoutMs)} waiting for ${attempts.what} (${attempt - 1} requests; last: ${lastReason}). ${lastHint ?? attempts.timeoutHint}`)
     }
     const requestMs = Math.min(REQUEST_TIMEOUT_MS, remaining)
     const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(timerMs(requestMs))])
@@ -3018,6 +3039,7 @@ export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, 
     repeated = step.giveUp ? repeated + 1 : 0
     if (step.giveUp && repeated >= step.giveUp.after) throw step.giveUp.error
     lastReason = step.reason
+    lastHint = step.hint
     failures = step.backoff ? failures + 1 : 0
     const left = Math.max(0, deadline - deps.now())
     const wait = Math.min(retryDelay(step, failures, peer.pollIntervalMs, deps.random()), left)
@@ -3528,7 +3550,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     baseUrl: base,
     hints: {
       name: `the registry ${ref.registry}`,
-      tls: access.ca ? `${access.ca.origin} is not the CA of ${ref.registry}, or ${ref.registry} is not in its certificate` : `give the registry's CA with --registry-ca-cert (POLICY_REGISTRY_CA_CERT)`,
+      tls: access.ca ? `${access.ca.origin} is not the CA of ${ref.registry}, or ${ref.registry} is not in its certificate` : `in the Task, put the registry's CA in ConfigMap amr-policy-gate-registry-ca (key ca.crt) and set param registry-ca-file to /etc/amr-policy-gate-registry-ca/ca.crt; elsewhere give it with --registry-ca-cert (POLICY_REGISTRY_CA_CERT)`,
       dns: '--scan-result',
     },
   }
@@ -4027,9 +4049,7 @@ async function followScan(image: ImageRef, scans: ScanList, config: Config, run:
         if (step.kind !== 'state') return step
         const { state } = step
         if (state.kind === 'succeeded') return { kind: 'accepted', value: state }
-        if (state.kind === 'failed') {
-          return { kind: 'fail', error: new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${image.digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${scans.namespace}`) }
-        }
+        if (state.kind === 'failed') return { kind: 'fail', error: scanFailed(state, image.digest, scans.namespace) }
         return { kind: 'retry', reason: describeScan(state, image.digest), backoff: false }
       },
       heard: () => lastSaid,
@@ -4071,17 +4091,26 @@ async function scanExplainer(image: ImageRef, selector: string | undefined, stor
   }
   return async (signal) => {
     if (!working) return undefined
+    let step: ScanLook
     try {
       // A side look: it may not hold up the store's poll for long.
-      const step = await scans.check(AbortSignal.any([signal, AbortSignal.timeout(EXPLAIN_TIMEOUT_MS)]), image.digest)
-      if (step.kind === 'state') return describeScanForStore(step.state, io.now())
-      giveUp(step.kind === 'fail' ? step.error.message : step.reason)
+      step = await scans.check(AbortSignal.any([signal, AbortSignal.timeout(EXPLAIN_TIMEOUT_MS)]), image.digest)
     } catch (error) {
       if (signal.aborted) throw error
       giveUp(error instanceof Error ? error.message : String(error))
+      return undefined
     }
+    // A failed scan never reaches the store: waiting on would only run out the clock.
+    if (step.kind === 'state' && step.state.kind === 'failed') throw scanFailed(step.state, image.digest, scans.namespace)
+    if (step.kind === 'state') return describeScanForStore(step.state, io.now())
+    giveUp(step.kind === 'fail' ? step.error.message : step.reason)
     return undefined
   }
+}
+
+/** The image's scan failed: no verdict, with the scan's own reason and where to look. */
+function scanFailed(state: Extract<ScanState, { kind: 'failed' }>, digest: string, namespace: string): NoVerdictError {
+  return new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${namespace}`)
 }
 
 /** The scan's state, said to someone waiting for the store. */

@@ -8,6 +8,9 @@ import { describe, expect, it } from 'vitest'
 import { buildJsonReport, cutBytes, evaluate, EXIT, tektonResults } from '../policy.ts'
 import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
 import { runGate, writeFiles } from './support/gate.ts'
+import { makeTls, TEST_TOKEN } from './support/simulator.ts'
+import { createServer, type AddressInfo } from 'node:net'
+import { once } from 'node:events'
 
 const resultsDir = () => mkdtempSync(join(tmpdir(), 'policy-gate-results-'))
 const resultsOf = (dir: string) => Object.fromEntries(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name), 'utf8')]))
@@ -66,5 +69,24 @@ describe('reason and message', () => {
     expect(cutBytes('😀😀', 6)).toBe('…')
     expect(tektonResults(buildJsonReport({ image: null, gate: 'high' }, { evaluation: evaluate(sampleImageBody(), 'critical') })).reason).toBe('POLICY_VIOLATION')
     expect(tektonResults(buildJsonReport({ image: null, gate: 'none' }, { skipped: true }))).toMatchObject({ reason: 'GATE_NONE', verdict: 'skipped' })
+  })
+})
+
+describe('day-2 messages', () => {
+  it('says a store that refuses connections refuses them, keeps trying to the deadline, and then names what to check', async () => {
+    // A port that was free a moment ago: nothing listens there, so every connection is refused.
+    const probe = createServer().listen(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const { port } = probe.address() as AddressInfo
+    probe.close()
+    const tls = await makeTls()
+    const files = writeFiles({ 'ca.crt': tls.caCert })
+    const run = await runGate(['--timeout', '4s', '--format', 'json', SAMPLE_DIGEST], { env: { GATE: 'high', METADATA_STORE_URL: `127.0.0.1:${port}`, ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: files['ca.crt']! } })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(run.stderr).toContain(`connection to 127.0.0.1:${port} refused (ECONNREFUSED); attempt 1`)
+    const report = JSON.parse(run.stdout)
+    expect(report.reason).toBe('TIMEOUT')
+    expect(report.error.message).toContain(`Nothing answered at 127.0.0.1:${port}: check the store's Service (kubectl get svc -n metadata-store), the Task's metadata-store-url param`)
+    expect(report.error.message).not.toContain('AMR observer')
   })
 })

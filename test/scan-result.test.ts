@@ -309,6 +309,24 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   })
 })
 
+describe.skipIf(missing.length > 0)('waiting for the store, with a scan that failed', () => {
+  const store = useStoreFixture()
+  let kubernetes: KubernetesApi | undefined
+  afterEach(async () => {
+    await kubernetes?.close()
+  })
+
+  it('stops at once with SCAN_FAILED instead of waiting out its timeout: the store will never receive it', async () => {
+    await store.serve([answer.notFound()])
+    kubernetes = await startKubernetes(store.tls, [[{ name: 'app-trivy-scan-x7k2p', digest: SAMPLE_DIGEST, succeeded: { status: 'False', reason: 'Error', message: 'grype db download failed', at: '2026-11-28T12:00:00Z' } }]])
+    const run = await store.gate(['--timeout', '60s', '--format', 'json'], { ...kubernetes.env })
+    expect(run.code, run.stderr).toBe(EXIT.NO_VERDICT)
+    expect(JSON.parse(run.stdout)).toMatchObject({ reason: 'SCAN_FAILED', error: { message: expect.stringContaining('scan app-trivy-scan-x7k2p of') } })
+    expect(run.stderr).toContain('grype db download failed')
+    expect(run.ms).toBeLessThan(30_000)
+  })
+})
+
 describe('waiting for the store where the scans cannot be read', () => {
   const store = useStoreFixture()
 

@@ -161,6 +161,8 @@ describe('ending at once without a verdict', () => {
     const result = await run
     expect(result.code).toBe(EXIT.NO_VERDICT)
     expect(result.stderr).toContain('pass the store\'s CA with --ca-cert or METADATA_STORE_CA_CERT')
+    expect(result.stderr).toContain('in the Task, create secret metadata-store-cert (key caCrt)')
+    expect(result.stderr).not.toContain('use-system-ca')
     expectNoToken(result)
   })
 })
@@ -213,6 +215,12 @@ describe('classifyError', () => {
   })
 
   it('retries a dropped connection until the deadline, with backoff', () => {
-    expect(classifyError(failure('ECONNRESET'), store)).toEqual({ kind: 'retry', reason: 'request failed (ECONNRESET: failed: ECONNRESET)', backoff: true })
+    expect(classifyError(failure('ECONNRESET'), store)).toEqual({
+      kind: 'retry',
+      reason: `connection to ${store.baseUrl.hostname}:${store.baseUrl.port || '443'} reset (ECONNRESET)`,
+      backoff: true,
+      hint: expect.stringContaining("check the store's Service"),
+    })
+    expect(classifyError(failure('EPIPE'), store)).toEqual({ kind: 'retry', reason: 'request failed (EPIPE: failed: EPIPE)', backoff: true })
   })
 })
