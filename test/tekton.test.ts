@@ -166,13 +166,25 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
     const { run, results, container } = await runStep([answer.image(cleanImageBody())])
     expect(container).toMatchObject({ readOnly: true, user: '65532:65532', entrypoint: ['/nodejs/bin/node'] })
     expect(run.code).toBe(EXIT.PASS)
-    expect(results).toEqual({ verdict: 'pass', critical: '0', high: '0', medium: '0', low: '0', unknown: '0', blocking: '', warnings: '0', kev: '0' })
+    expect(results).toEqual({ verdict: 'pass', critical: '0', high: '0', medium: '0', low: '0', unknown: '0', blocking: '', warnings: '0', kev: '0', reason: 'PASSED', message: 'PASS: nothing blocks at gate high.' })
   })
 
   it('fails an image with critical vulnerabilities and names them in the results', async () => {
     const { run, results } = await runStep([answer.image(sampleImageBody())])
     expect(run.code).toBe(EXIT.VIOLATION)
-    expect(results).toEqual({ verdict: 'fail', critical: '2', high: '2', medium: '1', low: '0', unknown: '0', blocking: 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286', warnings: '0', kev: '0' })
+    expect(results).toEqual({
+      verdict: 'fail',
+      critical: '2',
+      high: '2',
+      medium: '1',
+      low: '0',
+      unknown: '0',
+      blocking: 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286',
+      warnings: '0',
+      kev: '0',
+      reason: 'POLICY_VIOLATION',
+      message: 'FAIL: 4 vulnerabilities (4 findings) block at gate high.',
+    })
     expect(Object.values(results).join('').length).toBeLessThan(1024)
     expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
   })
@@ -219,11 +231,11 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
   it('writes verdict error when there is no verdict, and skipped for gate none', async () => {
     const timedOut = await runStep([answer.notFound()], { 'wait-timeout': '1s' })
     expect(timedOut.run.code).toBe(EXIT.NO_VERDICT)
-    expect(timedOut.results).toEqual({ verdict: 'error', critical: '', high: '', medium: '', low: '', unknown: '', blocking: '', warnings: '', kev: '' })
+    expect(timedOut.results).toEqual({ verdict: 'error', critical: '', high: '', medium: '', low: '', unknown: '', blocking: '', warnings: '', kev: '', reason: 'TIMEOUT', message: expect.stringMatching(/^no verdict: timed out after 1s/) })
     await fixture.store.close()
     const skipped = await runStep([answer.image(sampleImageBody())], { gate: 'none' })
     expect(skipped.run.code).toBe(EXIT.PASS)
-    expect(skipped.results.verdict).toBe('skipped')
+    expect(skipped.results).toMatchObject({ verdict: 'skipped', reason: 'GATE_NONE' })
   })
 })
 
@@ -318,10 +330,12 @@ describe('config/tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml', ()
   const overlay = Object.values((secret!.stringData ?? {}) as Record<string, string>)[0] ?? ''
   const [imageTemplate] = loadManifests('cartographer.yaml')
 
-  it('is a Secret in tap-install holding one ytt overlay for the testing-and-scanning chain', () => {
+  it('is a Secret in tap-install holding one ytt overlay for both chains of the testing-and-scanning package', () => {
     expect(secret).toMatchObject({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: 'ootb-supply-chain-testing-scanning-policy', namespace: 'tap-install' } })
     expect(overlay).toMatch(/^#@ load\("@ytt:overlay", "overlay"\)$/m)
     expect(overlay).toContain('overlay.subset({"kind": "ClusterSupplyChain", "metadata": {"name": "source-test-scan-to-url"}})')
+    expect(overlay).toContain('overlay.subset({"kind": "ClusterSupplyChain", "metadata": {"name": "scanning-image-scan-to-url"}})')
+    expect(overlay).toContain('#@overlay/match by=overlay.or_op(source, prebuilt), expects=2')
   })
 
   it('inserts the policy step after image-scanner, with the ClusterImageTemplate of cartographer.yaml, and feeds config-provider from it', () => {
