@@ -1433,7 +1433,10 @@ export function classifyKubernetesResponse(response: StoreResponse, namespace: s
 /** What a Scan 1.0 ScanPolicy says, in the gate's terms. */
 export interface ScanPolicyImport {
   readonly name: string
+  /** Which documented template, by the rule Scan 1.0 judged ratings with (Grype's any-rating rule, Trivy's every-rating rule). */
   readonly template: 'grype' | 'trivy'
+  /** TAP's "further refine" variants of the Grype template: ignoreCves as objects with `detail`, or also `expiration`. */
+  readonly variant: 'plain' | 'detail' | 'expiration'
   readonly gate: Gate
   readonly unknownAs: UnknownAs
   /** Each ignored CVE, as an exemption: `detail` the reason, `expiration` the expiry (none: permanent). */
@@ -1444,12 +1447,21 @@ export interface ScanPolicyImport {
   readonly notes: readonly string[]
 }
 
+/** TAP's documented templates: the two of the scanners, and the two "further refine" variants of the Grype one (scst-scan/policies). */
+type TemplateKey = 'grype' | 'trivy' | 'grype-detail' | 'grype-expiration'
+const TEMPLATE_KINDS: Record<TemplateKey, Pick<ScanPolicyImport, 'template' | 'variant'>> = {
+  grype: { template: 'grype', variant: 'plain' },
+  trivy: { template: 'trivy', variant: 'plain' },
+  'grype-detail': { template: 'grype', variant: 'detail' },
+  'grype-expiration': { template: 'grype', variant: 'expiration' },
+}
+
 /**
- * The rules of TAP's two documented templates, each normalised (comments out, spacing canonical) and hashed
+ * The rules of TAP's documented templates, each normalised (comments out, spacing canonical) and hashed
  * (sha256, hex): recognised exactly or not at all, since the gate never guesses at Rego semantics. The
  * variable lists (notAllowedSeverities, ignoreCves) are read separately, so their contents may differ.
  */
-const SCAN_POLICY_TEMPLATES: Record<ScanPolicyImport['template'], ReadonlyArray<readonly [rule: string, sha256: string]>> = {
+const SCAN_POLICY_TEMPLATES: Record<TemplateKey, ReadonlyArray<readonly [rule: string, sha256: string]>> = {
   grype: [
     ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
     ['contains(array, elem)', 'acb11bc92e7245410d3bbdd302f6a41aa27ddf89e81e784d7052bd93bdf63905'],
@@ -1466,6 +1478,35 @@ const SCAN_POLICY_TEMPLATES: Record<ScanPolicyImport['template'], ReadonlyArray<
     ['isIgnored(match)', 'a9701cc6e948f0ac3e8c8f7160d9884ce7c5f260641d0dc6ece01bb0bb17c258'],
     ['deny[msg]', '13131ad835d3f2d1ff355ae570127dae5718934e1e40e35edd2f0eb9a22ecef6'],
   ],
+  'grype-detail': [
+    ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
+    ['containsSeverity(array, elem)', 'd1288b92d5d64ec2ee42fda03601e4c831f597868de3ca5a9d0311218e373eb4'],
+    ['isSafe(match), by severity', '20aff3b56c8acdecc4da848e2676e9b357fdd5ebfef54cac160fc09c32dacefc'],
+    ['containsCve(array, elem), by id', '70477d893a3b89813172ad28e4604a84086b69ced97214e0cfec7fee02c151c6'],
+    ['isSafe(match), by ignoreCves', '743c5ea0ad6802d8c181e15aa7b5b4cd36d87e0e9e1416b9abb2b0b02a56e80c'],
+    ['deny[msg]', '1e148e2b6a035349a57b9ebc23c16e0eca9bfb486809198325a0ddc762fe21b2'],
+  ],
+  'grype-expiration': [
+    ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
+    ['containsSeverity(array, elem)', 'd1288b92d5d64ec2ee42fda03601e4c831f597868de3ca5a9d0311218e373eb4'],
+    ['isSafe(match), by severity', '20aff3b56c8acdecc4da848e2676e9b357fdd5ebfef54cac160fc09c32dacefc'],
+    ['containsCve(array, elem), by id and expiration', 'b9279f8f3f6375bf3d8d119b05afd9c6b18e92f5203f9ad0e30c53beb2289e29'],
+    ['isSafe(match), by ignoreCves', '743c5ea0ad6802d8c181e15aa7b5b4cd36d87e0e9e1416b9abb2b0b02a56e80c'],
+    ['deny[msg]', '1e148e2b6a035349a57b9ebc23c16e0eca9bfb486809198325a0ddc762fe21b2'],
+  ],
+}
+
+/** How messages name a recognised template. */
+const templateTitle = (policy: Pick<ScanPolicyImport, 'template' | 'variant'>) => (policy.variant === 'plain' ? `${policy.template} template` : `grype template refined with ${policy.variant}`)
+
+const GO_MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+
+/** A date in Go's `2006-Jan-02` layout (the expiration variant's `time.parse_ns`): midnight UTC of that day, ms; undefined when it is none. */
+export function parseGoDate(text: string): number | undefined {
+  const match = /^(\d{4})-([A-Z][a-z]{2})-(\d{2})$/.exec(text)
+  const month = match ? GO_MONTHS.indexOf(match[2]!) + 1 : 0
+  if (!match || month === 0 || !isRealDate(Number(match[1]), month, Number(match[3]))) return undefined
+  return Date.UTC(Number(match[1]), month - 1, Number(match[3]))
 }
 
 /** Rego without comments, and a `[...]` list's end: strings (double-quoted or raw) are skipped whole. */
@@ -1576,7 +1617,7 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   const ignoresTaken = takeList(severitiesTaken.rest, 'ignoreCves', fail)
   if (severitiesTaken.list === undefined) throw fail(`ScanPolicy ${name}: no notAllowedSeverities list, so it is not one of TAP's templates`)
   const statements = regoStatements(ignoresTaken.rest).map((statement) => ({ head: cut(statement.split('\n', 1)[0]!.trim(), 60), hash: hash(normaliseRego(statement)) }))
-  const templates = Object.entries(SCAN_POLICY_TEMPLATES) as Array<[ScanPolicyImport['template'], ReadonlyArray<readonly [string, string]>]>
+  const templates = Object.entries(SCAN_POLICY_TEMPLATES) as Array<[TemplateKey, ReadonlyArray<readonly [string, string]>]>
   const matching = (rules: ReadonlyArray<readonly [string, string]>) => statements.filter((statement) => rules.some(([, sha]) => sha === statement.hash)).length
   const found = templates.find(([, rules]) => statements.length === rules.length && matching(rules) === rules.length)
   if (!found) {
@@ -1584,12 +1625,13 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
     const unknown = statements.filter((statement) => !rules.some(([, sha]) => sha === statement.hash)).map((statement) => statement.head)
     const missing = rules.filter(([, sha]) => !statements.some((statement) => statement.hash === sha)).map(([rule]) => rule)
     throw fail(
-      `the Rego of ScanPolicy ${name} is not TAP's ${closest} template, so the gate will not guess what it means: ` +
+      `the Rego of ScanPolicy ${name} is not TAP's ${templateTitle(TEMPLATE_KINDS[closest])}, so the gate will not guess what it means: ` +
         [unknown.length ? `not understood: ${unknown.join('; ')}` : '', missing.length ? `missing or changed: ${missing.join('; ')}` : ''].filter(Boolean).join('; ') +
         '. Translate it by hand into --gate and --exemptions (README, From Scan 1.0)',
     )
   }
-  const [template] = found
+  const { template, variant } = TEMPLATE_KINDS[found[0]]
+  const title = templateTitle({ template, variant })
   let notAllowed = 0
   const listed = new Set<Severity | 'negligible'>()
   for (const entry of regoList(severitiesTaken.list, 'notAllowedSeverities', fail)) {
@@ -1610,16 +1652,41 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   if (gaps.length) notes.push(`the gate blocks everything from ${gate} up, so ${gaps.join(' and ')} findings block too, which the policy did not list`)
   if (gate === 'none' && listed.has('unknown')) notes.push('UnknownSeverity alone sets no gate: gate none')
   const unknownAs: UnknownAs = listed.has('unknown') && gate !== 'none' ? gate : 'ignore'
-  // Both templates compare whole entries with the ID (`contains(ignoreCves, match.id)`, `match.id in ignoreCves`):
-  // under Scan 1.0 only a string entry ever ignored a CVE, and the gate reads the list as the Rego does.
+  // The list is read as each template's Rego reads it. The plain templates compare whole entries with the ID
+  // (`contains(ignoreCves, match.id)`, `match.id in ignoreCves`): only strings ever ignored a CVE. The refined
+  // variants compare `array[_].id`: only objects did, and the expiration variant only until its date.
   const exemptions: Exemption[] = []
+  const owner = `ScanPolicy ${name}`
   for (const [index, entry] of (ignoresTaken.list === undefined ? [] : regoList(ignoresTaken.list, 'ignoreCves', fail)).entries()) {
     const id = typeof entry === 'string' ? entry.trim() : isObject(entry) && typeof entry.id === 'string' ? entry.id.trim() : ''
     if (!id) throw fail(`ignoreCves[${index}] is neither a CVE ID nor an object with an id`)
-    if (typeof entry === 'string') exemptions.push({ id, reason: `ignored in ScanPolicy ${name}`, expires: 'never', expiresAt: Number.POSITIVE_INFINITY, owner: `ScanPolicy ${name}`, permanent: true })
-    else notes.push(`ignoreCves[${index}] (${cut(id, 40)}) is an object, which TAP's ${template} template compares whole with the CVE ID, so Scan 1.0 never ignored it: the gate does not either (give it in --exemptions with a reason and an expiry)`)
+    const never = (why: string) => notes.push(`ignoreCves[${index}] (${cut(id, 40)}) ${why}, so Scan 1.0 never ignored it: the gate does not either (give it in --exemptions with a reason and an expiry)`)
+    if (variant === 'plain') {
+      if (typeof entry === 'string') exemptions.push({ id, reason: `ignored in ${owner}`, expires: 'never', expiresAt: Number.POSITIVE_INFINITY, owner, permanent: true })
+      else never(`is an object, which TAP's ${title} compares whole with the CVE ID`)
+      continue
+    }
+    if (!isObject(entry)) {
+      never(`is a string, which TAP's ${title} compares by its .id`)
+      continue
+    }
+    const reason = textOf(entry.detail) || `ignored in ${owner}`
+    if (variant === 'detail') {
+      exemptions.push({ id, reason, expires: 'never', expiresAt: Number.POSITIVE_INFINITY, owner, permanent: true })
+      continue
+    }
+    const expiration = textOf(entry.expiration)
+    const expiresAt = parseGoDate(expiration)
+    // time.parse_ns gives midnight UTC of the day, and the Rego ignores only while now is before it.
+    if (expiresAt === undefined) notes.push(`ignoreCves[${index}] (${cut(id, 40)}) has no expiration in the 2006-Jan-02 layout (e.g. 2030-Dec-31): the gate does not apply it (give it one, or use --exemptions)`)
+    else exemptions.push({ id, reason, expires: expiration, expiresAt: expiresAt - 1, owner })
   }
-  return { name, template, gate, unknownAs, exemptions, notAllowed, notes }
+  if (variant === 'expiration' && exemptions.length) {
+    notes.push(
+      "this template's containsCve checks that some entry of ignoreCves has not expired, not the matching entry: Scan 1.0 went on ignoring a CVE whose own entry had expired while any other entry had not. The gate applies each entry's own expiration, the reading the template's text intends, so an expired entry may block now",
+    )
+  }
+  return { name, template, variant, gate, unknownAs, exemptions, notAllowed, notes }
 }
 
 /** How far ahead --print-exemptions dates an ignored CVE the ScanPolicy gave no expiration. */
@@ -1630,7 +1697,7 @@ export function renderScanPolicyExemptions(scanPolicy: ScanPolicyImport, now: nu
   const review = new Date(now + REVIEW_DAYS * 86_400_000).toISOString().slice(0, 10)
   const quote = (value: string) => toJson(value).trimEnd()
   const lines = [
-    `# From ScanPolicy ${escapeControls(scanPolicy.name)} (TAP's ${scanPolicy.template} template), for --exemptions.`,
+    `# From ScanPolicy ${escapeControls(scanPolicy.name)} (TAP's ${templateTitle(scanPolicy)}), for --exemptions.`,
     `# Its gate: --gate ${scanPolicy.gate}${scanPolicy.unknownAs === 'ignore' ? '' : ` --unknown-as ${scanPolicy.unknownAs}`} (GATE=${scanPolicy.gate}${scanPolicy.unknownAs === 'ignore' ? '' : `, POLICY_UNKNOWN_AS=${scanPolicy.unknownAs}`}).`,
     ...scanPolicy.notes.map((note) => `# Note: ${escapeControls(note)}.`),
     'exemptions:',
@@ -1638,7 +1705,8 @@ export function renderScanPolicyExemptions(scanPolicy: ScanPolicyImport, now: nu
   for (const exemption of scanPolicy.exemptions) {
     lines.push(`  - id: ${quote(exemption.id)}`, `    reason: ${quote(exemption.reason)}`)
     if (exemption.permanent) lines.push(`    expires: ${quote(review)}  # no expiration in the ScanPolicy: ${REVIEW_DAYS} days from today, review it by then`)
-    else lines.push(`    expires: ${quote(exemption.expires)}`)
+    // An expiration variant's 2030-Dec-31 ends at that day's start: written as the instant, which --exemptions reads back.
+    else lines.push(`    expires: ${quote(parseExpiry(exemption.expires) === exemption.expiresAt ? exemption.expires : new Date(exemption.expiresAt).toISOString())}`)
     lines.push(`    owner: ${quote(exemption.owner ?? `ScanPolicy ${scanPolicy.name}`)}`)
   }
   if (scanPolicy.exemptions.length === 0) lines[lines.length - 1] = 'exemptions: []'
@@ -3883,7 +3951,7 @@ function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: Readonly
   const gate = get('--gate')?.origin
   const unknownAs = get('--unknown-as')?.origin
   output.say(
-    `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${scanPolicy.template} template): gate ${scanPolicy.gate}${gate ? ` (overridden by ${gate})` : ''}, unknown severity ${scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`}${unknownAs ? ` (overridden by ${unknownAs})` : ''}, ${plural(scanPolicy.exemptions.length, 'ignored CVE')} as exemptions`,
+    `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${templateTitle(scanPolicy)}): gate ${scanPolicy.gate}${gate ? ` (overridden by ${gate})` : ''}, unknown severity ${scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`}${unknownAs ? ` (overridden by ${unknownAs})` : ''}, ${plural(scanPolicy.exemptions.length, 'ignored CVE')} as exemptions`,
   )
   for (const note of scanPolicy.notes) output.say(`--scan-policy: ${note}`)
   output.say(

@@ -4,13 +4,15 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
 import { createHash } from 'node:crypto'
-import { basePolicy, evaluate, EXIT, normaliseRego, passedUnderScan1, renderScanPolicyExemptions, renderText, scanPolicyFrom, UsageError, exemptionsFrom } from '../policy.ts'
+import { basePolicy, evaluate, EXIT, normaliseRego, parseGoDate, passedUnderScan1, renderScanPolicyExemptions, renderText, scanPolicyFrom, UsageError, exemptionsFrom } from '../policy.ts'
 import { SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { runGate, writeFiles } from './support/gate.ts'
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/scan-policy/${name}`, import.meta.url), 'utf8')
 const GRYPE = fixture('grype-scan-policy.yaml')
 const TRIVY = fixture('trivy-scan-policy.yaml')
+const DETAIL = fixture('grype-detail-scan-policy.yaml')
+const EXPIRATION = fixture('grype-expiration-scan-policy.yaml')
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const read = (yaml: string) => scanPolicyFrom(parseAllDocuments(yaml).map((document) => document.toJS()), 'policy.yaml', sha256)
 const NOW = Date.parse('2026-11-28T12:00:00Z')
@@ -87,6 +89,52 @@ describe('reading a ScanPolicy', () => {
     const entries = exemptionsFrom(parseAllDocuments(yaml)[0]!.toJS(), 'printed.yaml')
     expect(entries.map((entry) => [entry.id, entry.expires])).toEqual([['CVE-2016-2781', '2027-02-26']])
     expect(yaml).toContain('# Note: ignoreCves[1] (CVE-2023-0286) is an object')
+  })
+})
+
+describe('TAP\'s "further refine" variants of the Grype template', () => {
+  it('recognises both as published, with the Grype rule for ratings', () => {
+    expect(read(DETAIL)).toMatchObject({ template: 'grype', variant: 'detail', gate: 'high', unknownAs: 'high', exemptions: [], notes: [] })
+    expect(read(EXPIRATION)).toMatchObject({ template: 'grype', variant: 'expiration', gate: 'high', exemptions: [], notes: [] })
+  })
+
+  it('with detail: objects are exemptions with their detail as the reason; strings never matched (containsCve compares .id)', () => {
+    const policy = read(DETAIL.replace('ignoreCves := []', 'ignoreCves := [{"id": "CVE-2023-0286", "detail": "X.400 not parsed"}, "CVE-2016-2781"]'))
+    expect(policy.exemptions).toEqual([{ id: 'CVE-2023-0286', reason: 'X.400 not parsed', expires: 'never', expiresAt: Number.POSITIVE_INFINITY, owner: 'ScanPolicy scan-policy', permanent: true }])
+    expect(policy.notes).toEqual([expect.stringContaining("ignoreCves[1] (CVE-2016-2781) is a string, which TAP's grype template refined with detail compares by its .id, so Scan 1.0 never ignored it")])
+  })
+
+  it('with expiration: each entry until its own 2006-Jan-02 date (midnight UTC), saying where the Rego is looser', () => {
+    const policy = read(
+      EXPIRATION.replace(
+        'ignoreCves := []',
+        'ignoreCves := [{"id": "CVE-2023-0286", "detail": "X.400 not parsed", "expiration": "2027-Jan-31"}, {"id": "CVE-2016-2781", "expiration": "2026-Nov-01"}, {"id": "CVE-2023-0464", "expiration": "2027-01-31"}]',
+      ),
+    )
+    expect(policy.exemptions.map((exemption) => [exemption.id, exemption.expires, new Date(exemption.expiresAt).toISOString()])).toEqual([
+      ['CVE-2023-0286', '2027-Jan-31', '2027-01-30T23:59:59.999Z'],
+      ['CVE-2016-2781', '2026-Nov-01', '2026-10-31T23:59:59.999Z'],
+    ])
+    expect(policy.notes).toEqual([
+      expect.stringContaining('ignoreCves[2] (CVE-2023-0464) has no expiration in the 2006-Jan-02 layout'),
+      expect.stringContaining("containsCve checks that some entry of ignoreCves has not expired, not the matching entry"),
+    ])
+    // The stricter reading: the expired entry no longer suppresses, though Scan 1.0 kept ignoring it while CVE-2023-0286's was current.
+    const evaluation = evaluate(sampleImageBody(), { ...basePolicy('medium', NOW), exemptions: policy.exemptions })
+    expect(evaluation.suppressed.map((finding) => finding.id)).toEqual(['CVE-2023-0286'])
+    expect(evaluation.exemptions.expired.map((exemption) => exemption.id)).toEqual(['CVE-2016-2781'])
+    const yaml = renderScanPolicyExemptions(policy, NOW)
+    expect(exemptionsFrom(parseAllDocuments(yaml)[0]!.toJS(), 'printed.yaml').map((entry) => [entry.id, entry.expiresAt])).toEqual([
+      ['CVE-2023-0286', Date.UTC(2027, 0, 31) - 1],
+      ['CVE-2016-2781', Date.UTC(2026, 10, 1) - 1],
+    ])
+  })
+
+  it('reads Go\'s 2006-Jan-02 layout and nothing else', () => {
+    expect(parseGoDate('2030-Dec-31')).toBe(Date.UTC(2030, 11, 31))
+    expect(parseGoDate('2030-dec-31')).toBeUndefined()
+    expect(parseGoDate('2030-Feb-30')).toBeUndefined()
+    expect(parseGoDate('2030-12-31')).toBeUndefined()
   })
 })
 
