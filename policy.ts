@@ -974,7 +974,18 @@ export function loadCvssScorer(): Promise<CvssScorer> {
   return cvssScorer
 }
 
-/** Whether a document has a rating whose severity only its vector can tell (osv-scanner's): a cheap look before the calculator is loaded. */
+/** A rating that states a severity: "none" is one; "unknown" (or none at all) leaves its score or vector to say it. */
+function statesSeverity(rating: Record<string, unknown>): boolean {
+  return typeof rating.severity === 'string' && (normaliseSeverity(rating.severity) !== 'unknown' || !/^\s*unknown\s*$/i.test(rating.severity))
+}
+
+/** A CVSS rating (or one of no method) that states neither severity nor score, only a vector: osv-scanner writes these. */
+function onlyVector(rating: Record<string, unknown>): boolean {
+  const method = rating.method
+  return typeof rating.vector === 'string' && rating.vector !== '' && typeof rating.score !== 'number' && (method === undefined || (typeof method === 'string' && CVSS_METHODS.has(method))) && !statesSeverity(rating)
+}
+
+/** Whether a document has a rating whose severity only its vector can tell: a cheap look before the calculator is loaded. */
 export function needsCvss(document: unknown): boolean {
   for (const { bom } of bomsOf(document) ?? []) {
     const vulnerabilities = Array.isArray(bom.vulnerabilities) ? bom.vulnerabilities : []
@@ -983,7 +994,7 @@ export function needsCvss(document: unknown): boolean {
       if (!Array.isArray(ratings)) continue
       for (let r = 0; r < ratings.length; r++) {
         const rating = ratings[r]
-        if (isObject(rating) && typeof rating.vector === 'string' && typeof rating.score !== 'number' && normaliseSeverity(rating.severity) === 'unknown') return true
+        if (isObject(rating) && onlyVector(rating)) return true
       }
     }
   }
@@ -1079,18 +1090,14 @@ function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: 
       if (method === 'other' && isObject(rating.source) && typeof rating.source.name === 'string' && /\bKEV\b/i.test(rating.source.name)) kevRated = true
       let ratingSeverity = normaliseSeverity(rating.severity)
       let ratingScore = typeof rating.score === 'number' && rating.score > 0 && isCvss ? rating.score : null
-      // No severity stated ("none" is one): a CVSS score says it (osv-scanner and others write only the score or only the vector).
-      const stated = typeof rating.severity === 'string' && (ratingSeverity !== 'unknown' || !/^\s*unknown\s*$/i.test(rating.severity))
-      if (!stated && (method === undefined || isCvss)) {
-        if (typeof rating.score === 'number') {
-          if (ratingScore !== null) ratingSeverity = severityOfScore(ratingScore, method === 'CVSSv2' ? 2 : 3)
-        } else if (typeof rating.vector === 'string' && rating.vector) {
-          if (!cvss) throw new Error('the CVSS calculator was not loaded for a rating with only a vector: this is a bug')
-          const base = cvss(rating.vector)
-          if (base) {
-            ratingSeverity = severityOfScore(base.score, base.version)
-            if (base.score > 0) ratingScore = base.score
-          }
+      // No severity stated: a CVSS score says it, or the vector's base score (osv-scanner and others write only one of them).
+      if (ratingSeverity === 'unknown' && ratingScore !== null && !statesSeverity(rating)) ratingSeverity = severityOfScore(ratingScore, method === 'CVSSv2' ? 2 : 3)
+      else if (ratingSeverity === 'unknown' && onlyVector(rating)) {
+        if (!cvss) throw new Error('the CVSS calculator was not loaded for a rating with only a vector: this is a bug')
+        const base = cvss(rating.vector as string)
+        if (base) {
+          ratingSeverity = severityOfScore(base.score, base.version)
+          if (base.score > 0) ratingScore = base.score
         }
       }
       if (rating.severity === undefined && ratingSeverity === 'unknown') continue // EPSS and the like: no severity to count
@@ -1447,29 +1454,22 @@ export interface ScanPolicyImport {
   readonly notes: readonly string[]
 }
 
-/** TAP's documented templates: the two of the scanners, and the two "further refine" variants of the Grype one (scst-scan/policies). */
-type TemplateKey = 'grype' | 'trivy' | 'grype-detail' | 'grype-expiration'
-const TEMPLATE_KINDS: Record<TemplateKey, Pick<ScanPolicyImport, 'template' | 'variant'>> = {
-  grype: { template: 'grype', variant: 'plain' },
-  trivy: { template: 'trivy', variant: 'plain' },
-  'grype-detail': { template: 'grype', variant: 'detail' },
-  'grype-expiration': { template: 'grype', variant: 'expiration' },
-}
-
 /**
- * The rules of TAP's documented templates, each normalised (comments out, spacing canonical) and hashed
- * (sha256, hex): recognised exactly or not at all, since the gate never guesses at Rego semantics. The
- * variable lists (notAllowedSeverities, ignoreCves) are read separately, so their contents may differ.
+ * TAP's documented templates (the two of the scanners, and the two "further refine" variants of the Grype
+ * one, scst-scan/policies), each rule normalised (comments out, spacing canonical) and hashed (sha256, hex):
+ * recognised exactly or not at all, since the gate never guesses at Rego semantics. The variable lists
+ * (notAllowedSeverities, ignoreCves) are read separately, so their contents may differ.
  */
-const SCAN_POLICY_TEMPLATES: Record<TemplateKey, ReadonlyArray<readonly [rule: string, sha256: string]>> = {
-  grype: [
+type TemplateRules = ReadonlyArray<readonly [rule: string, sha256: string]>
+const SCAN_POLICY_TEMPLATES: ReadonlyArray<Pick<ScanPolicyImport, 'template' | 'variant'> & { readonly rules: TemplateRules }> = [
+  { template: 'grype', variant: 'plain', rules: [
     ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
     ['contains(array, elem)', 'acb11bc92e7245410d3bbdd302f6a41aa27ddf89e81e784d7052bd93bdf63905'],
     ['isSafe(match), by severity', '27b041b8100c27c76d7ba56b2f8f154efafd2984eae4505549e189b0051b899b'],
     ['isSafe(match), by ignoreCves', '4111e836e26c319d0f072c85b628a7dd64d21ad9709ac42cbe624618bcf85003'],
     ['deny[msg]', '1e148e2b6a035349a57b9ebc23c16e0eca9bfb486809198325a0ddc762fe21b2'],
-  ],
-  trivy: [
+  ] },
+  { template: 'trivy', variant: 'plain', rules: [
     ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
     ['import future.keywords.in', '59c829aafbb6b74742fd6525b34d055d1f52343bc65472d047d0a012cc6e6297'],
     ['import future.keywords.every', '006c76372802724784e9c46bede49c07a445d33c7a378f76813466e29c6e599d'],
@@ -1477,24 +1477,24 @@ const SCAN_POLICY_TEMPLATES: Record<TemplateKey, ReadonlyArray<readonly [rule: s
     ['isSafe(match)', '4ba3d1c9dc0fb69e78a83f7669d01e0b3b51ce55aa79ccaac3533f61a93cb453'],
     ['isIgnored(match)', 'a9701cc6e948f0ac3e8c8f7160d9884ce7c5f260641d0dc6ece01bb0bb17c258'],
     ['deny[msg]', '13131ad835d3f2d1ff355ae570127dae5718934e1e40e35edd2f0eb9a22ecef6'],
-  ],
-  'grype-detail': [
+  ] },
+  { template: 'grype', variant: 'detail', rules: [
     ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
     ['containsSeverity(array, elem)', 'd1288b92d5d64ec2ee42fda03601e4c831f597868de3ca5a9d0311218e373eb4'],
     ['isSafe(match), by severity', '20aff3b56c8acdecc4da848e2676e9b357fdd5ebfef54cac160fc09c32dacefc'],
     ['containsCve(array, elem), by id', '70477d893a3b89813172ad28e4604a84086b69ced97214e0cfec7fee02c151c6'],
     ['isSafe(match), by ignoreCves', '743c5ea0ad6802d8c181e15aa7b5b4cd36d87e0e9e1416b9abb2b0b02a56e80c'],
     ['deny[msg]', '1e148e2b6a035349a57b9ebc23c16e0eca9bfb486809198325a0ddc762fe21b2'],
-  ],
-  'grype-expiration': [
+  ] },
+  { template: 'grype', variant: 'expiration', rules: [
     ['package main', '512843855fcc92a51c810b1b58e0731c01eac9a6a23c157bfa02aad71edffbe7'],
     ['containsSeverity(array, elem)', 'd1288b92d5d64ec2ee42fda03601e4c831f597868de3ca5a9d0311218e373eb4'],
     ['isSafe(match), by severity', '20aff3b56c8acdecc4da848e2676e9b357fdd5ebfef54cac160fc09c32dacefc'],
     ['containsCve(array, elem), by id and expiration', 'b9279f8f3f6375bf3d8d119b05afd9c6b18e92f5203f9ad0e30c53beb2289e29'],
     ['isSafe(match), by ignoreCves', '743c5ea0ad6802d8c181e15aa7b5b4cd36d87e0e9e1416b9abb2b0b02a56e80c'],
     ['deny[msg]', '1e148e2b6a035349a57b9ebc23c16e0eca9bfb486809198325a0ddc762fe21b2'],
-  ],
-}
+  ] },
+]
 
 /** How messages name a recognised template. */
 const templateTitle = (policy: Pick<ScanPolicyImport, 'template' | 'variant'>) => (policy.variant === 'plain' ? `${policy.template} template` : `grype template refined with ${policy.variant}`)
@@ -1617,21 +1617,21 @@ export function scanPolicyFrom(documents: readonly unknown[], origin: string, ha
   const ignoresTaken = takeList(severitiesTaken.rest, 'ignoreCves', fail)
   if (severitiesTaken.list === undefined) throw fail(`ScanPolicy ${name}: no notAllowedSeverities list, so it is not one of TAP's templates`)
   const statements = regoStatements(ignoresTaken.rest).map((statement) => ({ head: cut(statement.split('\n', 1)[0]!.trim(), 60), hash: hash(normaliseRego(statement)) }))
-  const templates = Object.entries(SCAN_POLICY_TEMPLATES) as Array<[TemplateKey, ReadonlyArray<readonly [string, string]>]>
-  const matching = (rules: ReadonlyArray<readonly [string, string]>) => statements.filter((statement) => rules.some(([, sha]) => sha === statement.hash)).length
-  const found = templates.find(([, rules]) => statements.length === rules.length && matching(rules) === rules.length)
+  const matching = (rules: TemplateRules) => statements.filter((statement) => rules.some(([, sha]) => sha === statement.hash)).length
+  const found = SCAN_POLICY_TEMPLATES.find(({ rules }) => statements.length === rules.length && matching(rules) === rules.length)
   if (!found) {
-    const [closest, rules] = [...templates].sort(([, a], [, b]) => matching(b) - matching(a))[0]!
+    const closest = [...SCAN_POLICY_TEMPLATES].sort((a, b) => matching(b.rules) - matching(a.rules))[0]!
+    const { rules } = closest
     const unknown = statements.filter((statement) => !rules.some(([, sha]) => sha === statement.hash)).map((statement) => statement.head)
     const missing = rules.filter(([, sha]) => !statements.some((statement) => statement.hash === sha)).map(([rule]) => rule)
     throw fail(
-      `the Rego of ScanPolicy ${name} is not TAP's ${templateTitle(TEMPLATE_KINDS[closest])}, so the gate will not guess what it means: ` +
+      `the Rego of ScanPolicy ${name} is not TAP's ${templateTitle(closest)}, so the gate will not guess what it means: ` +
         [unknown.length ? `not understood: ${unknown.join('; ')}` : '', missing.length ? `missing or changed: ${missing.join('; ')}` : ''].filter(Boolean).join('; ') +
         '. Translate it by hand into --gate and --exemptions (README, From Scan 1.0)',
     )
   }
-  const { template, variant } = TEMPLATE_KINDS[found[0]]
-  const title = templateTitle({ template, variant })
+  const { template, variant } = found
+  const title = templateTitle(found)
   let notAllowed = 0
   const listed = new Set<Severity | 'negligible'>()
   for (const entry of regoList(severitiesTaken.list, 'notAllowedSeverities', fail)) {
@@ -2229,8 +2229,10 @@ function describeExemption(exemption: Exemption): string {
   return `${exemption.id}${scope}${exemption.owner ? ` (${exemption.owner})` : ''}`
 }
 
-/** The summary a developer reads when the pipeline turns red: counts, verdict, what to fix, and what was let through. */
-/** `image` is the image judged, or, for a document that names no digest, what it says it is the scan of. */
+/**
+ * The summary a developer reads when the pipeline turns red: counts, verdict, what to fix, and what was let
+ * through. `image` is the image judged, or, for a document that names no digest, what it says it is the scan of.
+ */
 export function renderText(evaluation: Evaluation, image: ImageRef | string, options: RenderOptions & { policy?: Policy; triage?: boolean; setAside?: readonly SetAside[] }): string {
   const paint = painter(options.color)
   const { counts, gate, blocking, suppressed, exemptions } = evaluation
@@ -2900,12 +2902,15 @@ export function parseJson(text: string): unknown {
   return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
 }
 
-/** parseJson, or NoVerdictError('MALFORMED_RESPONSE'): "${source} is not JSON", quoting the start of the body. */
-function parseJsonBody(body: string, source: string): unknown {
+/**
+ * parseJson, or NoVerdictError('MALFORMED_RESPONSE'): "${source} is not JSON", quoting the start of the body
+ * through `quote` (a peer that holds a secret redacts before the quote is cut, or withholds it).
+ */
+function parseJsonBody(body: string, source: string, quote: (text: string) => string = (text) => text): unknown {
   try {
     return parseJson(body)
   } catch (error) {
-    throw new NoVerdictError('MALFORMED_RESPONSE', `${source} is not JSON (${(error as Error).message}): "${firstLine(body, 80)}"`)
+    throw new NoVerdictError('MALFORMED_RESPONSE', `${source} is not JSON (${quote((error as Error).message)}): "${firstLine(quote(body), 80)}"`)
   }
 }
 
@@ -3645,12 +3650,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
       const fix = credentialsOrigin ? `check the credentials for ${ref.registry} in ${credentialsOrigin}` : `give credentials for ${ref.registry} with --registry-config or DOCKER_CONFIG`
       throw new NoVerdictError('REGISTRY_REJECTED', `the token service ${realm.origin} of ${ref.registry} answered ${response.status}: ${fix}`)
     }
-    let answer: unknown
-    try {
-      answer = parseJson(response.body.toString('utf8'))
-    } catch {
-      throw new NoVerdictError('MALFORMED_RESPONSE', `the token service ${realm.origin} answered 200 with a body that is not JSON: "${firstLine(quote(response.body.toString('utf8')), 80)}"`)
-    }
+    const answer = parseJsonBody(response.body.toString('utf8'), `the token service ${realm.origin} answered 200 with a body that`, quote)
     const token = isObject(answer) ? (typeof answer.token === 'string' && answer.token) || (typeof answer.access_token === 'string' && answer.access_token) : undefined
     if (!token) throw new NoVerdictError('MALFORMED_RESPONSE', `the token service ${realm.origin} answered without a token`)
     hold(token)
@@ -3697,7 +3697,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     const response = await get(`/v2/${ref.repository}/manifests/${reference}`, ACCEPT_MANIFESTS, what, manifestLimits)
     const promised = expected ?? (typeof response.headers['docker-content-digest'] === 'string' ? response.headers['docker-content-digest'].trim().toLowerCase() : undefined)
     if (promised) verifyDigest(codecs, response.body, promised, what)
-    const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`)
+    const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`, quote)
     return manifestFrom(document, String(response.headers['content-type'] ?? ''), what)
   }
   // An index is read whole: every image's files are judged together (one verdict), never its first image alone.
@@ -3901,8 +3901,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     }
     const prepared = await prepare(config, run, output, io)
     const obtained = await obtainDocument(config, prepared, run, output, io)
-    const [evaluation, summary] = judge(config, run.image ?? run.subject!, obtained, prepared, io, await cvssFor(obtained.document))
     const setAside = obtained.document instanceof ScanFiles ? obtained.document.setAside : []
+    const [evaluation, summary] = judge(config, run.image ?? run.subject!, obtained, setAside, prepared, io, await cvssFor(obtained.document))
     return emit(config, run, output, io.files, { evaluation, setAside }, summary)
   } catch (caught) {
     return fail(caught, config, run, output, io)
@@ -4350,7 +4350,7 @@ function settleImage(document: unknown, origin: string, run: Run, output: Output
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-function judge(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
+function judge(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, setAside: readonly SetAside[], prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
@@ -4367,7 +4367,7 @@ function judge(config: Config, image: ImageRef | string, { document, triage, exp
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
     const evaluation = evaluate(document, policy, expectedDigest, cvss)
-    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage, setAside: document instanceof ScanFiles ? document.setAside : [] })] as const
+    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage, setAside })] as const
   })
 }
 
@@ -4385,10 +4385,7 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
   const jsonReport = () => (built ??= redactReport(buildJsonReport(about, outcome, decision), output.secrets))
   if (resultsDir) {
     try {
-      // The verdict goes last: a verdict file on disk means the counts beside it are this run's too.
-      const results = Object.entries(tektonResults(jsonReport()))
-      const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
-      files.writeAll(ordered.map(([name, content]) => [join(resultsDir, name), content] as const))
+      writeResults(files, resultsDir, jsonReport())
     } catch (error) {
       const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
       try {
@@ -4413,6 +4410,13 @@ function emit(config: Config, run: Run, output: Output, files: FileSystem, outco
     output.say(auditLine(decision.enforcedExitCode))
   }
   return decision.exitCode
+}
+
+/** The Tekton results of a report, one file each. The verdict goes last: a verdict file on disk means the counts beside it are this run's too. */
+function writeResults(files: FileSystem, dir: string, report: JsonReport): void {
+  const results = Object.entries(tektonResults(report))
+  const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
+  files.writeAll(ordered.map(([name, content]) => [join(dir, name), content] as const))
 }
 
 /** What audit mode says when it lets through a run that enforce mode would have stopped. */
@@ -4441,7 +4445,7 @@ function failEarly(error: unknown, argv: readonly string[], io: Io, output: Outp
   const report = buildJsonReport({ image: null, gate: null, mode: audit ? 'audit' : 'enforce' }, { error: { code: error.code, message: error.message, usage: true } })
   if (resultsDir) {
     try {
-      io.files.writeAll(Object.entries(tektonResults(redactReport(report, output.secrets))).map(([name, content]) => [join(resultsDir, name), content] as const))
+      writeResults(io.files, resultsDir, redactReport(report, output.secrets))
     } catch {
       output.say(`cannot write the results to ${resultsDir} either`)
     }

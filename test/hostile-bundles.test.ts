@@ -188,6 +188,8 @@ describe('secrets in what registries and token services say', () => {
               : new HttpResponse(null, { status: 401, headers: { 'www-authenticate': 'Basic realm="hostile"' } }),
           ),
           http.get('/v2/busy/manifests/:ref', () => new HttpResponse(`${'y'.repeat(110)}${BASIC} ${PASSWORD}`, { status: 503 })),
+          // A 200 that is not JSON: its start is quoted in the error, cut at 80 characters, with the password from the 71st.
+          http.get('/v2/garbage/manifests/:ref', () => new HttpResponse(`${'z'.repeat(70)}${PASSWORD} ${BASIC}`, { status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })),
           http.get(`/v2/${repository}/manifests/:ref`, ({ request }) =>
             new HttpResponse(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `token ${request.headers.get('authorization') ?? 'none'} rejected` }] }), {
               status: 401,
@@ -211,7 +213,7 @@ describe('secrets in what registries and token services say', () => {
       runGate([...args, '--gate', 'high', SAMPLE_IMAGE], { env: { POLICY_REGISTRY_CONFIG: files[config]!, POLICY_REGISTRY_CA_CERT: files['ca.crt']!, POLICY_POLL_INTERVAL: '100ms' } })
     const everything = (run: { stdout: string; stderr: string }) => `${run.stdout}${run.stderr}`
 
-    it.each(['echo', 'busy'])('never shows a piece of the password or its base64 from an error body (%s), in stderr, the JSON report or the results', async (path) => {
+    it.each(['echo', 'busy', 'garbage'])('never shows a piece of the password or its base64 from an error body (%s), in stderr, the JSON report or the results', async (path) => {
       const run = await gate(['--scan-result', `${hostile.hostPort}/${path}:tag`, '--format', 'json', '--timeout', '4s'])
       expect(run.code).toBe(EXIT.NO_VERDICT)
       for (let length = 8; length <= PASSWORD.length; length++) expect(everything(run)).not.toContain(PASSWORD.slice(0, length))
