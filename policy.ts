@@ -4318,7 +4318,7 @@ async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, 
     return null
   }
   const named = image ? digestNamedBy(document) : undefined
-  if (image && named && named !== image.digest) throw new NoVerdictError('MALFORMED_RESPONSE', `the baseline's scan describes ${named}, not ${image.digest}`)
+  if (image && named && named !== image.digest) throw digestMismatch("the baseline's scan", named, image.digest)
   const cvss = await cvssFor(document)
   const baseline = io.blocking(() => baselineFrom(document, cvss))
   output.say(`--baseline ${image?.reference ?? `--baseline-input ${input}`}: ${plural(baseline.size, 'finding')} in the running image; only new or worse findings block`)

@@ -84,6 +84,13 @@ describe('which image a document is the scan of', () => {
     expect(JSON.parse(cdx.stdout).error.code).toBe('DIGEST_MISMATCH')
   })
 
+  it('says DIGEST_MISMATCH for a --baseline-input about another image than --baseline', async () => {
+    const files = writeFiles({ 'body.json': JSON.stringify(sampleImageBody()), 'running.json': JSON.stringify({ ...sampleImageBody(), Digest: OTHER }) })
+    const run = await runGate(['--input', files['body.json']!, '--baseline', `registry.example.com/app@${SAMPLE_DIGEST}`, '--baseline-input', files['running.json']!, '--format', 'json', SAMPLE_DIGEST], { env: { GATE: 'high' } })
+    expect(run.code).toBe(EXIT.NO_VERDICT)
+    expect(JSON.parse(run.stdout).error).toMatchObject({ code: 'DIGEST_MISMATCH', message: expect.stringContaining(`the baseline's scan describes ${OTHER}, not ${SAMPLE_DIGEST}`) })
+  })
+
   it('judges a scan that names no digest (Grype 0.41 of a directory) and names it by its subject', async () => {
     const run = await runGate(['--input', fixture('grype-0.41-log4j.cdx.json'), '--format', 'json'], { env: { GATE: 'critical' } })
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
