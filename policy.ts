@@ -115,7 +115,7 @@ const OPTION_TABLE = [
   { flag: '--timeout', env: 'POLICY_TIMEOUT', value: 'DURATION', default: '30m', help: 'a hard bound on the whole run: 500ms, 10s, 5m, 1h, 1h30m or plain seconds', more: 'It covers reading the files named here, connecting (through a proxy or not), every request and every wait. A wait longer than Node\'s timers allow (24.8 days) is clamped.' },
   { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
   { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store', more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.' },
-  { flag: '--scan-result', env: 'POLICY_SCAN_RESULT', value: 'REF|auto', help: "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's ImageVulnerabilityScan, instead of asking the store", more: 'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; `auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so no token or `--url` is needed.' },
+  { flag: '--scan-result', env: 'POLICY_SCAN_RESULT', value: 'REF|auto|store', help: "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's ImageVulnerabilityScan, instead of asking the store", more: 'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; `auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so no token or `--url` is needed. `store` (or empty) asks the store, the default: a workload\'s way back from a chain whose default is `auto`.' },
   { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'a label selector for the ImageVulnerabilityScans to look at (e.g. carto.run/workload-name=app), with --scan-result auto or while waiting for the store', more: 'Without it every scan in the pod\'s namespace is listed and the image\'s is picked by its digest. Waiting for the store in a pod whose service account may list scans, the progress lines say what the scan is doing. A fixed --scan-result or --input lists no scans, so the selector (which the template always passes) goes unused there.' },
   { flag: '--registry-config', env: 'POLICY_REGISTRY_CONFIG', value: 'FILE', defaultText: '$DOCKER_CONFIG/config.json if present', help: 'Docker config (config.json or a .dockerconfigjson, as secret registry-credentials holds) with credentials for the scan results\' registry', more: 'Only `auths` entries are read (`auth`, or `username` and `password`); credential helpers cannot run in the image. Without credentials the registry is asked anonymously.' },
   { flag: '--registry-ca-cert', env: 'POLICY_REGISTRY_CA_CERT', value: 'FILE', help: "PEM file with the scan results' registry CA, trusted besides the default roots" },
@@ -1423,7 +1423,7 @@ export function classifyKubernetesResponse(response: StoreResponse, namespace: s
   if (status === 429 || status >= 500) return busy(`the Kubernetes API answered ${status}`, response.headers, now)
   const fix =
     status === 401 ? "the pod's service-account token was rejected"
-    : status === 403 ? `the Task's service account may not list imagevulnerabilityscans in ${namespace}: apply config/developer-namespace/scan-reader.yaml there`
+    : status === 403 ? `the Task's service account may not list imagevulnerabilityscans in ${namespace}: provision the namespace with config/developer-namespace/ (Namespace Provisioner), or bind Role amr-policy-gate-scan-reader to the service account`
     : status === 404 ? 'the ImageVulnerabilityScan API (app-scanning.apps.tanzu.vmware.com/v1alpha1) is not installed: SCST - Scan 2.0 is needed for --scan-result auto'
     : 'check the cluster'
   let detail = ''
@@ -2687,7 +2687,9 @@ export function resolveConfig(values: ReadonlyMap<string, string>, positionals: 
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')
   }
   if (positionals.length > 1) throw new UsageError('IMAGE', `one image at a time, got ${positionals.length}: ${positionals.join(' ')}`)
-  const scanResultInput = get('--scan-result')
+  // `store` names the default source, so a workload can take back a chain's `auto`.
+  const scanResultGiven = get('--scan-result')
+  const scanResultInput = scanResultGiven?.value.trim().toLowerCase() === 'store' ? undefined : scanResultGiven
   const followsScan = scanResultInput !== undefined && scanResultInput.value.trim().toLowerCase() === 'auto'
   // A fixed document (--input, a scan result's reference) may name what it scanned; otherwise the image is needed.
   const fixedDocument = values.get('--input') !== undefined ? '--input' : scanResultInput && !followsScan ? 'a fixed --scan-result' : undefined

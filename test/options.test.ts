@@ -148,6 +148,12 @@ describe('parseArgs and resolveConfig', () => {
     expect(config.source).toMatchObject({ store: { ca: { pem: CA, origin: 'METADATA_STORE_CA_CERT' } } })
   })
 
+  it.each([['store'], [' Store '], ['']])('reads the store for --scan-result %j, how a workload takes back a chain\'s auto', (value) => {
+    const config = resolve([SAMPLE_DIGEST], { GATE: 'high', METADATA_STORE_URL: 'a', ACCESS_TOKEN: TOKEN, POLICY_SCAN_RESULT: value })
+    expect(config.source).toHaveProperty('store')
+    expect(config.source).not.toHaveProperty('scanResult')
+  })
+
   it('needs neither store nor token for gate none', () => {
     expect(resolve(['--gate', 'none', SAMPLE_DIGEST])).toEqual({
       image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST },
