@@ -58,6 +58,14 @@ ensure_release_tools() {
   systemctl disable --now docker-registry >/dev/null 2>&1 || pkill -f '^/usr/bin/docker-registry' || true
 }
 
+# The manifest tests run ../shared/tools/k8s-check's CRD schema validator, which needs PyYAML and jsonschema.
+ensure_schema_tools() {
+  if python3 -c 'import yaml, jsonschema' 2>/dev/null || /usr/bin/python3 -c 'import yaml, jsonschema' 2>/dev/null; then return; fi
+  if [ "$(id -u)" -ne 0 ]; then log "no python3 with PyYAML and jsonschema and this is not root: the manifest tests fail under CI"; return; fi
+  log "installing python3-yaml and python3-jsonschema from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml python3-jsonschema >/dev/null
+}
+
 case "${1:-}" in
   gate)
     shift
@@ -74,6 +82,7 @@ case "${1:-}" in
     ensure_node
     ensure_docker
     ensure_release_tools
+    ensure_schema_tools
     ensure_packages always
     npm run --silent typecheck
     npm run --silent build

@@ -4,7 +4,7 @@
 # printed as the last line: REPOSITORY@sha256:<digest of the index>.
 #
 #   scripts/publish.sh [--set-task] [--allow-dirty] [--overwrite] REPOSITORY[:TAG]   TAG: package.json's version
-#     --set-task      write the pushed reference into config/task.yaml in place of the step's image
+#     --set-task      write the pushed reference into config/developer-namespace/task.yaml (config/task.yaml links to it) in place of the step's image
 #     --allow-dirty   publish from a tree with uncommitted changes (a release is built from a commit)
 #     --overwrite     push over a tag the registry already has (a release tag is published once)
 #   BASE_IMAGE_AMD64, BASE_IMAGE_ARM64   the bases to build on; default: the offline stand-ins that
@@ -77,7 +77,7 @@ digest="$(cat "$digest_file")"
 pushed="$repository@$digest"
 
 if $set_task; then
-  task_file="${PUBLISH_TASK_FILE:-config/task.yaml}"
+  task_file="${PUBLISH_TASK_FILE:-config/developer-namespace/task.yaml}"
   sed -i -E "s|^(      image: ).*$|\1$pushed|" "$task_file"
   grep -q "image: $pushed" "$task_file" || { log "$task_file has no step image line to set"; exit 1; }
   log "$task_file now pulls $pushed"

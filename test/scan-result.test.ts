@@ -295,7 +295,7 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   it('names the Role to apply when the service account may not list scans (exit 3)', async () => {
     const run = await gate([[]], ['--format', 'json'], {}, { deny: true })
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toContain('config/developer-namespace/scan-reader.yaml')
+    expect(run.stderr).toContain('Role amr-policy-gate-scan-reader')
     expect(JSON.parse(run.stdout).error.code).toBe('KUBERNETES_ERROR')
   })
 
