@@ -6,14 +6,14 @@
 // namespace's parameters (labels and annotations param.nsp.tap/KEY, or a GitOps file's entries) at the top of
 // data.values, with tap_values, default_parameters and imported beside them; namespaced objects without a
 // namespace land in each namespace. That is all these templates assume.
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { parse, parseAllDocuments, stringify } from 'yaml'
-import { checkerTool, ytt, validateSchemas } from './support/checker.ts'
+import { checkerTool, validateSchemas, ytt } from './support/checker.ts'
 import { runGate } from './support/gate.ts'
-import { execFileSync } from 'node:child_process'
 
 const SOURCE = new URL('../config/developer-namespace/', import.meta.url).pathname
 const IMAGE = 'registry.example.com/tools/amr-policy-gate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
@@ -55,6 +55,16 @@ function provision(values: { namespaces: Array<Record<string, unknown>>; default
   writeFileSync(join(work, 'values.yaml'), `#@data/values\n---\n${stringify(valuesFile)}`)
   const documents = parseAllDocuments(ytt(['-f', work])).map((document) => document.toJS() as Manifest)
   return new Map(documents.map((manifest) => [`${manifest.kind}/${manifest.metadata.namespace}/${manifest.metadata.name}`, manifest]))
+}
+
+/** The Runnable Cartographer stamps from the ClusterImageTemplate (its ytt, with the template's param defaults). */
+function stampRunnable(workloadParams: Record<string, string> = {}) {
+  const [imageTemplate, runTemplate] = parseAllDocuments(readFileSync(new URL('../config/cartographer.yaml', import.meta.url), 'utf8')).map((document) => document.toJS())
+  const params = { ...Object.fromEntries(imageTemplate.spec.params.map((param: { name: string; default: string }) => [param.name, param.default])), ...workloadParams }
+  const stamping = mkdtempSync(join(tmpdir(), 'nsp-stamp-'))
+  writeFileSync(join(stamping, 'template.yaml'), imageTemplate.spec.ytt)
+  writeFileSync(join(stamping, 'workload-values.yaml'), `#@data/values\n---\n${stringify({ workload: { metadata: { name: 'app', namespace: 'dev' }, spec: {} }, params, image: 'registry.example.com/apps/app@sha256:' + 'ab'.repeat(32) })}`)
+  return Object.assign(parse(ytt(['-f', stamping])), { runTemplate })
 }
 
 const ytterror = (run: () => unknown) => {
@@ -112,8 +122,7 @@ describe('config/developer-namespace/ through the Namespace Provisioner', () => 
 
   it('provisions only objects the real CRD schemas accept (Tekton Task, secretgen SecretImport, RBAC)', () => {
     provision({ default_parameters: { policy_gate_image: IMAGE, policy_mode: 'audit' }, namespaces: [{ name: 'dev', policy_service_accounts: ['ci'] }] })
-    const rendered = join(work, 'rendered')
-    mkdirSync(rendered, { recursive: true })
+    const rendered = mkdtempSync(join(tmpdir(), 'nsp-rendered-'))
     writeFileSync(join(rendered, 'provisioned.yaml'), ytt(['-f', work]))
     const { ok, log } = validateSchemas([rendered])
     expect(log).toMatch(/Task.*OK/)
@@ -121,21 +130,24 @@ describe('config/developer-namespace/ through the Namespace Provisioner', () => 
     expect(ok, log).toBe(true)
   })
 
+  it('a new policy_inputs_revision changes what the Runnable stamps (the TaskRun\'s annotation), so Cartographer starts a new run', () => {
+    const [first, second] = [stampRunnable({ policy_inputs_revision: 'r1' }), stampRunnable({ policy_inputs_revision: 'r2' })]
+    expect([first.spec.inputs['inputs-revision'], second.spec.inputs['inputs-revision']]).toEqual(['r1', 'r2'])
+    expect(first.runTemplate.spec.template.metadata.annotations).toEqual({ 'amr-policy-gate/inputs-revision': '$(runnable.spec.inputs.inputs-revision)$' })
+    expect(stampRunnable().spec.inputs['inputs-revision']).toBe('')
+  })
+
   it('in an audit namespace without the store\'s token, the Pod Tekton builds runs the gate to exit 0 with verdict error and the reason', async () => {
     const objects = provision({ default_parameters: { policy_gate_image: IMAGE, policy_mode: 'audit' }, namespaces: [{ name: 'dev' }] })
-    const taskFile = join(work, 'task.yaml')
+    const pod = mkdtempSync(join(tmpdir(), 'nsp-pod-'))
+    const taskFile = join(pod, 'task.yaml')
     writeFileSync(taskFile, stringify(objects.get('Task/dev/tekton-policy-enforcement')))
-    // The Runnable as Cartographer stamps it from the ClusterImageTemplate for a workload that sets no policy_mode.
-    const [imageTemplate] = parseAllDocuments(readFileSync(new URL('../config/cartographer.yaml', import.meta.url), 'utf8')).map((document) => document.toJS())
-    const params = Object.fromEntries(imageTemplate.spec.params.map((param: { name: string; default: string }) => [param.name, param.default]))
-    writeFileSync(join(work, 'template.yaml'), imageTemplate.spec.ytt)
-    writeFileSync(join(work, 'workload-values.yaml'), `#@data/values\n---\n${stringify({ workload: { metadata: { name: 'app', namespace: 'dev' }, spec: {} }, params, image: 'registry.example.com/apps/app@sha256:' + 'ab'.repeat(32) })}`)
-    const runnable = parse(ytt(['-f', join(work, 'template.yaml'), '-f', join(work, 'workload-values.yaml')]))
+    const runnable = stampRunnable()
     const tektonParams = runnable.spec.inputs['tekton-params'] as Array<{ name: string }>
     expect(tektonParams.map((param) => param.name)).not.toContain('mode')
-    const taskRunFile = join(work, 'taskrun.yaml')
+    const taskRunFile = join(pod, 'taskrun.yaml')
     writeFileSync(taskRunFile, stringify({ apiVersion: 'tekton.dev/v1', kind: 'TaskRun', metadata: { name: 'app-policy-x', namespace: 'dev' }, spec: { params: tektonParams, serviceAccountName: runnable.spec.serviceAccountName, taskRef: { name: 'tekton-policy-enforcement' } } }))
-    const podFile = join(work, 'pod.yaml')
+    const podFile = join(pod, 'pod.yaml')
     execFileSync(checkerTool('tekton-check-v0.50'), [taskFile, taskRunFile, podFile], { stdio: 'pipe' })
     const container = parse(readFileSync(podFile, 'utf8')).spec.containers[0] as { args: string[]; env: Array<{ name: string; value?: string; valueFrom?: unknown }> }
     const env = Object.fromEntries(container.env.filter((variable) => !variable.valueFrom).map((variable) => [variable.name, variable.value ?? '']))
