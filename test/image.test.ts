@@ -143,13 +143,13 @@ describe.skipIf(!hasDocker)('the image', () => {
     expect(JSON.parse(probe.stdout)).toEqual({ caBundle: true, nonroot: true, tmpMode: '1777', berlin: '01/01/1970, 01:00:00', shell: false })
   })
 
-  it('maps a stack frame of the bundle back to policy.ts with NODE_OPTIONS=--enable-source-maps, and holds only what runs', async () => {
+  it('maps a stack frame of the bundle back to its source module with NODE_OPTIONS=--enable-source-maps, and holds only what runs', async () => {
     const probe = await runContainer(image.tag, {
       env: { NODE_OPTIONS: '--enable-source-maps' },
-      // cut() called with no string throws inside the bundle: its frame must name policy.ts, not policy.mjs.
+      // cut() called with no string throws inside the bundle: its frame must name gate/safe-text.ts, not policy.mjs.
       entrypoint: ['/nodejs/bin/node', '--input-type=module', '-e', "const gate = await import('/app/policy.mjs'); try { gate.cut(null, 1) } catch (e) { console.log(e.stack) }"],
     })
-    expect(probe.stdout).toMatch(/at (Module\.)?cut \(\S*\/policy\.ts:\d+:\d+\)/)
+    expect(probe.stdout).toMatch(/at (Module\.)?cut \(\S*\/gate\/safe-text\.ts:\d+:\d+\)/)
     const listing = await runContainer(image.tag, {
       entrypoint: ['/nodejs/bin/node', '-e', "const fs=require('fs');console.log(fs.readdirSync('/app',{recursive:true}).sort().join(' '))"],
     })

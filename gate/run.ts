@@ -1,0 +1,432 @@
+import { accessSync, constants as fsConstants, existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { ScanFiles, bomsOf, digestNamedBy, loadCvssScorer, needsCvss, subjectOf } from './cyclonedx.ts'
+import type { CvssScorer, SetAside } from './cyclonedx.ts'
+import { KEV_MAX_AGE_DAYS, baselineFrom, digestMismatch, evaluate, kevCatalogFrom } from './evaluate.ts'
+import type { KevCatalog } from './evaluate.ts'
+import { configFileLimits, loadExemptions, loadStoreSettings, readNamedFile, readSavedDocument } from './files.ts'
+import { bearerFetch, connect } from './http.ts'
+import { formatDuration, imageEndpoint } from './input.ts'
+import type { FileSystem, Io, Output, Run } from './io.ts'
+import { parseJson } from './json.ts'
+import { followScan, openScanList, scanExplainer } from './kubernetes.ts'
+import type { ScanList } from './kubernetes.ts'
+import { checkCa, optionReader } from './options.ts'
+import { checkDockerConfig, loadCodecs, parseOciRef, readScanResult } from './registry.ts'
+import type { RegistryAccess } from './registry.ts'
+import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderText, tektonResults } from './render.ts'
+import type { JsonReport, Outcome } from './render.ts'
+import { cut, escapeControls, redactReport, toJson } from './safe-text.ts'
+import { scanPolicyFrom, templateTitle } from './scan-policy.ts'
+import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError, importCommonJs } from './vocabulary.ts'
+import type { Config, Environment, Evaluation, Exemption, ImageRef, OciRef, Policy, ScanPolicyImport, ScanResultSource, Severity, StoreSettings, TriageDecision } from './vocabulary.ts'
+import { fetchTriage, pollStore, ready, waitForFreshReport, waitForImageReport } from './wait.ts'
+import type { WaitDeps } from './wait.ts'
+
+/**
+ * Writes each file to a temporary name in the same folder, then renames them all, in order: a reader sees
+ * a whole file or none, never half of one. When any fails, those already renamed are removed again, so
+ * that a set of files (the Tekton results) is all there or not at all.
+ */
+export function writeFilesAtomically(files: ReadonlyArray<readonly [path: string, content: string]>): void {
+  const temporary = files.map(([path]) => join(dirname(path), `.${basename(path)}.${process.pid}.tmp`))
+  const renamed: string[] = []
+  try {
+    files.forEach(([, content], index) => writeFileSync(temporary[index]!, content, { flag: 'w', mode: 0o644 }))
+    for (const [index, [path]] of files.entries()) {
+      renameSync(temporary[index]!, path)
+      renamed.push(path)
+    }
+  } catch (error) {
+    for (const path of renamed) rmSync(path, { force: true })
+    throw error
+  } finally {
+    for (const path of temporary) rmSync(path, { force: true })
+  }
+}
+
+export const realFiles: FileSystem = {
+  read: readNamedFile,
+  writeAll: writeFilesAtomically,
+  remove: (path) => rmSync(path, { force: true }),
+  fileExists: (path: string) => existsSync(path),
+  isDirectory: (path: string) => {
+    try {
+      return statSync(path).isDirectory()
+    } catch {
+      return false
+    }
+  },
+  isWritableDirectory: (path: string) => {
+    try {
+      accessSync(path, fsConstants.W_OK)
+      return statSync(path).isDirectory()
+    } catch {
+      return false
+    }
+  },
+}
+
+/** The files a run needs, read and checked before any request: the store's or the registry's settings (neither for --input) and the exemptions. */
+export interface Prepared {
+  readonly store?: StoreSettings
+  readonly registry?: RegistryAccess
+  readonly exemptions: readonly Exemption[]
+  readonly kev?: KevCatalog
+}
+
+/** The Node the gate is built for; an older one fails inside undici, far from the cause. */
+export const NODE_MAJOR = 24
+
+/** Node `version` (process.versions.node) is one the gate runs on, or a usage error that says which it needs. */
+export function checkRuntime(version: string): void {
+  const major = Number.parseInt(version, 10)
+  if (!(major >= NODE_MAJOR)) throw new UsageError('RUNTIME', `needs Node ${NODE_MAJOR} or later; this is Node ${cut(escapeControls(version), 20)}: run the published image, or install Node ${NODE_MAJOR}`)
+}
+
+/** The CVSS calculator, loaded only for a CycloneDX document with a rating that states neither severity nor score, only a vector. */
+export const cvssFor = (document: unknown) => (needsCvss(document) ? loadCvssScorer() : Promise.resolve(undefined))
+
+/** --scan-policy FILE (or POLICY_SCAN_POLICY): the ScanPolicy read, recognised and translated, before the rest of the configuration it feeds. */
+export async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io): Promise<ScanPolicyImport | undefined> {
+  const input = optionReader(values, io.env).get('--scan-policy')
+  if (!input) return undefined
+  // Read before --timeout is known: a config file gets the time a request gets.
+  const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
+  const text = await io.files.read(input.value, `the ScanPolicy named by ${input.origin}`, { signal, limits: configFileLimits('the ScanPolicy') })
+  const [{ parseAllDocuments }, codecs] = await Promise.all([importCommonJs(import('yaml')), loadCodecs()])
+  return io.blocking(() => {
+    const documents = parseAllDocuments(text, { uniqueKeys: true })
+    const list = Array.isArray(documents) ? documents : [documents]
+    const broken = list.find((document) => document.errors.length)
+    if (broken) throw new UsageError('SCAN_POLICY', `${input.value}: not valid YAML: ${broken.errors[0]!.message.split('\n')[0]}`)
+    const contents = list.map((document) => {
+      try {
+        return document.toJS({ maxAliasCount: 100 })
+      } catch (error) {
+        throw new UsageError('SCAN_POLICY', `${input.value}: cannot be read (${(error as Error).message.split('\n')[0]})`)
+      }
+    })
+    return scanPolicyFrom(contents, input.value, (rule) => codecs.sha256(Buffer.from(rule)).slice('sha256:'.length))
+  })
+}
+
+/** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
+export function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: ReadonlyMap<string, string>, env: Environment['env'], output: Output): void {
+  const { get } = optionReader(values, env)
+  const gate = get('--gate')?.origin
+  const unknownAs = get('--unknown-as')?.origin
+  output.say(
+    `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${templateTitle(scanPolicy)}): gate ${scanPolicy.gate}${gate ? ` (overridden by ${gate})` : ''}, unknown severity ${scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`}${unknownAs ? ` (overridden by ${unknownAs})` : ''}, ${plural(scanPolicy.exemptions.length, 'ignored CVE')} as exemptions`,
+  )
+  for (const note of scanPolicy.notes) output.say(`--scan-policy: ${note}`)
+  output.say(
+    `--scan-policy: Scan 1.0 ${scanPolicy.template === 'grype' ? 'passed a finding when any one of its ratings was outside notAllowedSeverities' : 'passed a finding only when none of its ratings was in notAllowedSeverities'}; the gate takes the highest rating, so findings that passed before may block now (listed as such)`,
+  )
+}
+
+/** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
+export async function prepare(config: Config, run: Run, output: Output, io: Io): Promise<Prepared> {
+  const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files) : undefined
+  if (store) output.secrets.push(store.token)
+  const registry = config.source && 'scanResult' in config.source ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io) : undefined
+  run.phase = 'reading --exemptions'
+  const exemptions = [...(config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []), ...(config.scanPolicy?.exemptions ?? [])]
+  run.phase = 'reading --kev'
+  const kev = config.kevFile ? await loadKevCatalog(config.kevFile, run.deadline, output, io) : undefined
+  return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions, ...(kev ? { kev } : {}) }
+}
+
+export const MAX_KEV_BYTES = 16 * 1024 * 1024
+
+/** CISA's catalog, checked; one older than KEV_MAX_AGE_DAYS is used, and said to be old. */
+export async function loadKevCatalog(path: string, signal: AbortSignal, output: Output, io: Io): Promise<KevCatalog> {
+  const text = await io.files.read(path, '--kev', { signal, limits: { maxBytes: MAX_KEV_BYTES, tooLarge: () => new UsageError('KEV', `--kev ${path} is larger than ${MAX_KEV_BYTES / 2 ** 20} MiB: that is not CISA's catalog`) } })
+  const catalog = io.blocking(() => {
+    let document: unknown
+    try {
+      document = parseJson(text)
+    } catch {
+      throw new UsageError('KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`)
+    }
+    return kevCatalogFrom(document, `--kev ${path}`)
+  })
+  const ageDays = Math.floor((io.now() - catalog.released) / 86_400_000)
+  if (ageDays > KEV_MAX_AGE_DAYS) {
+    output.say(`warning: the KEV catalog ${path} (version ${catalog.version}) was released ${ageDays} days ago: refresh it, CISA adds entries every week`)
+  }
+  return catalog
+}
+
+/** The Docker config and the registry's CA, read and checked. */
+export async function loadRegistryAccess(source: ScanResultSource, timeoutMs: number, signal: AbortSignal, io: Io): Promise<RegistryAccess> {
+  let dockerConfig: RegistryAccess['dockerConfig']
+  if (source.registryConfig) {
+    const { file, origin } = source.registryConfig
+    const text = await io.files.read(file, `the Docker config named by ${origin}`, { signal, limits: configFileLimits('the Docker config') })
+    try {
+      dockerConfig = { document: parseJson(text), origin: `${origin} (${file})` }
+    } catch {
+      throw new UsageError('REGISTRY_CONFIG', `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`)
+    }
+    checkDockerConfig(dockerConfig.document, source.ref === 'auto' ? undefined : source.ref.registry, dockerConfig.origin)
+  }
+  const ca = source.registryCa
+    ? { pem: checkCa(await io.files.read(source.registryCa.file, 'the registry CA file', { signal, limits: configFileLimits('the CA file') }), source.registryCa.file, "the registry's CA"), origin: source.registryCa.file }
+    : undefined
+  return { ...(dockerConfig ? { dockerConfig } : {}), ...(ca ? { ca } : {}), proxied: source.proxied, timeoutMs, pollIntervalMs: source.pollIntervalMs }
+}
+
+/**
+ * The Image document from --input (a store body or a scanner's CycloneDX), or from the store once it holds it
+ * (and, with --triage, its triage); run.image is then the image judged, and expectedDigest the digest the
+ * document must carry (none when it names none, or when it named the image itself).
+ */
+export async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<Obtained> {
+  const deps: Omit<WaitDeps, 'fetch'> = { now: io.now, sleep: io.sleep, random: io.random, progress: output.say, signal: io.signal, started: run.started, blocking: io.blocking }
+  if (config.source && 'input' in config.source) {
+    const { input } = config.source
+    const settled = settleImage(await readSavedDocument('--input', input, config, run, output, io), `--input ${input}`, run, output)
+    return { ...settled, baseline: await obtainBaseline(config, run, output, io, undefined) }
+  }
+  if (config.source && 'scanResult' in config.source) {
+    const source = config.source.scanResult
+    const registry = prepared.registry!
+    const client = await connect(run, io, registry)
+    const read = async (ref: OciRef) => {
+      run.phase = `reading ${ref.reference}`
+      output.say(`reading the scan results ${ref.reference} (waiting up to ${formatDuration(config.timeoutMs)})`)
+      const scans = await readScanResult(ref, registry, client, deps, config.maxBodyBytes, output.secrets)
+      output.say(`evaluating ${scans.files.map((file) => file.name).join(', ')} from ${ref.reference}`)
+      return scans
+    }
+    let scans: ScanList | undefined
+    let ref: OciRef
+    if (source.ref === 'auto') {
+      run.phase = 'reading the service account'
+      scans = await openScanList(config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
+      ref = await followScan(run.image!, scans, config, run, output, deps)
+    } else ref = source.ref
+    const settled = settleImage(await read(ref), ref.reference, run, output)
+    // The baseline's results: those of its newest succeeded scan, when the cluster still lists one.
+    const baselineScan = async (baseline: ImageRef) => {
+      const look = await scans!.check(run.deadline, baseline.digest)
+      if (look.kind === 'fail') throw look.error
+      return look.kind === 'state' && look.state.kind === 'succeeded' ? read(parseOciRef(look.state.result, `status.scanResult of ${look.state.name}`)) : undefined
+    }
+    return { ...settled, baseline: await obtainBaseline(config, run, output, io, scans ? baselineScan : undefined) }
+  }
+  const store = prepared.store!
+  const image = run.image!
+  run.phase = 'waiting for the store'
+  output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
+  const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
+  if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
+  const explain = await scanExplainer(image, config.scanSelector, store, config, run, output, io)
+  const document = await waitForImageReport(store, image.digest, storeDeps, explain)
+  // The running image was scanned long ago: its report is there now or not at all.
+  const baselineInStore = (baseline: ImageRef) =>
+    pollStore({ url: imageEndpoint(store.baseUrl, baseline.digest), what: `the baseline ${baseline.digest} in the store`, onNotFound: 'absent', accept: ready }, store, storeDeps)
+  const baseline = await obtainBaseline(config, run, output, io, baselineInStore)
+  if (!config.triage) return { document, triage: [], expectedDigest: image.digest, baseline }
+  const triage = await fetchTriage(store, image.digest, storeDeps)
+  if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
+  return { document, triage: triage ?? [], expectedDigest: image.digest, baseline }
+}
+
+/** What judging needs from the source: the document, the store's triage, the digest it must name, and the baseline's findings. */
+export interface Obtained {
+  readonly document: unknown
+  readonly triage: readonly TriageDecision[]
+  readonly expectedDigest?: string
+  /** Undefined without --baseline; null when the baseline has no scan data (then everything is judged). */
+  readonly baseline?: ReadonlyMap<string, Severity> | null | undefined
+}
+
+/**
+ * The baseline's findings: from --baseline-input, or from the same source as the image (`fromSource`).
+ * A baseline without scan data is said and judged strictly (null): everything counts, nothing is dropped.
+ */
+export async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, fromSource: ((image: ImageRef) => Promise<unknown>) | undefined): Promise<ReadonlyMap<string, Severity> | null | undefined> {
+  if (!config.baseline) return undefined
+  const { image, input } = config.baseline
+  let document: unknown
+  if (input) {
+    document = await readSavedDocument('--baseline-input', input, config, run, output, io)
+  } else if (image && fromSource) {
+    run.phase = `reading the baseline ${image.reference}`
+    document = await fromSource(image)
+  }
+  if (document === undefined) {
+    output.say(`--baseline ${image?.reference ?? ''}: no scan data for it here, so every finding is judged as new (strict)`)
+    return null
+  }
+  const named = image ? digestNamedBy(document) : undefined
+  if (image && named && named !== image.digest) throw digestMismatch("the baseline's scan", named, image.digest)
+  const cvss = await cvssFor(document)
+  const baseline = io.blocking(() => baselineFrom(document, cvss))
+  output.say(`--baseline ${image?.reference ?? `--baseline-input ${input}`}: ${plural(baseline.size, 'finding')} in the running image; only new or worse findings block`)
+  return baseline
+}
+
+/**
+ * A document that is not the store's answer for the digest (--input, a scan result): it may name the image
+ * it describes. Without an image given, that names it; with one, a digest it names must agree.
+ */
+export function settleImage(document: unknown, origin: string, run: Run, output: Output): Obtained {
+  const named = digestNamedBy(document)
+  if (!run.image) {
+    if (!named) {
+      // A filesystem or repository scan, a VEX, an SBOM without a digest: judged, and named by what it says it scanned.
+      run.subject = (bomsOf(document) ?? []).map((file) => subjectOf(file.bom)).find(Boolean) ?? origin
+      output.say(`${origin} names no image digest: judged as the scan of ${run.subject} (give the image to tie the verdict to it)`)
+      return { document, triage: [] }
+    }
+    run.image = { reference: named, digest: named }
+    // Every file of a scan result must describe the same image.
+    return { document, triage: [], ...(document instanceof ScanFiles ? { expectedDigest: named } : {}) }
+  }
+  if (bomsOf(document) && !named) {
+    output.say(`${origin} names no image digest: it is taken to be the scan of ${run.image.reference}`)
+    return { document, triage: [] }
+  }
+  return { document, triage: [], expectedDigest: run.image.digest }
+}
+
+/** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
+export function judge(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, setAside: readonly SetAside[], prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
+  const policy: Policy = {
+    gate: config.gate,
+    unknownAs: config.unknownAs,
+    onlyFixed: config.onlyFixed,
+    exemptions: prepared.exemptions,
+    triage,
+    now: io.now(),
+    warnAt: config.warnAt,
+    ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }),
+    ...(prepared.kev ? { kev: prepared.kev.entries } : {}),
+    ...(baseline ? { baseline } : {}),
+    ...(config.scanPolicy ? { scan1: config.scanPolicy } : {}),
+  }
+  const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
+  return io.blocking(() => {
+    const evaluation = evaluate(document, policy, expectedDigest, cvss)
+    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage, setAside })] as const
+  })
+}
+
+/**
+ * Every verdict, and every failure to reach one, ends here. The files are written first, so that Tekton
+ * never reads a stale or half-written result; when the results cannot be written the verdict is still
+ * printed, but the exit code says no verdict, since the Task could not record it.
+ */
+export function emit(config: Config, run: Run, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
+  const { gate, mode, resultsDir, report } = config
+  const about = { image: run.image ?? null, ...(run.subject === undefined ? {} : { subject: run.subject }), gate, mode }
+  let decision = decideExit(outcome, mode)
+  // Built only when something reads it: a text run of 50,000 findings need not copy 5,000 of them.
+  let built: JsonReport | undefined
+  const jsonReport = () => (built ??= redactReport(buildJsonReport(about, outcome, decision), output.secrets))
+  if (resultsDir) {
+    try {
+      writeResults(files, resultsDir, jsonReport())
+    } catch (error) {
+      const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
+      try {
+        files.remove(join(resultsDir, 'verdict')) // no stale verdict of an earlier run
+      } catch {}
+      output.say(`no verdict: ${message}`)
+      const unrecorded = { ...outcome, error: { code: 'RESULTS_NOT_WRITTEN', message } }
+      decision = decideExit(unrecorded, mode)
+      built = redactReport(buildJsonReport(about, unrecorded, decision), output.secrets)
+    }
+  }
+  if (report) {
+    try {
+      files.writeAll([[report.path, renderReport(jsonReport(), report.format)]])
+    } catch (error) {
+      output.say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
+    }
+  }
+  if (config.format === 'json') output.json(toJson(jsonReport()))
+  else if (summary) output.stdout(summary)
+  if (decision.exitCode !== decision.enforcedExitCode) {
+    output.say(auditLine(decision.enforcedExitCode))
+  }
+  return decision.exitCode
+}
+
+/** The Tekton results of a report, one file each. The verdict goes last: a verdict file on disk means the counts beside it are this run's too. */
+export function writeResults(files: FileSystem, dir: string, report: JsonReport): void {
+  const results = Object.entries(tektonResults(report))
+  const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
+  files.writeAll(ordered.map(([name, content]) => [join(dir, name), content] as const))
+}
+
+/** What audit mode says when it lets through a run that enforce mode would have stopped. */
+export const auditLine = (enforced: number) =>
+  `AUDIT: the gate would have failed here (exit ${enforced}, ${enforced === EXIT.VIOLATION ? 'policy violated' : enforced === EXIT.USAGE ? 'configuration error' : 'no verdict'}); --mode audit lets the pipeline go on`
+
+/** An option's raw value from the arguments (`--flag VALUE`, `--flag=VALUE`) or the environment, for a run whose options did not parse. */
+export function rawOption(argv: readonly string[], env: Environment['env'], flag: string, envName: string): string | undefined {
+  for (let i = 0; i < argv.length && argv[i] !== '--'; i++) {
+    if (argv[i] === flag) return argv[i + 1]
+    if (argv[i]!.startsWith(`${flag}=`)) return argv[i]!.slice(flag.length + 1)
+  }
+  return env[envName]
+}
+
+/**
+ * A usage error before the options were all read: said on stderr, and, when the arguments name a results
+ * folder, written there too (verdict error, reason, message), so the TaskRun says why. In audit mode
+ * (as the arguments or POLICY_MODE say it) the run still exits 0.
+ */
+export function failEarly(error: unknown, argv: readonly string[], io: Io, output: Output): number {
+  const code = reportUsageError(error, output)
+  if (!(error instanceof UsageError)) return code
+  const resultsDir = rawOption(argv, io.env, '--results-dir', 'POLICY_RESULTS_DIR')?.trim()
+  const audit = rawOption(argv, io.env, '--mode', 'POLICY_MODE')?.trim().toLowerCase() === 'audit'
+  const report = buildJsonReport({ image: null, gate: null, mode: audit ? 'audit' : 'enforce' }, { error: { code: error.code, message: error.message, usage: true } })
+  if (resultsDir) {
+    try {
+      writeResults(io.files, resultsDir, redactReport(report, output.secrets))
+    } catch {
+      output.say(`cannot write the results to ${resultsDir} either`)
+    }
+  }
+  if (audit) output.say(auditLine(EXIT.USAGE))
+  return report.exitCode
+}
+
+/** A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug. */
+export function fail(caught: unknown, config: Config, run: Run, output: Output, io: Io): number {
+  let error = caught
+  if (io.signal.aborted && !(caught instanceof NoVerdictError)) error = io.signal.reason
+  else if (run.deadline.aborted && !(caught instanceof NoVerdictError || caught instanceof UsageError)) {
+    error = new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(config.timeoutMs)} ${run.phase}`)
+  }
+  if (error instanceof InterruptedError) {
+    output.say(`${error.message} before a verdict was reached`)
+    return exitCodeFor(error)
+  }
+  if (error instanceof UsageError) {
+    // Found after the options were read (a file, a Docker config): the report and the results say so too.
+    reportUsageError(error, output)
+    return emit(config, run, output, io.files, { error: { code: error.code, message: error.message, usage: true } })
+  }
+  const known = error instanceof NoVerdictError ? error : undefined
+  const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
+  output.say(`no verdict: ${message}`)
+  return emit(config, run, output, io.files, { error: { code: known?.code ?? 'BUG', message } })
+}
+
+/** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */
+export function reportUsageError(error: unknown, output: Output): number {
+  if (error instanceof UsageError) {
+    output.say(error.message)
+    output.say('run with --help for usage')
+  } else {
+    output.say(`no verdict: unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`)
+  }
+  return exitCodeFor(error)
+}
