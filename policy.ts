@@ -67,7 +67,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     checkRuntime(process.versions.node)
     const args = parseArgs(argv)
     if (args.kind !== 'run') {
-      output.stdout(args.kind === 'help' ? renderHelp() : `${NAME} ${VERSION}\n`)
+      output.stdout(args.kind === 'help' ? renderHelp(io.columns) : `${NAME} ${VERSION}\n`)
       return EXIT.PASS
     }
     const scanPolicy = await loadScanPolicy(args.values, io)
@@ -132,6 +132,7 @@ if (isMain(import.meta.url, process.argv[1])) {
     stderr: (text) => process.stderr.write(text),
     stdin: process.stdin,
     isTTY: Boolean(process.stdout.isTTY),
+    ...(process.stdout.isTTY && process.stdout.columns ? { columns: process.stdout.columns } : {}),
     signal: controller.signal,
     now: Date.now,
     // Without a listener, SIGINT and SIGTERM take their default action at once (exit 130/143 as the

@@ -42,6 +42,8 @@ export interface Io {
   readonly stderr: (text: string) => void
   readonly stdin: NodeJS.ReadableStream
   readonly isTTY: boolean
+  /** The terminal's width, when stdout is one: --help wraps to it (80 otherwise). */
+  readonly columns?: number
   /** Aborts on SIGINT or SIGTERM, with an InterruptedError. */
   readonly signal: AbortSignal
   readonly now: () => number

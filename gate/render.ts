@@ -2,7 +2,7 @@ import type { SetAside } from './cyclonedx.ts'
 import { describeKev } from './evaluate.ts'
 import { isObject } from './json.ts'
 import { cut, displayText, escapeControls, toJson, xml } from './safe-text.ts'
-import { ENVIRONMENT, EXIT, EXIT_CODES, EXPIRY_WARNING_DAYS, InterruptedError, MAX_LISTED_FINDINGS, MAX_REPORTED_FINDINGS, MAX_REPORT_FIELD, MAX_RESULT_ID, NAME, NoVerdictError, OPTIONS, SEVERITIES, TEXT_WIDTH, UsageError, VERSION, isAtOrAbove } from './vocabulary.ts'
+import { ENVIRONMENT, EXIT, EXIT_CODES, OPTION_GROUPS, EXPIRY_WARNING_DAYS, InterruptedError, MAX_LISTED_FINDINGS, MAX_REPORTED_FINDINGS, MAX_REPORT_FIELD, MAX_RESULT_ID, NAME, NoVerdictError, OPTIONS, SEVERITIES, TEXT_WIDTH, UsageError, VERSION, isAtOrAbove } from './vocabulary.ts'
 import type { Evaluation, Exemption, Finding, FixState, Gate, ImageRef, Judged, Mode, OptionSpec, Policy, ReportFormat, Severity, SuppressedFinding, Suppression, Warning } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -373,37 +373,81 @@ export function describeValues(option: OptionSpec): string {
   return `${choices}${option.help}${fallback}`
 }
 
-export function renderHelp(): string {
-  const optionRows = OPTIONS.map((option) => {
-    const left = option.value ? `${option.flag} ${option.value}` : option.flag
-    return `  ${left.padEnd(26)}${describeValues(option)}${option.env ? ` [env ${option.env}]` : ''}`
+/** Words in lines of at most `width` columns, each after the first indented by `indent` (a word longer stays whole). */
+export function wrap(text: string, width: number, indent: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(' ').filter(Boolean)) {
+    const room = width - (lines.length === 0 ? 0 : indent)
+    if (line && line.length + 1 + word.length > room) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line ? `${line} ${word}` : word
+    }
+  }
+  lines.push(line)
+  return lines.map((text, index) => (index === 0 ? text : `${' '.repeat(indent)}${text}`))
+}
+
+/** `  NAME  description` rows: the description column starts after the longest name that fits, wrapped under itself. */
+function helpRows(rows: ReadonlyArray<readonly [name: string, text: string]>, width: number, names = rows.map(([name]) => name)): string[] {
+  const column = Math.min(Math.max(...names.map((name) => name.length)) + 4, 32)
+  return rows.flatMap(([name, text]) => {
+    const head = `  ${name}`
+    const lines = wrap(text, width - column, 0).map((line) => `${' '.repeat(column)}${line}`)
+    if (head.length + 2 > column) return [head, ...lines]
+    return [`${head.padEnd(column)}${lines[0]!.trimStart()}`, ...lines.slice(1)]
   })
+}
+
+/** --help, wrapped to the terminal (80 columns when not one): what it is, usage, options by group, exit codes. */
+export function renderHelp(width = 80): string {
+  const byFlag = new Map(OPTIONS.map((option) => [option.flag, option]))
+  const optionRow = (flag: string): [string, string] => {
+    const option = byFlag.get(flag as OptionSpec['flag'])!
+    // A no-break space keeps "[env NAME]" on one line; wrap() splits only at plain spaces.
+    return [usageOf(option), `${describeValues(option)}${option.env ? ` [env\u00a0${option.env}]` : ''}`]
+  }
+  const usageOf = (option: OptionSpec) => (option.value ? `${option.flag} ${option.value}` : option.flag)
+  const names = OPTIONS.map(usageOf)
+  const paragraph = (text: string) => wrap(text, width, 0)
   return [
     `${NAME} ${VERSION}`,
     '',
-    'Waits until the Tanzu Metadata Store holds the scan of an image, then fails when any vulnerability',
-    "is at or above the gate. A vulnerability's severity is the highest of its ratings.",
+    ...paragraph(
+      "Judges the vulnerabilities of an image's scan against a gate and fails (exit 1) when any is at or above it; a " +
+        "vulnerability's severity is the highest of its ratings. The scan comes from the Tanzu Metadata Store (waited " +
+        "for until it holds the image's digest), the image's ImageVulnerabilityScan (--scan-result auto), a scan result " +
+        'in a registry (--scan-result REF) or a saved file (--input). Whatever the gate cannot account for ends in no ' +
+        'verdict (exit 3), never a pass.',
+    ),
     '',
     'Usage:',
     `  ${NAME} [options] <image>`,
-    '  <image> is [registry[:port]/]repo[:tag]@sha256:<64 hex> or sha256:<64 hex>; with --input it may be left out',
-    '  when the document names the digest it scanned (--input also takes a scanner\'s CycloneDX JSON)',
-    '',
-    'Options (each also read from the environment variable shown; a flag wins, and may be given once):',
-    ...optionRows,
+    ...wrap(
+      "<image> is [registry[:port]/]repo[:tag]@sha256:<64 hex> or sha256:<64 hex>; with --input or --scan-result REF it may be left out when the document names the digest it scanned. Each option is also read from the environment variable shown; a flag wins, and may be given once.",
+      width - 2,
+      0,
+    ).map((line) => `  ${line}`),
+    ...OPTION_GROUPS.flatMap(([title, flags]) => ['', `${title}:`, ...helpRows(flags.map(optionRow), width, names)]),
     '',
     'Environment:',
-    ...ENVIRONMENT.map(({ name, help }) => `  ${name.padEnd(26)}${help}`),
+    ...helpRows(ENVIRONMENT.map(({ name, help }) => [name, help]), width),
     '',
     'Examples:',
-    `  GATE=high METADATA_STORE_URL=metadata-store.example.com ACCESS_TOKEN=... ${NAME} registry.example.com/app@sha256:<digest>`,
-    `  ${NAME} --gate critical --url https://localhost:8443 --token-file token --ca-cert ca.crt sha256:<digest>`,
-    `  ${NAME} --gate high --input image.json --format json sha256:<digest>`,
+    ...[
+      `GATE=high METADATA_STORE_URL=metadata-store.example.com ACCESS_TOKEN=... ${NAME} registry.example.com/app@sha256:<digest>`,
+      `${NAME} --gate critical --url https://localhost:8443 --token-file token --ca-cert ca.crt sha256:<digest>`,
+      `${NAME} --gate high --input scan.cdx.json --format json`,
+    ].flatMap((example) => wrap(example, width - 2, 4).map((line) => `  ${line}`)),
     '',
     'Exit codes:',
-    ...EXIT_CODES.map(([code, meaning]) => `  ${String(code).padEnd(4)}${meaning}`),
+    ...helpRows(EXIT_CODES.map(([code, meaning]) => [String(code), meaning]), width),
     '',
-  ].join('\n')
+  ]
+    .join('\n')
+    .replaceAll('\u00a0', ' ')
 }
 
 export const code = (value: string) => `\`${value}\``

@@ -11,11 +11,11 @@ export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 13
 
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT.PASS, 'passed: nothing blocks at the gate, or gate none'],
-  [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, or by --fail-on-score or --unknown-as); exemptions and triage can suppress it'],
+  [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, listed in the KEV catalog, or by --fail-on-score or --unknown-as); exemptions and triage can suppress it'],
   [EXIT.USAGE, 'invalid usage or configuration (or Node older than 24), found before any request'],
   [
     EXIT.NO_VERDICT,
-    "no verdict: timed out, token rejected (401/403), TLS failure, the store's host does not resolve, malformed response, a scan file the gate cannot account for, the scan of another image, a body too large for --max-body-size or for memory, the store kept failing, or the Tekton results could not be written",
+    "no verdict: timed out, token rejected (401/403), TLS failure, a host that does not resolve, malformed response, a scan file the gate cannot account for, the scan of another image, a failed scan, a body too large for --max-body-size or for memory, the store, the registry or the Kubernetes API refused or kept failing, or the Tekton results could not be written",
   ],
   [EXIT.SIGINT, 'interrupted by SIGINT'],
   [EXIT.SIGTERM, "stopped by SIGTERM (Tekton's step timeout, a cancelled run), within a second"],
@@ -130,6 +130,14 @@ export const OPTION_TABLE = [
 
 export type Flag = (typeof OPTION_TABLE)[number]['flag']
 export const OPTIONS: readonly OptionSpec[] = OPTION_TABLE
+
+/** --help's sections: every option in one (a test holds it), in the order a reader looks for them. */
+export const OPTION_GROUPS: ReadonlyArray<readonly [title: string, flags: readonly Flag[]]> = [
+  ['Where the scan comes from', ['--url', '--token-file', '--ca-cert', '--poll-interval', '--input', '--scan-result', '--scan-selector', '--registry-config', '--registry-ca-cert']],
+  ['Policy', ['--gate', '--mode', '--exemptions', '--triage', '--newer-than', '--only-fixed', '--warn-at', '--kev', '--baseline', '--baseline-input', '--scan-policy', '--print-exemptions', '--fail-on-score', '--unknown-as']],
+  ['Output', ['--format', '--results-dir', '--report-file', '--report-format', '--help', '--version']],
+  ['Limits and network', ['--timeout', '--max-body-size']],
+]
 
 /** Variables read without a flag of their own. */
 export const ENVIRONMENT: ReadonlyArray<{ readonly name: string; readonly help: string }> = [

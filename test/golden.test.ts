@@ -2,7 +2,7 @@
 // output shows up as a diff here; after checking it, rewrite them with UPDATE_GOLDEN=1 npx vitest run test/golden.test.ts
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { basePolicy, evaluate, exemptionsFrom, renderHelp, renderText, triagePageFrom, VERSION, type Policy } from '../policy.ts'
+import { basePolicy, ENVIRONMENT, evaluate, exemptionsFrom, OPTION_GROUPS, OPTIONS, renderHelp, renderText, triagePageFrom, VERSION, type Policy } from '../policy.ts'
 import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, triageRecord } from './support/documents.ts'
 
 const NOW = Date.parse('2026-11-28T12:00:00Z')
@@ -45,5 +45,27 @@ describe('golden files', () => {
 
   it('--help', () => {
     expectGolden('help.txt', renderHelp().replace(VERSION, '<version>'))
+  })
+})
+
+describe('--help fits the terminal', () => {
+  it.each([80, 100, 120])('has no line over %i columns when the terminal is that wide', (width) => {
+    const long = renderHelp(width).split('\n').filter((line) => line.length > width)
+    expect(long).toEqual([])
+  })
+
+  it('lists every option once, under one of its groups, with its env name whole', () => {
+    const flags = OPTION_GROUPS.flatMap(([, groupFlags]) => groupFlags)
+    expect([...flags].sort()).toEqual(OPTIONS.map((option) => option.flag).sort())
+    const help = renderHelp(80)
+    for (const option of OPTIONS) {
+      expect(help).toContain(`  ${option.value ? `${option.flag} ${option.value}` : option.flag} `)
+      if (option.env) expect(help).toContain(`[env ${option.env}]`)
+    }
+  })
+
+  it('pads the environment column past its longest name, so no name runs into its text', () => {
+    const help = renderHelp(80)
+    for (const { name } of ENVIRONMENT) expect(help).toMatch(new RegExp(`^  ${name}  +\\S`, 'm'))
   })
 })

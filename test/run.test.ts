@@ -19,6 +19,8 @@ interface FakeRun {
   readonly files?: Record<string, string>
   readonly dirs?: readonly string[]
   readonly failWrites?: boolean
+  /** The terminal's width, as a TTY reports it. */
+  readonly columns?: number
 }
 
 async function runInProcess(argv: string[], fake: FakeRun = {}) {
@@ -36,7 +38,8 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
     stdout: (text) => void out.push(text),
     stderr: (text) => void err.push(text),
     stdin: Readable.from([]),
-    isTTY: false,
+    isTTY: fake.columns !== undefined,
+    ...(fake.columns === undefined ? {} : { columns: fake.columns }),
     signal: new AbortController().signal,
     now: () => now,
     sleep: async (ms) => void (now += ms),
@@ -78,6 +81,17 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
 }
 
 const TOKEN_FILE = { '/var/run/token': `${TEST_TOKEN}\n` }
+
+describe('--help in a terminal', () => {
+  it('wraps to the terminal\'s width, and to 80 columns when stdout is not one', async () => {
+    const widest = (text: string) => Math.max(...text.split('\n').map((line) => line.length))
+    const [wide, piped] = [await runInProcess(['--help'], { columns: 140 }), await runInProcess(['--help'])]
+    expect([wide.code, piped.code]).toEqual([EXIT.PASS, EXIT.PASS])
+    expect(widest(piped.stdout)).toBeLessThanOrEqual(80)
+    expect(widest(wide.stdout)).toBeGreaterThan(100)
+    expect(widest(wide.stdout)).toBeLessThanOrEqual(140)
+  })
+})
 
 describe('a run on a fake clock', () => {
   it('polls through three 404s at the poll interval, then fails on the critical findings', async () => {
