@@ -37,27 +37,9 @@ import type { Io, Run } from './gate/io.ts'
 import { resolveConfig } from './gate/options.ts'
 import { renderHelp } from './gate/render.ts'
 import { checkRuntime, cvssFor, describeScanPolicyImport, emit, fail, failEarly, judge, loadScanPolicy, obtainDocument, prepare, realFiles } from './gate/run.ts'
-import { renderScanPolicyExemptions } from './gate/scan-policy.ts'
 import { EXIT, InterruptedError, NAME, UsageError, VERSION } from './gate/vocabulary.ts'
 import type { Config } from './gate/vocabulary.ts'
 import { timerMs } from './gate/wait.ts'
-export * from './gate/body-cost.ts'
-export * from './gate/cyclonedx.ts'
-export * from './gate/evaluate.ts'
-export * from './gate/files.ts'
-export * from './gate/http.ts'
-export * from './gate/input.ts'
-export * from './gate/io.ts'
-export * from './gate/json.ts'
-export * from './gate/kubernetes.ts'
-export * from './gate/options.ts'
-export * from './gate/registry.ts'
-export * from './gate/render.ts'
-export * from './gate/run.ts'
-export * from './gate/safe-text.ts'
-export * from './gate/scan-policy.ts'
-export * from './gate/vocabulary.ts'
-export * from './gate/wait.ts'
 
 /** Runs the gate and returns its exit code: read the configuration, prepare, obtain the document, judge, emit. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
@@ -73,11 +55,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const scanPolicy = await loadScanPolicy(args.values, io)
     if (args.values.has('--print-exemptions')) {
       if (!scanPolicy) throw new UsageError('SCAN_POLICY', '--print-exemptions converts a ScanPolicy: give it with --scan-policy FILE')
+      const { renderScanPolicyExemptions } = await import('./gate/scan-policy.ts')
       output.stdout(renderScanPolicyExemptions(scanPolicy, io.now()))
       return EXIT.PASS
     }
     config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now(), scanPolicy)
-    if (scanPolicy) describeScanPolicyImport(scanPolicy, args.values, io.env, output)
+    if (scanPolicy) await describeScanPolicyImport(scanPolicy, args.values, io.env, output)
   } catch (error) {
     return failEarly(error, argv, io, output)
   }

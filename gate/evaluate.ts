@@ -3,9 +3,8 @@ import type { CvssScorer } from './cyclonedx.ts'
 import { DATE_RE, parseExpiry, parseInstant } from './input.ts'
 import { IMAGE_REPORT, SCAN_DOCUMENT, describeJson, isObject, listAt, malformed, notAnObject, objectAt, textOf } from './json.ts'
 import { cut, escapeControls } from './safe-text.ts'
-import { passedUnderScan1 } from './scan-policy.ts'
 import { EXPIRY_WARNING_DAYS, MAX_REPORTED_FINDINGS, NoVerdictError, SEVERITY_RANK, SUPPRESSING_TRIAGE_STATES, UsageError, isAtOrAbove, normaliseSeverity } from './vocabulary.ts'
-import type { Evaluation, Exemption, Finding, Gate, JudgeFinding, Judged, KnownExploited, PackageMatch, Policy, Rule, Severity, SuppressedFinding, Warning } from './vocabulary.ts'
+import type { Evaluation, Exemption, Finding, Gate, JudgeFinding, Judged, KnownExploited, PackageMatch, Policy, Rule, Severity, SuppressedFinding, Warning, ScanPolicyImport } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: evaluation
@@ -301,4 +300,10 @@ export function worstFirst<T extends Finding>(findings: T[]): void {
 
 export function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Whether Scan 1.0 passed a finding with ratings of these severities (a mask over SEVERITY_RANK). */
+export function passedUnderScan1(severities: number, policy: Pick<ScanPolicyImport, 'template' | 'notAllowed'>): boolean {
+  // Grype's template: safe when any one rating is outside the list. Trivy's: only when every one is.
+  return policy.template === 'grype' ? (severities & ~policy.notAllowed) !== 0 : (severities & policy.notAllowed) === 0
 }

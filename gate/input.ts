@@ -1,6 +1,6 @@
 import { REPORTS_PAGE, TRIAGE_PAGE, isObject, listAt, objectAt, textOf } from './json.ts'
 import { FORMATS, GATES, MIN_TOKEN_LENGTH, MODES, OPTIONS, REPORT_FORMATS, UNKNOWN_AS, UsageError } from './vocabulary.ts'
-import type { Exemption, Format, Gate, ImageRef, Mode, PackageMatch, ReportFormat, TriageDecision, UnknownAs, UsageCode } from './vocabulary.ts'
+import type { Exemption, Format, Gate, ImageRef, Mode, PackageMatch, ReportFormat, TriageDecision, UnknownAs, UsageCode, OciRef } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: input parsing
@@ -360,4 +360,29 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     values.set(flag, value)
   }
   return { kind: 'run', values, positionals }
+}
+
+export const TAG_RE = /^[\w][\w.-]{0,127}$/
+export const REPOSITORY_RE = new RegExp(String.raw`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`)
+export const HOST_RE = new RegExp(String.raw`^${DOMAIN}$`)
+
+/** `host[:port]/repository:tag`, `host[:port]/repository@sha256:<64 hex>` or both; the registry host must be named (a scan result always is). */
+export function parseOciRef(text: string, option: string): OciRef {
+  const reference = text.trim()
+  const fail = (problem: string) => new UsageError('SCAN_RESULT', `${option} "${reference}" ${problem}: use registry.example.com/project/app-scan-results@sha256:<64 hex> (or :tag), as status.scanResult of an ImageVulnerabilityScan shows it`)
+  const at = reference.indexOf('@')
+  const digest = at === -1 ? undefined : reference.slice(at + 1)
+  if (digest !== undefined && !DIGEST_RE.test(digest)) throw fail('has a digest that is not sha256:<64 hex>')
+  const named = at === -1 ? reference : reference.slice(0, at)
+  const slash = named.indexOf('/')
+  const registry = slash === -1 ? '' : named.slice(0, slash)
+  if (!registry || !(registry.includes('.') || registry.includes(':') || registry === 'localhost') || !HOST_RE.test(registry)) throw fail('names no registry host')
+  const path = named.slice(slash + 1)
+  const colon = path.lastIndexOf(':')
+  const repository = colon === -1 ? path : path.slice(0, colon)
+  const tag = colon === -1 ? undefined : path.slice(colon + 1)
+  if (!REPOSITORY_RE.test(repository)) throw fail('has an invalid repository')
+  if (tag !== undefined && !TAG_RE.test(tag)) throw fail('has an invalid tag')
+  if (tag === undefined && digest === undefined) throw fail('has neither tag nor digest')
+  return { reference, registry, repository, tagOrDigest: digest?.toLowerCase() ?? tag!, ...(digest ? { digest: digest.toLowerCase() } : {}) }
 }

@@ -1,6 +1,5 @@
 import { dirname, join } from 'node:path'
-import { checkProxyEnv, checkToken, parseBoolean, parseDuration, parseFormat, parseGate, parseImageRef, parseLabelSelector, parseMode, parseNewerThan, parseReportFormat, parseScore, parseSize, parseStoreUrl, parseUnknownAs } from './input.ts'
-import { parseOciRef } from './registry.ts'
+import { parseBoolean, parseDuration, parseFormat, parseGate, parseImageRef, parseLabelSelector, parseMode, parseNewerThan, parseOciRef, parseReportFormat, parseScore, parseSize, parseStoreUrl, parseUnknownAs, checkProxyEnv, checkToken } from './input.ts'
 import { DEFAULT_CA_PATH, GATES, OPTIONS, SEVERITY_RANK, UsageError } from './vocabulary.ts'
 import type { Config, Environment, Flag, OptionSpec, ReportFormat, ScanPolicyImport, ScanResultSource, StoreSource } from './vocabulary.ts'
 

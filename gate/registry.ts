@@ -2,7 +2,7 @@ import { checkFits } from './body-cost.ts'
 import { ScanFiles, isCycloneDx, unreadCycloneDxVersion } from './cyclonedx.ts'
 import type { SetAside } from './cyclonedx.ts'
 import { availableMemory, bodyTooLarge } from './http.ts'
-import { DIGEST_RE, DOMAIN, PATH_COMPONENT } from './input.ts'
+import { DIGEST_RE } from './input.ts'
 import type { BodyLimits, Endpoint, HttpClient, RawResponse } from './io.ts'
 import { describeJson, firstLine, isObject, parseJson, parseJsonBody } from './json.ts'
 import { cut, escapeControls, redact } from './safe-text.ts'
@@ -13,31 +13,6 @@ import type { Peer, Step, Timing, WaitDeps } from './wait.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: a scan's published results in an OCI registry
-
-export const TAG_RE = /^[\w][\w.-]{0,127}$/
-export const REPOSITORY_RE = new RegExp(String.raw`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`)
-export const HOST_RE = new RegExp(String.raw`^${DOMAIN}$`)
-
-/** `host[:port]/repository:tag`, `host[:port]/repository@sha256:<64 hex>` or both; the registry host must be named (a scan result always is). */
-export function parseOciRef(text: string, option: string): OciRef {
-  const reference = text.trim()
-  const fail = (problem: string) => new UsageError('SCAN_RESULT', `${option} "${reference}" ${problem}: use registry.example.com/project/app-scan-results@sha256:<64 hex> (or :tag), as status.scanResult of an ImageVulnerabilityScan shows it`)
-  const at = reference.indexOf('@')
-  const digest = at === -1 ? undefined : reference.slice(at + 1)
-  if (digest !== undefined && !DIGEST_RE.test(digest)) throw fail('has a digest that is not sha256:<64 hex>')
-  const named = at === -1 ? reference : reference.slice(0, at)
-  const slash = named.indexOf('/')
-  const registry = slash === -1 ? '' : named.slice(0, slash)
-  if (!registry || !(registry.includes('.') || registry.includes(':') || registry === 'localhost') || !HOST_RE.test(registry)) throw fail('names no registry host')
-  const path = named.slice(slash + 1)
-  const colon = path.lastIndexOf(':')
-  const repository = colon === -1 ? path : path.slice(0, colon)
-  const tag = colon === -1 ? undefined : path.slice(colon + 1)
-  if (!REPOSITORY_RE.test(repository)) throw fail('has an invalid repository')
-  if (tag !== undefined && !TAG_RE.test(tag)) throw fail('has an invalid tag')
-  if (tag === undefined && digest === undefined) throw fail('has neither tag nor digest')
-  return { reference, registry, repository, tagOrDigest: digest?.toLowerCase() ?? tag!, ...(digest ? { digest: digest.toLowerCase() } : {}) }
-}
 
 export interface Credentials {
   readonly username: string

@@ -6,18 +6,15 @@ import { KEV_MAX_AGE_DAYS, baselineFrom, digestMismatch, evaluate, kevCatalogFro
 import type { KevCatalog } from './evaluate.ts'
 import { configFileLimits, loadExemptions, loadStoreSettings, readNamedFile, readSavedDocument } from './files.ts'
 import { bearerFetch, connect } from './http.ts'
-import { formatDuration, imageEndpoint } from './input.ts'
+import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
 import type { FileSystem, Io, Output, Run } from './io.ts'
 import { parseJson } from './json.ts'
-import { followScan, openScanList, scanExplainer } from './kubernetes.ts'
 import type { ScanList } from './kubernetes.ts'
 import { checkCa, optionReader } from './options.ts'
-import { checkDockerConfig, loadCodecs, parseOciRef, readScanResult } from './registry.ts'
 import type { RegistryAccess } from './registry.ts'
 import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderText, tektonResults } from './render.ts'
 import type { JsonReport, Outcome } from './render.ts'
 import { cut, escapeControls, redactReport, toJson } from './safe-text.ts'
-import { scanPolicyFrom, templateTitle } from './scan-policy.ts'
 import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError, importCommonJs } from './vocabulary.ts'
 import type { Config, Environment, Evaluation, Exemption, ImageRef, OciRef, Policy, ScanPolicyImport, ScanResultSource, Severity, StoreSettings, TriageDecision } from './vocabulary.ts'
 import { fetchTriage, pollStore, ready, waitForFreshReport, waitForImageReport } from './wait.ts'
@@ -94,7 +91,8 @@ export async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io
   // Read before --timeout is known: a config file gets the time a request gets.
   const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
   const text = await io.files.read(input.value, `the ScanPolicy named by ${input.origin}`, { signal, limits: configFileLimits('the ScanPolicy') })
-  const [{ parseAllDocuments }, codecs] = await Promise.all([importCommonJs(import('yaml')), loadCodecs()])
+  const [{ parseAllDocuments }, { loadCodecs }, { scanPolicyFrom }] = await Promise.all([importCommonJs(import('yaml')), import('./registry.ts'), import('./scan-policy.ts')])
+  const codecs = await loadCodecs()
   return io.blocking(() => {
     const documents = parseAllDocuments(text, { uniqueKeys: true })
     const list = Array.isArray(documents) ? documents : [documents]
@@ -112,7 +110,8 @@ export async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io
 }
 
 /** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
-export function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: ReadonlyMap<string, string>, env: Environment['env'], output: Output): void {
+export async function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: ReadonlyMap<string, string>, env: Environment['env'], output: Output): Promise<void> {
+  const { templateTitle } = await import('./scan-policy.ts')
   const { get } = optionReader(values, env)
   const gate = get('--gate')?.origin
   const unknownAs = get('--unknown-as')?.origin
@@ -169,6 +168,7 @@ export async function loadRegistryAccess(source: ScanResultSource, timeoutMs: nu
     } catch {
       throw new UsageError('REGISTRY_CONFIG', `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`)
     }
+    const { checkDockerConfig } = await import('./registry.ts')
     checkDockerConfig(dockerConfig.document, source.ref === 'auto' ? undefined : source.ref.registry, dockerConfig.origin)
   }
   const ca = source.registryCa
@@ -192,6 +192,8 @@ export async function obtainDocument(config: Config, prepared: Prepared, run: Ru
   if (config.source && 'scanResult' in config.source) {
     const source = config.source.scanResult
     const registry = prepared.registry!
+    // The registry and Kubernetes clients are loaded only by the runs that read a scan result (build.mjs).
+    const [{ readScanResult }, { followScan, openScanList }] = await Promise.all([import('./registry.ts'), import('./kubernetes.ts')])
     const client = await connect(run, io, registry)
     const read = async (ref: OciRef) => {
       run.phase = `reading ${ref.reference}`
@@ -222,6 +224,7 @@ export async function obtainDocument(config: Config, prepared: Prepared, run: Ru
   output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
   const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
+  const { scanExplainer } = await import('./kubernetes.ts')
   const explain = await scanExplainer(image, config.scanSelector, store, config, run, output, io)
   const document = await waitForImageReport(store, image.digest, storeDeps, explain)
   // The running image was scanned long ago: its report is there now or not at all.

@@ -266,8 +266,3 @@ export function renderScanPolicyExemptions(scanPolicy: ScanPolicyImport, now: nu
   return `${lines.join('\n')}\n`
 }
 
-/** Whether Scan 1.0 passed a finding with ratings of these severities (a mask over SEVERITY_RANK). */
-export function passedUnderScan1(severities: number, policy: Pick<ScanPolicyImport, 'template' | 'notAllowed'>): boolean {
-  // Grype's template: safe when any one rating is outside the list. Trivy's: only when every one is.
-  return policy.template === 'grype' ? (severities & ~policy.notAllowed) !== 0 : (severities & policy.notAllowed) === 0
-}

@@ -6,7 +6,10 @@
 // block at gate critical, whatever else the document says. CI runs a fixed seed; FUZZ_SEED explores.
 import fc from 'fast-check'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { buildJsonReport, evaluate, EXIT, loadCvssScorer, NoVerdictError, type CvssScorer, type Gate } from '../policy.ts'
+import { loadCvssScorer, type CvssScorer } from '../gate/cyclonedx.ts'
+import { evaluate } from '../gate/evaluate.ts'
+import { buildJsonReport } from '../gate/render.ts'
+import { EXIT, NoVerdictError, type Gate } from '../gate/vocabulary.ts'
 import { runGate, writeFiles } from './support/gate.ts'
 
 const seed = Number(process.env.FUZZ_SEED ?? (process.env.CI ? 20_261_202 : Date.now() % 2 ** 31))

@@ -5,7 +5,9 @@
 // statement gives the pair. Where the two disagree, one of them misreads the file.
 import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { evaluate, EXIT, loadCvssScorer, type CvssScorer, type Policy } from '../policy.ts'
+import { loadCvssScorer, type CvssScorer } from '../gate/cyclonedx.ts'
+import { evaluate } from '../gate/evaluate.ts'
+import { EXIT, type Policy } from '../gate/vocabulary.ts'
 import { runGate } from './support/gate.ts'
 
 const FIXTURES = new URL('./fixtures/cyclonedx/', import.meta.url)

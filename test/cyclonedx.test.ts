@@ -3,7 +3,9 @@
 // free text in `recommendation`) and Grype (no fix data); see test/fixtures/cyclonedx/SOURCES.md.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { evaluate, EXIT, fixesFromRecommendation, isCycloneDx, type Policy } from '../policy.ts'
+import { fixesFromRecommendation, isCycloneDx } from '../gate/cyclonedx.ts'
+import { evaluate } from '../gate/evaluate.ts'
+import { EXIT, type Policy } from '../gate/vocabulary.ts'
 import { SAMPLE_DIGEST } from './support/documents.ts'
 import { runGate } from './support/gate.ts'
 

@@ -2,7 +2,8 @@
 // generates from OPTIONS, ENVIRONMENT and EXIT_CODES, row by row.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { NO_VERDICT_CODES, renderExitCodeTable, renderOptionsTable, USAGE_CODES } from '../policy.ts'
+import { renderExitCodeTable, renderOptionsTable } from '../gate/render.ts'
+import { NO_VERDICT_CODES, USAGE_CODES } from '../gate/vocabulary.ts'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8').split('\n')
 

@@ -1,6 +1,9 @@
 // --exemptions: the file's format, expiry and its warnings, stale entries, and the verdict they give.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { basePolicy, evaluate, type Exemption, exemptionsFrom, EXIT, parseExpiry, type Policy, renderText } from '../policy.ts'
+import { basePolicy, evaluate } from '../gate/evaluate.ts'
+import { exemptionsFrom, parseExpiry } from '../gate/input.ts'
+import { renderText } from '../gate/render.ts'
+import { type Exemption, EXIT, type Policy } from '../gate/vocabulary.ts'
 import { exemptionFiles, inDays, SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { writeFiles } from './support/gate.ts'

@@ -1,6 +1,7 @@
 // --newer-than: waiting until the store holds a scan report generated at or after a time.
 import { describe, expect, it } from 'vitest'
-import { EXIT, newestReportFrom, parseNewerThan } from '../policy.ts'
+import { newestReportFrom, parseNewerThan } from '../gate/input.ts'
+import { EXIT } from '../gate/vocabulary.ts'
 import { cleanImageBody, SAMPLE_DIGEST, scanReport } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { answer } from './support/simulator.ts'

@@ -2,7 +2,10 @@
 // output shows up as a diff here; after checking it, rewrite them with UPDATE_GOLDEN=1 npx vitest run test/golden.test.ts
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { basePolicy, ENVIRONMENT, evaluate, exemptionsFrom, OPTION_GROUPS, OPTIONS, renderHelp, renderText, triagePageFrom, VERSION, type Policy } from '../policy.ts'
+import { basePolicy, evaluate } from '../gate/evaluate.ts'
+import { exemptionsFrom, triagePageFrom } from '../gate/input.ts'
+import { renderHelp, renderText } from '../gate/render.ts'
+import { ENVIRONMENT, OPTION_GROUPS, OPTIONS, VERSION, type Policy } from '../gate/vocabulary.ts'
 import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, triageRecord } from './support/documents.ts'
 
 const NOW = Date.parse('2026-11-28T12:00:00Z')

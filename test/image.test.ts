@@ -2,7 +2,7 @@
 // with the CA and token mounted where the Task mounts them, against the simulator on loopback.
 import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { EXIT } from '../policy.ts'
+import { EXIT } from '../gate/vocabulary.ts'
 import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from './support/container.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { writeFiles } from './support/gate.ts'
@@ -143,13 +143,18 @@ describe.skipIf(!hasDocker)('the image', () => {
     expect(JSON.parse(probe.stdout)).toEqual({ caBundle: true, nonroot: true, tmpMode: '1777', berlin: '01/01/1970, 01:00:00', shell: false })
   })
 
-  it('maps a stack frame of the bundle back to its source module with NODE_OPTIONS=--enable-source-maps, and holds only what runs', async () => {
+  it('maps a stack frame of the bundle back to its source with NODE_OPTIONS=--enable-source-maps, and holds only what runs', async () => {
     const probe = await runContainer(image.tag, {
       env: { NODE_OPTIONS: '--enable-source-maps' },
-      // cut() called with no string throws inside the bundle: its frame must name gate/safe-text.ts, not policy.mjs.
-      entrypoint: ['/nodejs/bin/node', '--input-type=module', '-e', "const gate = await import('/app/policy.mjs'); try { gate.cut(null, 1) } catch (e) { console.log(e.stack) }"],
+      // An Io whose stdout throws: main reports the unexpected error with its stack, whose frames must name
+      // policy.ts and gate/io.ts, not policy.mjs.
+      entrypoint: [
+        '/nodejs/bin/node', '--input-type=module', '-e',
+        "const gate = await import('/app/policy.mjs'); let said = ''; await gate.main(['--version'], { env: {}, stdout() { throw new Error('probe') }, stderr(text) { said += text } }); console.log(said)",
+      ],
     })
-    expect(probe.stdout).toMatch(/at (Module\.)?cut \(\S*\/gate\/safe-text\.ts:\d+:\d+\)/)
+    expect(probe.stdout).toMatch(/at (Module\.)?main \(\S*\/policy\.ts:\d+:\d+\)/)
+    expect(probe.stdout).toMatch(/\(\S*\/gate\/io\.ts:\d+:\d+\)/)
     const listing = await runContainer(image.tag, {
       entrypoint: ['/nodejs/bin/node', '-e', "const fs=require('fs');console.log(fs.readdirSync('/app',{recursive:true}).sort().join(' '))"],
     })

@@ -1,6 +1,8 @@
 // The layout policy.ts's header promises: the modules in gate/ import one way (no cycle, types included), never
-// the entry, and policy.ts names each of them in its map.
+// the entry, and policy.ts names each of them in its map; and the bundle loads the registry, Kubernetes and
+// ScanPolicy modules only when a run needs them (dist/ is built by the test setup).
 import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 const GATE = new URL('../gate/', import.meta.url)
@@ -26,5 +28,29 @@ describe('gate/', () => {
     for (const module of modules) expect(importsOf(module).filter((path) => !path.startsWith('./')), module).toEqual([])
     const header = readFileSync(new URL('../policy.ts', import.meta.url), 'utf8').split('*/')[0]!
     for (const module of modules) expect(header, module).toMatch(new RegExp(`\\*   (\\S+, )?${module}\\b`))
+  })
+})
+
+describe('the bundle', () => {
+  const DIST = new URL('../dist/policy.mjs', import.meta.url).pathname
+  /** The files node reads before the first line of main runs: the entry and what it imports statically. */
+  function loadedAtStart(file: string, seen = new Set<string>()): Set<string> {
+    seen.add(file)
+    for (const [, path] of readFileSync(file, 'utf8').matchAll(/^import .* from "(\.\/[^"]+)"/gm)) {
+      const next = join(dirname(file), path!)
+      if (!seen.has(next)) loadedAtStart(next, seen)
+    }
+    return seen
+  }
+
+  it.each([
+    ['the registry client', 'function readScanResult('],
+    ['the Kubernetes follower', 'function openScanList('],
+    ['the ScanPolicy reader', 'function scanPolicyFrom('],
+  ])('loads %s only with import(), so --help and the store path do not parse it', (_name, marker) => {
+    const atStart = [...loadedAtStart(DIST)].map((file) => readFileSync(file, 'utf8'))
+    expect(atStart.some((text) => text.includes(marker))).toBe(false)
+    const chunks = readdirSync(join(dirname(DIST), 'chunks')).filter((file) => file.endsWith('.mjs'))
+    expect(chunks.some((file) => readFileSync(join(dirname(DIST), 'chunks', file), 'utf8').includes(marker))).toBe(true)
   })
 })

@@ -4,7 +4,10 @@
 import fc from 'fast-check'
 import { XMLParser, XMLValidator } from 'fast-xml-parser'
 import { describe, expect, it } from 'vitest'
-import { buildJsonReport, cut, displayText, escapeControls, evaluate, redact, renderJunit, renderSarif, renderText, tektonResults, toJson, type Policy } from '../policy.ts'
+import { evaluate } from '../gate/evaluate.ts'
+import { buildJsonReport, renderJunit, renderSarif, renderText, tektonResults } from '../gate/render.ts'
+import { cut, displayText, escapeControls, redact, toJson } from '../gate/safe-text.ts'
+import { type Policy } from '../gate/vocabulary.ts'
 import { validateSarif } from './support/sarif.ts'
 import { image, pkg, rating, SAMPLE_DIGEST, vuln } from './support/documents.ts'
 

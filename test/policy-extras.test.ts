@@ -2,7 +2,10 @@
 // known-exploited catalog (--kev, and Grype's KEV ratings), and "no new vulnerabilities" (--baseline).
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { basePolicy, baselineFrom, buildJsonReport, evaluate, exemptionsFrom, EXIT, kevCatalogFrom, renderJunit, renderSarif, renderText, tektonResults, type Policy } from '../policy.ts'
+import { basePolicy, baselineFrom, evaluate, kevCatalogFrom } from '../gate/evaluate.ts'
+import { exemptionsFrom } from '../gate/input.ts'
+import { buildJsonReport, renderJunit, renderSarif, renderText, tektonResults } from '../gate/render.ts'
+import { EXIT, type Policy } from '../gate/vocabulary.ts'
 import { cycloneDxOf, image, pkg, rating, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, vuln } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles } from './support/gate.ts'

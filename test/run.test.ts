@@ -3,7 +3,10 @@
 // run is checked here in milliseconds and deterministically; test/deadline.test.ts keeps the real-time proof.
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { EXIT, main, UsageError, type Io, type StoreResponse } from '../policy.ts'
+import { type Io } from '../gate/io.ts'
+import { main } from '../policy.ts'
+import { EXIT, UsageError } from '../gate/vocabulary.ts'
+import { type StoreResponse } from '../gate/wait.ts'
 import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
 import { TEST_TOKEN } from './support/simulator.ts'
 

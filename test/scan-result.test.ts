@@ -3,7 +3,10 @@
 // htpasswd (Basic) or token auth. The bundles hold real Trivy and Grype CycloneDX (test/fixtures/cyclonedx).
 import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { credentialsFor, EXIT, filesOfTar, manifestFrom, parseChallenge, parseOciRef, scanStateOf, UsageError } from '../policy.ts'
+import { scanStateOf } from '../gate/kubernetes.ts'
+import { credentialsFor, filesOfTar, manifestFrom, parseChallenge } from '../gate/registry.ts'
+import { parseOciRef } from '../gate/input.ts'
+import { EXIT, UsageError } from '../gate/vocabulary.ts'
 import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { runGate, writeFiles } from './support/gate.ts'

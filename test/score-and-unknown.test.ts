@@ -1,6 +1,8 @@
 // --fail-on-score and --unknown-as: blocking by CVSS score, and what an unknown severity counts as.
 import { describe, expect, it } from 'vitest'
-import { basePolicy, evaluate, EXIT, parseScore, type Policy } from '../policy.ts'
+import { basePolicy, evaluate } from '../gate/evaluate.ts'
+import { parseScore } from '../gate/input.ts'
+import { EXIT, type Policy } from '../gate/vocabulary.ts'
 import { SAMPLE_DIGEST } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { answer } from './support/simulator.ts'

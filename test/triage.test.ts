@@ -1,6 +1,8 @@
 // --triage: the store's triage decisions, read page by page, and what they suppress.
 import { describe, expect, it } from 'vitest'
-import { basePolicy, evaluate, EXIT, type Policy, triagePageFrom } from '../policy.ts'
+import { basePolicy, evaluate } from '../gate/evaluate.ts'
+import { triagePageFrom } from '../gate/input.ts'
+import { EXIT, type Policy } from '../gate/vocabulary.ts'
 import { cleanImageBody, SAMPLE_DIGEST, sampleImageBody, triageRecord } from './support/documents.ts'
 import { useStoreFixture } from './support/fixture.ts'
 import { answer } from './support/simulator.ts'

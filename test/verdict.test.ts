@@ -2,7 +2,10 @@
 // property tests (fast-check) on Image documents nobody wrote by hand, against a deliberately naive model.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { buildJsonReport, evaluate, type Gate, GATES, isAtOrAbove, normaliseSeverity, NoVerdictError, redact, renderText, tektonResults } from '../policy.ts'
+import { evaluate } from '../gate/evaluate.ts'
+import { buildJsonReport, renderText, tektonResults } from '../gate/render.ts'
+import { redact } from '../gate/safe-text.ts'
+import { type Gate, GATES, isAtOrAbove, normaliseSeverity, NoVerdictError } from '../gate/vocabulary.ts'
 import { image, pkg, rating, SAMPLE_DIGEST, sampleImageBody, vuln } from './support/documents.ts'
 
 const HEX = 'a'.repeat(64)
