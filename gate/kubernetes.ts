@@ -7,7 +7,7 @@ import { describeJson, firstLine, isObject, parseJson, textOf } from './json.ts'
 import { checkCa } from './options.ts'
 import { DEFAULT_SERVICE_ACCOUNT_DIR, MAX_CONFIG_FILE_BYTES, NoVerdictError, UsageError } from './vocabulary.ts'
 import type { Config, Environment, ImageRef, OciRef, StoreSettings } from './vocabulary.ts'
-import { answered, busy, retryUntil } from './wait.ts'
+import { answered, classifyStatus, retryUntil } from './wait.ts'
 import type { Peer, Poll, PollOutcome, Step, StoreResponse, Timing, WaitDeps } from './wait.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -67,9 +67,15 @@ export function scanStateOf(list: unknown, digest: string): ScanState {
 
 /** What a Kubernetes API answer means when listing scans: only 200 is data; 429 and 5xx wait; the rest end the run with what to fix. */
 export function classifyKubernetesResponse(response: StoreResponse, namespace: string, now: number): PollOutcome {
+  return classifyStatus(response, now, {
+    accept: () => answered(response.body, 'the Kubernetes API'),
+    said: () => `the Kubernetes API answered ${response.status}`,
+    otherwise: () => refusedByKubernetes(response, namespace),
+  })
+}
+
+function refusedByKubernetes(response: StoreResponse, namespace: string): PollOutcome {
   const { status } = response
-  if (status === 200) return answered(response.body, 'the Kubernetes API')
-  if (status === 429 || status >= 500) return busy(`the Kubernetes API answered ${status}`, response.headers, now)
   const fix =
     status === 401 ? "the pod's service-account token was rejected"
     : status === 403 ? `the Task's service account may not list imagevulnerabilityscans in ${namespace}: provision the namespace with config/developer-namespace/ (Namespace Provisioner), or bind Role amr-policy-gate-scan-reader to the service account`

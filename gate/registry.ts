@@ -8,7 +8,7 @@ import { describeJson, firstLine, isObject, parseJson, parseJsonBody } from './j
 import { cut, escapeControls, redact } from './safe-text.ts'
 import { MAX_CONFIG_FILE_BYTES, MIN_TOKEN_LENGTH, NoVerdictError, UsageError } from './vocabulary.ts'
 import type { OciRef } from './vocabulary.ts'
-import { busy, retryUntil } from './wait.ts'
+import { classifyStatus, isBusyStatus, retryUntil } from './wait.ts'
 import type { Peer, Step, Timing, WaitDeps } from './wait.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -218,22 +218,32 @@ export async function loadCodecs(): Promise<Codecs> {
  * words reach the messages only through `quote`, which redacts them as they arrive (before anything is cut).
  */
 export function classifyRegistryResponse(response: RawResponse, what: string, ref: OciRef, credentials: string | undefined, now: number, quote: (text: string) => string): Step<RawResponse> {
-  const { status } = response
-  if (status === 200) return { kind: 'accepted', value: response }
-  const text = quote(response.body.subarray(0, 4096).toString('utf8'))
+  const said = () => `${ref.registry} answered ${response.status}${describeRegistryError(quote(response.body.subarray(0, 4096).toString('utf8')))}`
+  return classifyStatus<Step<RawResponse>>(response, now, {
+    accept: () => ({ kind: 'accepted', value: response }),
+    said,
+    otherwise: () => refusedByRegistry(response.status, said(), what, ref, credentials),
+  })
+}
+
+/** A registry's error body as ` (CODE: message)`, or its first line: the OCI distribution spec's `errors` list. */
+function describeRegistryError(text: string): string {
   let detail = firstLine(text, 120)
   try {
     const error = (parseJson(text) as { errors?: Array<{ code?: unknown; message?: unknown }> }).errors?.[0]
     if (error) detail = `${String(error.code)}: ${firstLine(String(error.message), 120)}`
   } catch {}
-  const said = `${ref.registry} answered ${status}${detail ? ` (${detail})` : ''}`
+  return detail ? ` (${detail})` : ''
+}
+
+/** A registry's 4xx (and anything else that is neither data nor busy): the end of the run, with what to fix. */
+function refusedByRegistry(status: number, said: string, what: string, ref: OciRef, credentials: string | undefined): Step<RawResponse> {
   if (status === 401 || status === 403) {
     const fix = credentials
       ? `check the credentials for ${ref.registry} in ${credentials} and that they may pull ${ref.repository}`
       : `give credentials for ${ref.registry} with --registry-config (a .dockerconfigjson, as secret registry-credentials holds) or DOCKER_CONFIG`
     return { kind: 'fail', error: new NoVerdictError('REGISTRY_REJECTED', `${said} for ${what}: ${fix}`) }
   }
-  if (status === 429 || status >= 500) return busy(said, response.headers, now)
   const fix = status === 404 ? `check --scan-result: ${ref.reference} is not there (scan results are kept as long as the registry keeps them)` : 'check --scan-result names a registry'
   return { kind: 'fail', error: new NoVerdictError('REGISTRY_ERROR', `${said} for ${what}: ${fix}`) }
 }
@@ -366,7 +376,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     realm.searchParams.set('scope', challenge.params.scope ?? `repository:${ref.repository}:pull`)
     const limits: BodyLimits = { maxBytes: MAX_CONFIG_FILE_BYTES, tooLarge: bodyTooLarge(`the token from ${realm.origin}`, MAX_CONFIG_FILE_BYTES) }
     const response = await client.get(realm, basic ? { authorization: basic, accept: 'application/json' } : { accept: 'application/json' }, signal, limits)
-    if (response.status === 429 || response.status >= 500) throw Object.assign(new Error(`the token service ${realm.origin} answered ${response.status}`), { code: `HTTP_${response.status}` })
+    if (isBusyStatus(response.status)) throw Object.assign(new Error(`the token service ${realm.origin} answered ${response.status}`), { code: `HTTP_${response.status}` })
     if (response.status !== 200) {
       const fix = credentialsOrigin ? `check the credentials for ${ref.registry} in ${credentialsOrigin}` : `give credentials for ${ref.registry} with --registry-config or DOCKER_CONFIG`
       throw new NoVerdictError('REGISTRY_REJECTED', `the token service ${realm.origin} of ${ref.registry} answered ${response.status}: ${fix}`)

@@ -104,9 +104,35 @@ export function busy(reason: string, headers: StoreResponse['headers'], now: num
   return { kind: 'retry', reason, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
 }
 
+/** 429 and 5xx: the peer is busy or failing for now, whoever it is. */
+export const isBusyStatus = (status: number) => status === 429 || status >= 500
+
+/**
+ * The one reading of an HTTP answer, whoever gave it (the store, a registry, the Kubernetes API): 200 is what
+ * `accept` makes of it, 429 and 5xx wait (Retry-After, else backoff) saying what `said` describes, and anything
+ * else is what `otherwise` says the peer meant.
+ */
+export function classifyStatus<T>(
+  response: { readonly status: number; readonly headers: StoreResponse['headers'] },
+  now: number,
+  { accept, said, otherwise }: { readonly accept: () => T; readonly said: () => string; readonly otherwise: () => T },
+): T | Extract<PollOutcome, { kind: 'retry' }> {
+  if (response.status === 200) return accept()
+  if (isBusyStatus(response.status)) return busy(said(), response.headers, now)
+  return otherwise()
+}
+
 export function classifyResponse(response: StoreResponse, now: number): PollOutcome {
+  return classifyStatus(response, now, {
+    accept: () => answered(response.body, 'the store'),
+    said: () => `the store answered ${response.status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`,
+    otherwise: () => refusedByStore(response),
+  })
+}
+
+/** What the store meant by an answer that is neither data nor busy: not there yet (404), or the end of the run. */
+function refusedByStore(response: StoreResponse): PollOutcome {
   const { status } = response
-  if (status === 200) return answered(response.body, 'the store')
   if (status === 404) return { kind: 'retry', reason: 'not in the store yet (404)', backoff: false, notFound: true }
   if (status === 401) {
     return {
@@ -126,7 +152,6 @@ export function classifyResponse(response: StoreResponse, now: number): PollOutc
       ),
     }
   }
-  if (status === 429 || status >= 500) return busy(`the store answered ${status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`, response.headers, now)
   const location = response.headers.location ? ` to ${String(response.headers.location)}` : ''
   return {
     kind: 'fail',
