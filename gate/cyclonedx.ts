@@ -1,8 +1,8 @@
 import { DIGEST_RE } from './input.ts'
 import { SCAN_DOCUMENT, describeJson, isObject, listAt, notAnObject, textOf } from './json.ts'
 import { cut } from './safe-text.ts'
-import { SEVERITY_RANK, importCommonJs, normaliseSeverity } from './vocabulary.ts'
-import type { FixState, JudgeFinding, KnownExploited, Severity } from './vocabulary.ts'
+import { addRating, importCommonJs, mergeTally, newTally, normaliseSeverity } from './vocabulary.ts'
+import type { FixState, JudgeFinding, KnownExploited, RatingTally, Severity } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: a scanner's CycloneDX
@@ -244,14 +244,11 @@ export function namesAPairTwice(vulnerabilities: readonly unknown[]): boolean {
 }
 
 /** One (component, vulnerability) pair while the document is read: statements about the same pair are merged before it is judged. */
-export interface Pair {
+export interface Pair extends RatingTally {
   readonly id: string
   /** The `affects` ref as written; empty for the document's subject. */
   readonly ref: string
-  severity: Severity
-  score: number | null
   kevRated: boolean
-  severities: number
   readonly packageName: string
   readonly packageVersion: string
   fix: FixState
@@ -291,10 +288,8 @@ export function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
     const vulnerability = vulnerabilities[v]
     if (!isObject(vulnerability)) throw notAnObject(SCAN_DOCUMENT, vulnerability, `vulnerabilities[${v}]`)
     const ratings = Array.isArray(vulnerability.ratings) ? vulnerability.ratings : listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
-    let severity: Severity = 'unknown'
-    let score: number | null = null
+    const tally = newTally()
     let kevRated = false
-    let severities = 0 // every rating's severity, as bits: what Scan 1.0's rules looked at
     for (let r = 0; r < ratings.length; r++) {
       const rating = ratings[r]
       if (!isObject(rating)) throw notAnObject(SCAN_DOCUMENT, rating, `vulnerabilities[${v}].ratings[${r}]`)
@@ -315,9 +310,7 @@ export function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
         }
       }
       if (rating.severity === undefined && ratingSeverity === 'unknown') continue // EPSS and the like: no severity to count
-      if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
-      severities |= 1 << SEVERITY_RANK[ratingSeverity]
-      if (ratingScore !== null && (score === null || ratingScore > score)) score = ratingScore
+      addRating(tally, ratingSeverity, ratingScore)
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
     const recommended = producer === 'trivy' ? fixesFromRecommendation(vulnerability.recommendation) : noFixes
@@ -332,7 +325,7 @@ export function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       const packageVersion = component ? component.version : ref ? '' : subjectVersion
       const fix = fixOf(producer, vulnerability, recommended, affect as Record<string, unknown> | undefined, packageName)
       if (!merging) {
-        judge(id, severity, score, packageName, packageVersion, fix, kevRated, severities)
+        judge(id, tally.severity, tally.score, packageName, packageVersion, fix, kevRated, tally.severities)
         continue
       }
       const entry = pairs.get(id)
@@ -342,16 +335,14 @@ export function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
         seen = undefined
       }
       if (!seen) {
-        const pair: Pair = { id, ref, severity, score, kevRated, severities, packageName, packageVersion, fix }
+        const pair: Pair = { id, ref, ...tally, kevRated, packageName, packageVersion, fix }
         const byRef = pairs.get(id)
         if (byRef instanceof Map) byRef.set(ref, pair)
         else pairs.set(id, pair)
         continue
       }
-      if (SEVERITY_RANK[severity] > SEVERITY_RANK[seen.severity]) seen.severity = severity
-      if (score !== null && (seen.score === null || score > seen.score)) seen.score = score
+      mergeTally(seen, tally)
       seen.kevRated ||= kevRated
-      seen.severities |= severities
       seen.fix = mergeFix(seen.fix, fix)
     }
   }

@@ -3,7 +3,7 @@ import type { CvssScorer } from './cyclonedx.ts'
 import { DATE_RE, parseExpiry, parseInstant } from './input.ts'
 import { IMAGE_REPORT, SCAN_DOCUMENT, describeJson, isObject, listAt, malformed, notAnObject, objectAt, textOf } from './json.ts'
 import { cut, escapeControls } from './safe-text.ts'
-import { EXPIRY_WARNING_DAYS, MAX_REPORTED_FINDINGS, NoVerdictError, SEVERITY_RANK, SUPPRESSING_TRIAGE_STATES, UsageError, isAtOrAbove, normaliseSeverity } from './vocabulary.ts'
+import { addRating, EXPIRY_WARNING_DAYS, isAtOrAbove, MAX_REPORTED_FINDINGS, newTally, normaliseSeverity, NoVerdictError, SEVERITY_RANK, SUPPRESSING_TRIAGE_STATES, UsageError } from './vocabulary.ts'
 import type { Evaluation, Exemption, Finding, Gate, JudgeFinding, Judged, KnownExploited, PackageMatch, Policy, Rule, Severity, SuppressedFinding, Warning, ScanPolicyImport } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -225,20 +225,15 @@ export function readStoreImage(image: Record<string, unknown>, judge: JudgeFindi
       const vulnerability = vulnerabilities[v]
       if (!isObject(vulnerability)) throw notAnObject(IMAGE_REPORT, vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
       const ratings = Array.isArray(vulnerability.Ratings) ? vulnerability.Ratings : listAt(IMAGE_REPORT, vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
-      let severity: Severity = 'unknown'
-      let score: number | null = null
-      let severities = 0 // every rating's severity, as bits: what Scan 1.0's rules looked at
+      const tally = newTally()
       for (let r = 0; r < ratings.length; r++) {
         const rating = ratings[r]
         if (!isObject(rating)) throw notAnObject(IMAGE_REPORT, rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
-        const ratingSeverity = normaliseSeverity(rating.Severity)
-        if (SEVERITY_RANK[ratingSeverity] > SEVERITY_RANK[severity]) severity = ratingSeverity
-        severities |= 1 << SEVERITY_RANK[ratingSeverity]
-        const ratingScore = rating.Score
-        if (typeof ratingScore === 'number' && ratingScore > 0 && (score === null || ratingScore > score) && isStoreCvssRating(rating)) score = ratingScore
+        const score = rating.Score
+        addRating(tally, normaliseSeverity(rating.Severity), typeof score === 'number' && score > 0 && isStoreCvssRating(rating) ? score : null)
       }
       const id = textOf(vulnerability.CVEID) || (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
-      judge(id, severity, score, packageName, packageVersion, UNKNOWN_FIX, false, severities)
+      judge(id, tally.severity, tally.score, packageName, packageVersion, UNKNOWN_FIX, false, tally.severities)
     }
   }
 }

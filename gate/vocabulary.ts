@@ -471,6 +471,28 @@ export function normaliseSeverity(raw: unknown): Severity {
   return STORE_SEVERITIES.get(raw) ?? SEVERITY_NAMES.get(raw.trim().toLowerCase()) ?? 'unknown'
 }
 
+/** A vulnerability's ratings, one at a time: the highest severity and CVSS score, and every severity as bits (what Scan 1.0's rules looked at). */
+export interface RatingTally {
+  severity: Severity
+  score: number | null
+  severities: number
+}
+
+export const newTally = (): RatingTally => ({ severity: 'unknown', score: null, severities: 0 })
+
+export function addRating(tally: RatingTally, severity: Severity, score: number | null): void {
+  if (SEVERITY_RANK[severity] > SEVERITY_RANK[tally.severity]) tally.severity = severity
+  tally.severities |= 1 << SEVERITY_RANK[severity]
+  if (score !== null && (tally.score === null || score > tally.score)) tally.score = score
+}
+
+/** Two tallies of one vulnerability as one (a pair the document names twice). */
+export function mergeTally(into: RatingTally, from: RatingTally): void {
+  if (SEVERITY_RANK[from.severity] > SEVERITY_RANK[into.severity]) into.severity = from.severity
+  into.severities |= from.severities
+  if (from.score !== null && (into.score === null || from.score > into.score)) into.score = from.score
+}
+
 export function isAtOrAbove(severity: Severity, gate: Gate): boolean {
   return gate !== 'none' && severity !== 'unknown' && SEVERITY_RANK[severity] >= SEVERITY_RANK[gate]
 }
