@@ -2,11 +2,11 @@ import { closeSync, constants as fsConstants, createReadStream, fstatSync, openS
 import { abortable, bodyTooLarge, decodeBody, readCapped } from './http.ts'
 import { checkToken, exemptionsFrom } from './input.ts'
 import type { BodyLimits, FileSystem, Io, Output, ReadOptions, Run } from './io.ts'
-import { parseJsonBody } from './json.ts'
+import { parseJson, parseJsonBody } from './json.ts'
 import { checkCa } from './options.ts'
 import { redact } from './safe-text.ts'
 import { LARGE_BODY_BYTES, MAX_CONFIG_FILE_BYTES, NoVerdictError, UsageError, importCommonJs } from './vocabulary.ts'
-import type { Config, Exemption, StoreSettings, StoreSource } from './vocabulary.ts'
+import type { Config, Exemption, StoreSettings, StoreSource, UsageCode } from './vocabulary.ts'
 
 /**
  * A file the user named, read to the end within `maxBytes` and the run's deadline: a FIFO, /dev/zero or a
@@ -64,19 +64,39 @@ export async function loadStoreSettings(source: StoreSource, timeoutMs: number, 
 /** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
 export async function loadExemptions(path: string, secrets: readonly string[], signal: AbortSignal, io: Io): Promise<Exemption[]> {
   const source = redact(await io.files.read(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }), secrets)
-  const { parseDocument } = await importCommonJs(import('yaml'))
+  const documents = await parseYamlConfig(source, path, 'EXEMPTIONS', 'as exemptions', io)
+  if (documents.length > 1) throw new UsageError('EXEMPTIONS', `${path}: holds ${documents.length} YAML documents: put every exemption in one "exemptions:" list`)
+  return exemptionsFrom(documents[0], path)
+}
+
+/** A JSON configuration file (a Docker config, CISA's KEV catalog) as data; one that is not JSON is a usage error saying what to give. */
+export function parseJsonConfig(text: string, code: UsageCode, notJson: string): unknown {
+  try {
+    return parseJson(text)
+  } catch {
+    throw new UsageError(code, notJson)
+  }
+}
+
+/**
+ * A YAML configuration file (exemptions, a ScanPolicy) as data, each document in turn: duplicate keys and
+ * aliases that expand past 100 (a "billion laughs" file) refused by yaml itself, every failure a usage error
+ * naming the file and the line.
+ */
+export async function parseYamlConfig(text: string, path: string, code: UsageCode, readAs: string, io: Io): Promise<unknown[]> {
+  const { parseAllDocuments } = await importCommonJs(import('yaml'))
   return io.blocking(() => {
-    const document = parseDocument(source, { uniqueKeys: true })
-    const [problem] = document.errors
-    if (problem) throw new UsageError('EXEMPTIONS', `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
-    let content: unknown
-    try {
-      // yaml refuses documents whose aliases expand past maxAliasCount (a "billion laughs" file).
-      content = document.toJS({ maxAliasCount: 100 })
-    } catch (error) {
-      throw new UsageError('EXEMPTIONS', `${path}: cannot be read as exemptions (${(error as Error).message.split('\n')[0]})`)
-    }
-    return exemptionsFrom(content, path)
+    const parsed = parseAllDocuments(text, { uniqueKeys: true })
+    const documents = Array.isArray(parsed) ? parsed : [parsed]
+    const problem = documents.flatMap((document) => document.errors)[0]
+    if (problem) throw new UsageError(code, `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
+    return documents.map((document) => {
+      try {
+        return document.toJS({ maxAliasCount: 100 })
+      } catch (error) {
+        throw new UsageError(code, `${path}: cannot be read ${readAs} (${(error as Error).message.split('\n')[0]})`)
+      }
+    })
   })
 }
 

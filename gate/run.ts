@@ -4,18 +4,17 @@ import { ScanFiles, bomsOf, digestNamedBy, loadCvssScorer, needsCvss, subjectOf 
 import type { CvssScorer, SetAside } from './cyclonedx.ts'
 import { KEV_MAX_AGE_DAYS, baselineFrom, digestMismatch, evaluate, kevCatalogFrom } from './evaluate.ts'
 import type { KevCatalog } from './evaluate.ts'
-import { configFileLimits, loadExemptions, loadStoreSettings, readNamedFile, readSavedDocument } from './files.ts'
+import { configFileLimits, loadExemptions, loadStoreSettings, parseJsonConfig, parseYamlConfig, readNamedFile, readSavedDocument } from './files.ts'
 import { bearerFetch, connect } from './http.ts'
 import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
 import type { FileSystem, Io, Output, Run } from './io.ts'
-import { parseJson } from './json.ts'
 import type { ScanList } from './kubernetes.ts'
 import { checkCa, optionReader } from './options.ts'
 import type { RegistryAccess } from './registry.ts'
 import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderText, tektonResults } from './render.ts'
 import type { JsonReport, Outcome } from './render.ts'
 import { cut, escapeControls, redactReport, toJson } from './safe-text.ts'
-import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError, importCommonJs } from './vocabulary.ts'
+import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError } from './vocabulary.ts'
 import type { Config, Environment, Evaluation, Exemption, ImageRef, OciRef, Policy, ScanPolicyImport, ScanResultSource, Severity, StoreSettings, TriageDecision } from './vocabulary.ts'
 import { fetchTriage, pollStore, ready, waitForFreshReport, waitForImageReport } from './wait.ts'
 import type { WaitDeps } from './wait.ts'
@@ -91,22 +90,9 @@ export async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io
   // Read before --timeout is known: a config file gets the time a request gets.
   const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
   const text = await io.files.read(input.value, `the ScanPolicy named by ${input.origin}`, { signal, limits: configFileLimits('the ScanPolicy') })
-  const [{ parseAllDocuments }, { loadCodecs }, { scanPolicyFrom }] = await Promise.all([importCommonJs(import('yaml')), import('./registry.ts'), import('./scan-policy.ts')])
+  const [contents, { loadCodecs }, { scanPolicyFrom }] = await Promise.all([parseYamlConfig(text, input.value, 'SCAN_POLICY', 'as a ScanPolicy', io), import('./registry.ts'), import('./scan-policy.ts')])
   const codecs = await loadCodecs()
-  return io.blocking(() => {
-    const documents = parseAllDocuments(text, { uniqueKeys: true })
-    const list = Array.isArray(documents) ? documents : [documents]
-    const broken = list.find((document) => document.errors.length)
-    if (broken) throw new UsageError('SCAN_POLICY', `${input.value}: not valid YAML: ${broken.errors[0]!.message.split('\n')[0]}`)
-    const contents = list.map((document) => {
-      try {
-        return document.toJS({ maxAliasCount: 100 })
-      } catch (error) {
-        throw new UsageError('SCAN_POLICY', `${input.value}: cannot be read (${(error as Error).message.split('\n')[0]})`)
-      }
-    })
-    return scanPolicyFrom(contents, input.value, (rule) => codecs.sha256(Buffer.from(rule)).slice('sha256:'.length))
-  })
+  return io.blocking(() => scanPolicyFrom(contents, input.value, (rule) => codecs.sha256(Buffer.from(rule)).slice('sha256:'.length)))
 }
 
 /** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
@@ -141,15 +127,7 @@ export const MAX_KEV_BYTES = 16 * 1024 * 1024
 /** CISA's catalog, checked; one older than KEV_MAX_AGE_DAYS is used, and said to be old. */
 export async function loadKevCatalog(path: string, signal: AbortSignal, output: Output, io: Io): Promise<KevCatalog> {
   const text = await io.files.read(path, '--kev', { signal, limits: { maxBytes: MAX_KEV_BYTES, tooLarge: () => new UsageError('KEV', `--kev ${path} is larger than ${MAX_KEV_BYTES / 2 ** 20} MiB: that is not CISA's catalog`) } })
-  const catalog = io.blocking(() => {
-    let document: unknown
-    try {
-      document = parseJson(text)
-    } catch {
-      throw new UsageError('KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`)
-    }
-    return kevCatalogFrom(document, `--kev ${path}`)
-  })
+  const catalog = io.blocking(() => kevCatalogFrom(parseJsonConfig(text, 'KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`), `--kev ${path}`))
   const ageDays = Math.floor((io.now() - catalog.released) / 86_400_000)
   if (ageDays > KEV_MAX_AGE_DAYS) {
     output.say(`warning: the KEV catalog ${path} (version ${catalog.version}) was released ${ageDays} days ago: refresh it, CISA adds entries every week`)
@@ -163,11 +141,8 @@ export async function loadRegistryAccess(source: ScanResultSource, timeoutMs: nu
   if (source.registryConfig) {
     const { file, origin } = source.registryConfig
     const text = await io.files.read(file, `the Docker config named by ${origin}`, { signal, limits: configFileLimits('the Docker config') })
-    try {
-      dockerConfig = { document: parseJson(text), origin: `${origin} (${file})` }
-    } catch {
-      throw new UsageError('REGISTRY_CONFIG', `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`)
-    }
+    const notJson = `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`
+    dockerConfig = { document: parseJsonConfig(text, 'REGISTRY_CONFIG', notJson), origin: `${origin} (${file})` }
     const { checkDockerConfig } = await import('./registry.ts')
     checkDockerConfig(dockerConfig.document, source.ref === 'auto' ? undefined : source.ref.registry, dockerConfig.origin)
   }

@@ -144,6 +144,7 @@ describe('--exemptions', () => {
   it.each([
     ['a bad date', 'broken.yaml', /broken\.yaml: entry 1 \(CVE-2021-44228\): "expires" "next week" is not a real date: use YYYY-MM-DD/],
     ['broken YAML', 'not-yaml.yaml', /not-yaml\.yaml: not valid YAML at line \d+/],
+    ['two YAML documents, one of which would be left unread', 'two-documents.yaml', /two-documents\.yaml: holds 2 YAML documents: put every exemption in one "exemptions:" list/],
     ['a missing file', 'missing.yaml', /cannot read --exemptions .*missing\.yaml \(ENOENT\)/],
   ])('exits 2 on %s before asking the store', async (_name, file, message) => {
     await serve([answer.image(sampleImageBody())])

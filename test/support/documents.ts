@@ -67,6 +67,7 @@ exemptions:
 `,
     'broken.yaml': `exemptions:\n  - id: CVE-2021-44228\n    reason: r\n    expires: next week\n`,
     'not-yaml.yaml': `exemptions: [\n`,
+    'two-documents.yaml': `exemptions: []\n---\nexemptions:\n  - id: CVE-2021-44228\n    reason: r\n    expires: 2099-01-01\n`,
   }
 }
 
