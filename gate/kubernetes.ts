@@ -208,14 +208,14 @@ export async function followScan(image: ImageRef, scans: ScanList, config: Confi
       onNotFound: 'wait',
       attempt: async (signal): Promise<Step<{ name: string; result: string }>> => {
         const step = await scans.follow(signal, image.digest, (state) => {
-          const said = describeScan(state, image.digest)
+          const said = describeScan(state, image.digest, deps.now(), 'the scan')
           if (said !== lastSaid) deps.progress((lastSaid = said))
         })
         if (step.kind !== 'state') return step
         const { state } = step
         if (state.kind === 'succeeded') return { kind: 'accepted', value: state }
         if (state.kind === 'failed') return { kind: 'fail', error: scanFailed(state, image.digest, scans.namespace) }
-        return { kind: 'retry', reason: describeScan(state, image.digest), backoff: false }
+        return { kind: 'retry', reason: describeScan(state, image.digest, deps.now(), 'the scan'), backoff: false }
       },
       heard: () => lastSaid,
     },
@@ -227,11 +227,6 @@ export async function followScan(image: ImageRef, scans: ScanList, config: Confi
   } catch (error) {
     throw new NoVerdictError('MALFORMED_RESPONSE', (error as Error).message.split(': use ')[0]!)
   }
-}
-
-/** A scan that is not done yet, in a progress line. */
-export function describeScan(state: ScanState, digest: string): string {
-  return state.kind === 'none' ? `no ImageVulnerabilityScan of ${digest} yet` : state.kind === 'running' ? `scan ${state.name}: ${state.detail}` : `scan ${state.name}: ${state.kind}`
 }
 
 /** Where the pod's service account is mounted. */
@@ -267,7 +262,7 @@ export async function scanExplainer(image: ImageRef, selector: string | undefine
     }
     // A failed scan never reaches the store: waiting on would only run out the clock.
     if (step.kind === 'state' && step.state.kind === 'failed') throw scanFailed(step.state, image.digest, scans.namespace)
-    if (step.kind === 'state') return describeScanForStore(step.state, io.now())
+    if (step.kind === 'state') return describeScan(step.state, 'the image', io.now(), 'the store')
     giveUp(step.kind === 'fail' ? step.error.message : step.reason)
     return undefined
   }
@@ -278,17 +273,23 @@ export function scanFailed(state: Extract<ScanState, { kind: 'failed' }>, digest
   return new NoVerdictError('SCAN_FAILED', `scan ${state.name} of ${digest} failed (${state.reason}: ${state.message}): see kubectl describe imagevulnerabilityscan ${state.name} -n ${namespace}`)
 }
 
-/** The scan's state, said to someone waiting for the store. */
-export function describeScanForStore(state: ScanState, now: number): string {
+/**
+ * The image's scan, in a progress line: while the gate follows it (--scan-result auto), or while it waits for the
+ * store, which then adds what the state means for the store.
+ */
+export function describeScan(state: ScanState, image: string, now: number, waitingFor: 'the scan' | 'the store'): string {
+  const forStore = waitingFor === 'the store'
   switch (state.kind) {
     case 'none':
-      return 'no ImageVulnerabilityScan of the image yet: the scan has not started'
+      return `no ImageVulnerabilityScan of ${image} yet: the scan has not started`
     case 'running':
       return `scan ${state.name} is not done: ${state.detail}`
     case 'failed':
-      return `scan ${state.name} failed (${state.reason}: ${state.message}): the store will not receive this scan`
-    case 'succeeded':
-      return `scan ${state.name} succeeded${state.since === undefined ? '' : ` ${formatDuration(Math.max(0, now - state.since))} ago`}; the store has not received it yet: the AMR Observer is behind or down`
+      return `scan ${state.name} failed (${state.reason}: ${state.message})${forStore ? ': the store will not receive this scan' : ''}`
+    case 'succeeded': {
+      const ago = state.since === undefined ? '' : ` ${formatDuration(Math.max(0, now - state.since))} ago`
+      return `scan ${state.name} succeeded${ago}${forStore ? '; the store has not received it yet: the AMR Observer is behind or down' : ''}`
+    }
   }
 }
 

@@ -235,7 +235,7 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
     expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain(`following the ImageVulnerabilityScan of ${SAMPLE_IMAGE} in namespace ${NAMESPACE} (carto.run/workload-name=app)`)
     expect(run.stderr).toContain(`no ImageVulnerabilityScan of ${SAMPLE_DIGEST} yet`)
-    expect(run.stderr).toContain('scan app-trivy-scan-x7k2p: no conditions yet')
+    expect(run.stderr).toContain('scan app-trivy-scan-x7k2p is not done: no conditions yet')
     expect(run.stderr).toContain(`reading the scan results ${bundle}`)
     expect(run.stdout).toContain('CVE-2019-18224')
     // One list, then one watch from its resourceVersion that hears the scan change: no polling.
