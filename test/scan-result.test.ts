@@ -291,7 +291,7 @@ describe.skipIf(missing.length > 0)('--scan-result auto: following the ImageVuln
   it('keeps its deadline when the conditions stay blank, and says what that may mean', async () => {
     const run = await gate([[running('app-trivy-scan-blank')]], ['--timeout', '2s'])
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toMatch(/timed out after 2s waiting for a finished scan of sha256:[0-9a-f]{64} in namespace dev-team \(1 requests; last: scan app-trivy-scan-blank: no conditions yet/)
+    expect(run.stderr).toMatch(/timed out after 2s waiting for a finished scan of sha256:[0-9a-f]{64} in namespace dev-team \(1 requests; last: scan app-trivy-scan-blank is not done: no conditions yet/)
     expect(run.stderr).toContain('if they stay blank, check that the installed Tekton is one Scan 2.0 supports')
   })
 
