@@ -1,7 +1,7 @@
 import { isRealDate, parseExpiry } from './input.ts'
 import { isObject, textOf } from './json.ts'
 import { cut, escapeControls, toJson } from './safe-text.ts'
-import { GATES, SEVERITY_RANK, UsageError } from './vocabulary.ts'
+import { GATES, SEVERITIES, SEVERITY_RANK, UsageError } from './vocabulary.ts'
 import type { Exemption, Gate, ScanPolicyImport, Severity, UnknownAs } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -142,14 +142,11 @@ export function regoStatements(rego: string): string[] {
   return statements
 }
 
-export const SCAN_POLICY_SEVERITIES: ReadonlyMap<string, Severity | 'negligible'> = new Map([
-  ['critical', 'critical'],
-  ['high', 'high'],
-  ['medium', 'medium'],
-  ['low', 'low'],
+/** The severities a ScanPolicy's notAllowedSeverities may name (as its Rego compares them, in any case). */
+export const SCAN_POLICY_SEVERITIES: ReadonlyMap<string, Severity | 'negligible'> = new Map<string, Severity | 'negligible'>([
+  ...SEVERITIES.map((severity) => [severity, severity] as const),
   ['negligible', 'negligible'],
   ['unknownseverity', 'unknown'],
-  ['unknown', 'unknown'],
 ])
 
 /**

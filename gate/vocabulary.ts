@@ -455,16 +455,9 @@ export interface ScanPolicyImport {
 }
 
 /** The store's and CycloneDX's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
-export const STORE_SEVERITIES: ReadonlyMap<string, Severity> = new Map([
-  ['Critical', 'critical'],
-  ['High', 'high'],
-  ['Medium', 'medium'],
-  ['Low', 'low'],
-  ['critical', 'critical'],
-  ['high', 'high'],
-  ['medium', 'medium'],
-  ['low', 'low'],
-])
+export const STORE_SEVERITIES: ReadonlyMap<string, Severity> = new Map(
+  [...SEVERITY_NAMES].flatMap(([name, severity]) => [[name, severity], [`${name[0]!.toUpperCase()}${name.slice(1)}`, severity]] as const),
+)
 
 export function normaliseSeverity(raw: unknown): Severity {
   if (typeof raw !== 'string') return 'unknown'
