@@ -325,14 +325,17 @@ export function scanFilesOf(files: readonly BundleFile[], ref: OciRef, available
   throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} holds ${held}${hint}`)
 }
 
+/** One GET of the registry API, retried within the run's deadline: the answer's body, or the end of the run. */
+export type RegistryGet = (path: string, accept: string, what: string, limits: BodyLimits) => Promise<RawResponse>
+
 /**
- * Reads a scan's published results (an imgpkg bundle, or any OCI artifact) through the registry API:
- * the manifest (an index resolved to its one image), each layer verified against its digest and size,
- * unpacked within --max-body-size, and its CycloneDX JSON files. Anonymous first; a 401's challenge says
- * whether to send Basic credentials or fetch a bearer token for them. Credentials and tokens join `secrets`.
+ * The registry as the gate talks to it (go-containerregistry's `transport`, in small): anonymous first; a 401's
+ * challenge says whether to send Basic credentials or fetch a bearer token for them, over https only;
+ * redirects followed over https with credentials kept to the registry's origin; every answer read by
+ * classifyRegistryResponse and retried by the one loop. Credentials and tokens join `secrets`; `quote` is what
+ * may be said of the registry's own words.
  */
-export async function readScanResult(ref: OciRef, access: RegistryAccess, client: HttpClient, deps: Omit<WaitDeps, 'fetch'>, maxBytes: number, secrets: string[]): Promise<ScanFiles> {
-  const codecs = await loadCodecs()
+export function registryTransport(ref: OciRef, access: RegistryAccess, client: HttpClient, deps: Omit<WaitDeps, 'fetch'>, secrets: string[]): { get: RegistryGet; quote: (text: string) => string } {
   const credentials = access.dockerConfig ? credentialsFor(access.dockerConfig.document, ref.registry, access.dockerConfig.origin) : undefined
   const credentialsOrigin = credentials ? access.dockerConfig!.origin : undefined
   // Every secret this registry and its token service hold, short ones too; only those long enough to redact
@@ -410,7 +413,7 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
     return response
   }
 
-  const get = async (path: string, accept: string, what: string, limits: BodyLimits): Promise<RawResponse> =>
+  const get: RegistryGet = async (path, accept, what, limits) =>
     (await retryUntil(
       {
         what,
@@ -422,34 +425,51 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
       peer,
       deps,
     ))!
+  return { get, quote }
+}
 
-  const manifestLimits: BodyLimits = { maxBytes: MAX_MANIFEST_BYTES, tooLarge: bodyTooLarge('a manifest', MAX_MANIFEST_BYTES) }
+/** The images a reference names, each with its layers, and what was set aside (go-containerregistry's `remote` fetcher, for manifests). */
+interface ManifestTree {
+  readonly images: ReadonlyArray<{ readonly prefix: string; readonly layers: readonly Descriptor[] }>
+  readonly setAside: readonly SetAside[]
+}
+
+/**
+ * The manifest of `ref`, each verified against its digest (the reference's, or Docker-Content-Digest): an index
+ * is read whole, every image's files judged together (one verdict), never its first image alone; attestation
+ * manifests are set aside. Files of several images are named by platform (`linux/arm64: scan.cdx.json`).
+ */
+export async function readManifests(ref: OciRef, get: RegistryGet, quote: (text: string) => string, codecs: Codecs): Promise<ManifestTree> {
+  const limits: BodyLimits = { maxBytes: MAX_MANIFEST_BYTES, tooLarge: bodyTooLarge('a manifest', MAX_MANIFEST_BYTES) }
   const readManifest = async (reference: string, expected: string | undefined, what: string) => {
-    const response = await get(`/v2/${ref.repository}/manifests/${reference}`, ACCEPT_MANIFESTS, what, manifestLimits)
+    const response = await get(`/v2/${ref.repository}/manifests/${reference}`, ACCEPT_MANIFESTS, what, limits)
     const promised = expected ?? (typeof response.headers['docker-content-digest'] === 'string' ? response.headers['docker-content-digest'].trim().toLowerCase() : undefined)
     if (promised) verifyDigest(codecs, response.body, promised, what)
     const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`, quote)
     return manifestFrom(document, String(response.headers['content-type'] ?? ''), what)
   }
-  // An index is read whole: every image's files are judged together (one verdict), never its first image alone.
   const top = await readManifest(ref.tagOrDigest, ref.digest, `the manifest of ${ref.reference}`)
+  if (top.kind !== 'index') return { images: [{ prefix: '', layers: top.entries }], setAside: [] }
+  if (top.entries.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of ${top.entries.length} manifests; at most ${MAX_LAYERS} are read`)
   const setAside: SetAside[] = []
-  const images: Array<{ readonly prefix: string; readonly layers: readonly Descriptor[] }> = []
-  if (top.kind === 'index') {
-    if (top.entries.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of ${top.entries.length} manifests; at most ${MAX_LAYERS} are read`)
-    const named = top.entries.filter((entry) => entry.title !== 'attestation')
-    for (const entry of top.entries) {
-      if (entry.title === 'attestation') {
-        setAside.push({ what: `manifest ${entry.digest}`, reason: 'an attestation manifest of the index (provenance or an SBOM of the build), not a scan' })
-        continue
-      }
-      const what = `the manifest ${entry.digest} of ${ref.reference}`
-      const manifest = await readManifest(entry.digest, entry.digest, what)
-      if (manifest.kind === 'index') throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of an index, which a scan result never is`)
-      images.push({ prefix: named.length > 1 ? `${entry.platform ?? entry.digest.slice(0, 19)}: ` : '', layers: manifest.entries })
+  const images: Array<ManifestTree['images'][number]> = []
+  const named = top.entries.filter((entry) => entry.title !== 'attestation')
+  for (const entry of top.entries) {
+    if (entry.title === 'attestation') {
+      setAside.push({ what: `manifest ${entry.digest}`, reason: 'an attestation manifest of the index (provenance or an SBOM of the build), not a scan' })
+      continue
     }
-    if (!images.length) throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} is an index of no images`)
-  } else images.push({ prefix: '', layers: top.entries })
+    const what = `the manifest ${entry.digest} of ${ref.reference}`
+    const manifest = await readManifest(entry.digest, entry.digest, what)
+    if (manifest.kind === 'index') throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} is an index of an index, which a scan result never is`)
+    images.push({ prefix: named.length > 1 ? `${entry.platform ?? entry.digest.slice(0, 19)}: ` : '', layers: manifest.entries })
+  }
+  if (!images.length) throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} is an index of no images`)
+  return { images, setAside }
+}
+
+/** Every layer of every image, each verified against its digest and size and unpacked within --max-body-size for all of them together. */
+export async function readLayers(ref: OciRef, { images }: ManifestTree, get: RegistryGet, codecs: Codecs, maxBytes: number, blocking: WaitDeps['blocking']): Promise<BundleFile[]> {
   const layers = images.flatMap((image) => image.layers)
   if (layers.length > MAX_LAYERS) throw new NoVerdictError('MALFORMED_RESPONSE', `${ref.reference} has ${layers.length} layers; a scan result has a few (an imgpkg bundle one): at most ${MAX_LAYERS} are read`)
   const total = layers.reduce((sum, layer) => sum + layer.size, 0)
@@ -462,11 +482,23 @@ export async function readScanResult(ref: OciRef, access: RegistryAccess, client
       const limits: BodyLimits = { maxBytes: layer.size, tooLarge: () => new NoVerdictError('DIGEST_MISMATCH', `${what} is larger than the ${layer.size} bytes its manifest says`) }
       const blob = await get(`/v2/${ref.repository}/blobs/${layer.digest}`, '*/*', what, limits)
       verifyDigest(codecs, blob.body, layer.digest, what)
-      const layerFiles = deps.blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes - unpacked, maxBytes))
+      const layerFiles = blocking(() => filesOfLayer(codecs, blob.body, layer, maxBytes - unpacked, maxBytes))
       unpacked += layerFiles.bytes
       for (const file of layerFiles.files) files.push(prefix ? { name: `${prefix}${file.name}`, content: file.content } : file)
     }
   }
+  return files
+}
+
+/**
+ * Reads a scan's published results (an imgpkg bundle, or any OCI artifact) through the registry API: the
+ * manifests (readManifests), the layers (readLayers), then every file judged or set aside (scanFilesOf).
+ */
+export async function readScanResult(ref: OciRef, access: RegistryAccess, client: HttpClient, deps: Omit<WaitDeps, 'fetch'>, maxBytes: number, secrets: string[]): Promise<ScanFiles> {
+  const codecs = await loadCodecs()
+  const { get, quote } = registryTransport(ref, access, client, deps, secrets)
+  const tree = await readManifests(ref, get, quote, codecs)
+  const files = await readLayers(ref, tree, get, codecs, maxBytes, deps.blocking)
   const scans = deps.blocking(() => scanFilesOf(files, ref, availableMemory))
-  return setAside.length ? new ScanFiles(scans.files, [...setAside, ...scans.setAside]) : scans
+  return tree.setAside.length ? new ScanFiles(scans.files, [...tree.setAside, ...scans.setAside]) : scans
 }
