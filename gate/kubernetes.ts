@@ -114,6 +114,55 @@ export const WATCH_SECONDS = 45
 
 export const isSettled = (state: ScanState) => state.kind === 'succeeded' || state.kind === 'failed'
 
+/** A list's objects, kept current by the watch that follows it (kubernetes-client's ListWatch cache, in small). */
+export interface ObjectCache {
+  /** Where the next watch starts: the list's, then each event's. */
+  readonly resourceVersion: string
+  readonly items: () => unknown[]
+  /**
+   * One watch event (a line of JSON): `changed` when an object was added, modified or deleted, `unchanged` for a
+   * bookmark or a type this version does not know, `gone` when the server has forgotten the version (410:
+   * list again). Any other ERROR, or a line that is not JSON, ends the run.
+   */
+  readonly apply: (line: string) => 'changed' | 'unchanged' | 'gone'
+}
+
+export function objectCache(list: { readonly items: readonly unknown[] }): ObjectCache {
+  const versionOf = (object: unknown) => (isObject(object) && isObject(object.metadata) ? textOf(object.metadata.resourceVersion) : '')
+  const nameOf = (object: unknown) => (isObject(object) && isObject(object.metadata) ? textOf(object.metadata.name) : '')
+  const byName = new Map(list.items.map((item) => [nameOf(item), item]))
+  let resourceVersion = versionOf(list)
+  return {
+    get resourceVersion() {
+      return resourceVersion
+    },
+    items: () => [...byName.values()],
+    apply(line) {
+      let event: unknown
+      try {
+        event = parseJson(line)
+      } catch {
+        throw new NoVerdictError('MALFORMED_RESPONSE', `a watch event of the Kubernetes API is not JSON: "${firstLine(line, 80)}"`)
+      }
+      const type = isObject(event) ? event.type : undefined
+      const object = isObject(event) ? event.object : undefined
+      if (type === 'ERROR') {
+        if (isObject(object) && object.code === 410) return 'gone'
+        throw new NoVerdictError('KUBERNETES_ERROR', `the watch of ImageVulnerabilityScans failed: ${firstLine(textOf(isObject(object) ? object.message : '') || JSON.stringify(object ?? null), 160)}`)
+      }
+      if (versionOf(object)) resourceVersion = versionOf(object)
+      if (type === 'DELETED') byName.delete(nameOf(object))
+      else if (type === 'ADDED' || type === 'MODIFIED') byName.set(nameOf(object), object)
+      else return 'unchanged'
+      return 'changed'
+    },
+  }
+}
+
+/**
+ * The ImageVulnerabilityScans of the pod's namespace through its service account: a list for one look, a list
+ * then a watch from its resourceVersion (objectCache) to follow one image's scan until it settles.
+ */
 export async function openScanList(selector: string | undefined, timing: Timing & { readonly proxied: boolean }, config: Config, run: Run, output: Output, io: Io): Promise<ScanList> {
   const api = await kubernetesApi(io, timing, run.deadline)
   output.secrets.push(api.token)
@@ -128,11 +177,8 @@ export async function openScanList(selector: string | undefined, timing: Timing 
       return classified.kind === 'done' ? { kind: 'listed' as const, document: classified.document, state: scanStateOf(classified.document, digest) } : classified
     })
   }
-  // What the watch knows between calls: the scans by name, and where to watch from.
-  let scans: Map<string, unknown> | undefined
-  let resourceVersion = ''
-  const versionOf = (object: unknown) => (isObject(object) && isObject(object.metadata) ? textOf(object.metadata.resourceVersion) : '')
-  const nameOf = (object: unknown) => (isObject(object) && isObject(object.metadata) ? textOf(object.metadata.name) : '')
+  // What the watch knows between calls: the scans, and where to watch from; none until listed, or after 410 Gone.
+  let cache: ObjectCache | undefined
   const lineLimits: BodyLimits = { maxBytes: MAX_CONFIG_FILE_BYTES, tooLarge: () => new NoVerdictError('MALFORMED_RESPONSE', `a watch event of the Kubernetes API is larger than ${MAX_CONFIG_FILE_BYTES / 1024} KiB`) }
   return {
     namespace: api.namespace,
@@ -142,37 +188,23 @@ export async function openScanList(selector: string | undefined, timing: Timing 
       return listed.kind === 'listed' ? { kind: 'state', state: listed.state } : listed
     },
     async follow(signal, digest, onChange) {
-      if (!scans || !resourceVersion) {
+      if (!cache?.resourceVersion) {
         const listed = await list(signal, digest)
         if (listed.kind !== 'listed') return listed
-        scans = new Map((listed.document as { items: unknown[] }).items.map((item) => [nameOf(item), item]))
-        resourceVersion = versionOf(listed.document)
-        if (isSettled(listed.state) || !resourceVersion) return { kind: 'state', state: listed.state }
+        cache = objectCache(listed.document as { items: unknown[] })
+        if (isSettled(listed.state) || !cache.resourceVersion) return { kind: 'state', state: listed.state }
         onChange(listed.state)
       }
+      const watched = cache
       const watch = new URL(url)
-      watch.search = `${url.search ? `${url.search}&` : '?'}watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}&resourceVersion=${encodeURIComponent(resourceVersion)}`
+      watch.search = `${url.search ? `${url.search}&` : '?'}watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}&resourceVersion=${encodeURIComponent(watched.resourceVersion)}`
       let settled: ScanState | undefined
       let gone = false
       const response = await client.lines(watch, bearerHeaders(api.token), signal, lineLimits, (line) => {
-        let event: unknown
-        try {
-          event = parseJson(line)
-        } catch {
-          throw new NoVerdictError('MALFORMED_RESPONSE', `a watch event of the Kubernetes API is not JSON: "${firstLine(line, 80)}"`)
-        }
-        const type = isObject(event) ? event.type : undefined
-        const object = isObject(event) ? event.object : undefined
-        if (type === 'ERROR') {
-          gone = isObject(object) && object.code === 410
-          if (!gone) throw new NoVerdictError('KUBERNETES_ERROR', `the watch of ImageVulnerabilityScans failed: ${firstLine(textOf(isObject(object) ? object.message : '') || JSON.stringify(object ?? null), 160)}`)
-          return false
-        }
-        if (versionOf(object)) resourceVersion = versionOf(object)
-        if (type === 'DELETED') scans!.delete(nameOf(object))
-        else if (type === 'ADDED' || type === 'MODIFIED') scans!.set(nameOf(object), object)
-        else return true // BOOKMARK, or a type this version does not know
-        const state = scanStateOf({ items: [...scans!.values()] }, digest)
+        const change = watched.apply(line)
+        if (change === 'gone') gone = true
+        if (change !== 'changed') return change === 'unchanged'
+        const state = scanStateOf({ items: watched.items() }, digest)
         if (isSettled(state)) {
           settled = state
           return false
@@ -186,7 +218,7 @@ export async function openScanList(selector: string | undefined, timing: Timing 
         if (classified.kind !== 'done') return classified
       }
       if (settled) return { kind: 'state', state: settled }
-      if (gone) scans = undefined
+      if (gone) cache = undefined
       return { kind: 'retry', reason: gone ? 'the watch fell behind (410 Gone): listing again' : `the watch ended after ${WATCH_SECONDS}s: watching on`, backoff: false }
     },
   }
