@@ -33,10 +33,10 @@ import { ScanFiles } from './gate/cyclonedx.ts'
 import { availableMemory, createHttpClient } from './gate/http.ts'
 import { parseArgs } from './gate/input.ts'
 import { outputFor } from './gate/io.ts'
-import type { Io, Run } from './gate/io.ts'
+import type { Io, Run, RunContext } from './gate/io.ts'
 import { resolveConfig } from './gate/options.ts'
 import { renderHelp } from './gate/render.ts'
-import { checkRuntime, cvssFor, describeScanPolicyImport, emit, fail, failEarly, judge, loadScanPolicy, obtainDocument, prepare, realFiles } from './gate/run.ts'
+import { checkRuntime, cvssFor, describeScanPolicyImport, emit, endWithoutVerdict, failEarly, judgeDocument, loadScanPolicy, obtainDocument, prepare, realFiles } from './gate/run.ts'
 import { EXIT, InterruptedError, NAME, UsageError, VERSION } from './gate/vocabulary.ts'
 import type { Config } from './gate/vocabulary.ts'
 import { timerMs } from './gate/wait.ts'
@@ -65,18 +65,19 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     return failEarly(error, argv, io, output)
   }
   const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration', clients: [], ...(config.image ? { image: config.image } : {}) }
+  const ctx: RunContext = { config, run, output, io }
   try {
     if (!config.source) {
       output.say(`gate none: no policy enforced for ${config.image?.reference ?? 'the image'}; the store was not asked`)
-      return emit(config, run, output, io.files, { skipped: true })
+      return emit(ctx, { skipped: true })
     }
-    const prepared = await prepare(config, run, output, io)
-    const obtained = await obtainDocument(config, prepared, run, output, io)
+    const prepared = await prepare(ctx)
+    const obtained = await obtainDocument(ctx, prepared)
     const setAside = obtained.document instanceof ScanFiles ? obtained.document.setAside : []
-    const [evaluation, summary] = judge(config, run.image ?? run.subject!, obtained, setAside, prepared, io, await cvssFor(obtained.document))
-    return emit(config, run, output, io.files, { evaluation, setAside }, summary)
+    const [evaluation, summary] = judgeDocument(config, run.image ?? run.subject!, obtained, setAside, prepared, io, await cvssFor(obtained.document))
+    return emit(ctx, { evaluation, setAside }, summary)
   } catch (caught) {
-    return fail(caught, config, run, output, io)
+    return endWithoutVerdict(caught, ctx)
   } finally {
     await Promise.all(run.clients.map((client) => client.close().catch(() => undefined)))
   }

@@ -262,7 +262,7 @@ export interface Pair extends RatingTally {
  * severity of its score, or of its vector's base score; EPSS and other ratings without either set nothing.
  * Only CVSS ratings give a score. The fix follows the producer's rule (fixOf).
  */
-export function readCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: CvssScorer | undefined): void {
+export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: CvssScorer | undefined): void {
   const components = new Map<string, { name: string; version: string }>()
   // Components nest (assemblies, a jar in a jar): every level's bom-ref names a package.
   const pending: Array<{ list: readonly unknown[]; path: string }> = [{ list: listAt(SCAN_DOCUMENT, bom, 'components', ''), path: 'components' }]

@@ -1,4 +1,4 @@
-import { CVSS_METHODS, NO_KEV_DATES, UNKNOWN_FIX, bomsOf, digestOfBom, readCycloneDx, unreadCycloneDxVersion } from './cyclonedx.ts'
+import { CVSS_METHODS, NO_KEV_DATES, UNKNOWN_FIX, bomsOf, digestOfBom, walkCycloneDx, unreadCycloneDxVersion } from './cyclonedx.ts'
 import type { CvssScorer } from './cyclonedx.ts'
 import { DATE_RE, parseExpiry, parseInstant } from './input.ts'
 import { IMAGE_REPORT, SCAN_DOCUMENT, describeJson, isObject, listAt, malformed, notAnObject, objectAt, textOf } from './json.ts'
@@ -50,7 +50,7 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
     for (const { name, bom } of boms) {
       const named = digestOfBom(bom)
       if (expectedDigest && named && named !== expectedDigest) throw digestMismatch(name === SCAN_DOCUMENT ? 'it' : name, named, expectedDigest)
-      readCycloneDx(bom, judge.judge, cvss)
+      walkCycloneDx(bom, judge.judge, cvss)
     }
     return judge.evaluation()
   }
@@ -65,7 +65,7 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
     if (image.Digest.trim().toLowerCase() !== expectedDigest) throw digestMismatch(IMAGE_REPORT, image.Digest.trim(), expectedDigest)
   }
   const judge = createJudge(policy)
-  readStoreImage(image, judge.judge)
+  walkStoreImage(image, judge.judge)
   return judge.evaluation()
 }
 
@@ -116,8 +116,8 @@ export function baselineFrom(document: unknown, cvss?: CvssScorer): Map<string, 
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) baseline.set(key, severity)
   }
   const boms = bomsOf(document)
-  if (boms) for (const { bom } of boms) readCycloneDx(bom, record, cvss)
-  else readStoreImage(objectAt(IMAGE_REPORT, document, 'the document'), record)
+  if (boms) for (const { bom } of boms) walkCycloneDx(bom, record, cvss)
+  else walkStoreImage(objectAt(IMAGE_REPORT, document, 'the document'), record)
   return baseline
 }
 
@@ -212,7 +212,7 @@ export function createJudge(policy: Policy) {
 }
 
 /** The store's Image document, finding by finding: the hot loop of a 50 MB report, in plain loops, with error paths built only when something is wrong. */
-export function readStoreImage(image: Record<string, unknown>, judge: JudgeFinding): void {
+export function walkStoreImage(image: Record<string, unknown>, judge: JudgeFinding): void {
   const packages = listAt(IMAGE_REPORT, image, 'Packages', '')
   for (let p = 0; p < packages.length; p++) {
     const pkg = packages[p]

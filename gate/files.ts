@@ -1,12 +1,12 @@
 import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readFileSync } from 'node:fs'
 import { abortable, bodyTooLarge, decodeBody, readCapped } from './http.ts'
 import { checkToken, exemptionsFrom } from './input.ts'
-import type { BodyLimits, FileSystem, Io, Output, ReadOptions, Run } from './io.ts'
+import type { BodyLimits, FileSystem, Io, ReadOptions, RunContext } from './io.ts'
 import { parseJson, parseJsonBody } from './json.ts'
 import { checkCa } from './options.ts'
 import { redact } from './safe-text.ts'
 import { LARGE_BODY_BYTES, MAX_CONFIG_FILE_BYTES, NoVerdictError, UsageError, importCommonJs } from './vocabulary.ts'
-import type { Config, Exemption, StoreSettings, StoreSource, UsageCode } from './vocabulary.ts'
+import type { Exemption, StoreSettings, StoreSource, UsageCode } from './vocabulary.ts'
 
 /**
  * A file the user named, read to the end within `maxBytes` and the run's deadline: a FIFO, /dev/zero or a
@@ -104,7 +104,8 @@ export async function parseYamlConfig(text: string, path: string, code: UsageCod
  * A saved document (--input, --baseline-input) from a file or stdin, within --max-body-size, the memory left
  * and the deadline, parsed: a signal still ends the parse at once.
  */
-export async function readSavedDocument(option: '--input' | '--baseline-input', path: string, config: Config, run: Run, output: Output, io: Io): Promise<unknown> {
+export async function readSavedDocument(option: '--input' | '--baseline-input', path: string, ctx: RunContext): Promise<unknown> {
+  const { config, run, output, io } = ctx
   const what = `${option} ${path}`
   run.phase = `reading ${what}`
   const limits: BodyLimits = { maxBytes: config.maxBodyBytes, tooLarge: bodyTooLarge(what, config.maxBodyBytes), json: { what, available: io.availableMemory } }

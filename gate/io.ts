@@ -1,6 +1,6 @@
 import { escapeControls, redact, redactSummary } from './safe-text.ts'
 import { NAME } from './vocabulary.ts'
-import type { Environment, ImageRef } from './vocabulary.ts'
+import type { Config, Environment, ImageRef } from './vocabulary.ts'
 
 
 export interface BodyLimits {
@@ -93,6 +93,14 @@ export function outputFor(io: Io): Output {
     json: (text) => io.stdout(text),
     say: (line) => io.stderr(redact(`${NAME}: ${escapeControls(line)}\n`, secrets)),
   }
+}
+
+/** One run, passed whole to each of its steps: what was asked, the run in progress, where it speaks, the outside world. */
+export interface RunContext {
+  readonly config: Config
+  readonly run: Run
+  readonly output: Output
+  readonly io: Io
 }
 
 /** One run in progress: when it started, the deadline every wait races, what it is doing, the client to close. */

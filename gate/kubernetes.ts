@@ -2,11 +2,11 @@ import { join } from 'node:path'
 import { configFileLimits } from './files.ts'
 import { bearerFetch, bearerHeaders, connect, redactedAnswer } from './http.ts'
 import { parseInstant, parseOciRef, checkToken, formatDuration } from './input.ts'
-import type { BodyLimits, Io, Output, Run } from './io.ts'
+import type { BodyLimits, Io, RunContext } from './io.ts'
 import { describeJson, firstLine, isObject, parseJson, textOf } from './json.ts'
 import { checkCa } from './options.ts'
 import { DEFAULT_SERVICE_ACCOUNT_DIR, MAX_CONFIG_FILE_BYTES, NoVerdictError, UsageError } from './vocabulary.ts'
-import type { Config, Environment, ImageRef, OciRef, StoreSettings } from './vocabulary.ts'
+import type { Environment, ImageRef, OciRef, StoreSettings } from './vocabulary.ts'
 import { answered, classifyStatus, retryUntil } from './wait.ts'
 import type { Peer, Poll, PollOutcome, Step, StoreResponse, Timing, WaitDeps } from './wait.ts'
 
@@ -163,7 +163,8 @@ export function objectCache(list: { readonly items: readonly unknown[] }): Objec
  * The ImageVulnerabilityScans of the pod's namespace through its service account: a list for one look, a list
  * then a watch from its resourceVersion (objectCache) to follow one image's scan until it settles.
  */
-export async function openScanList(selector: string | undefined, timing: Timing & { readonly proxied: boolean }, config: Config, run: Run, output: Output, io: Io): Promise<ScanList> {
+export async function openScanList(selector: string | undefined, timing: Timing & { readonly proxied: boolean }, ctx: RunContext): Promise<ScanList> {
+  const { config, run, output, io } = ctx
   const api = await kubernetesApi(io, timing, run.deadline)
   output.secrets.push(api.token)
   const url = new URL(`${SCAN_API}/namespaces/${encodeURIComponent(api.namespace)}/imagevulnerabilityscans`, api.baseUrl)
@@ -229,7 +230,8 @@ export async function openScanList(selector: string | undefined, timing: Timing 
  * once it has succeeded, read from the Kubernetes API with the pod's service account. A failed scan ends
  * the run at once (exit 3, the scan's reason); a scan that never finishes ends at the deadline.
  */
-export async function followScan(image: ImageRef, scans: ScanList, config: Config, run: Run, output: Output, deps: Omit<WaitDeps, 'fetch'>): Promise<OciRef> {
+export async function followScan(image: ImageRef, scans: ScanList, ctx: RunContext, deps: Omit<WaitDeps, 'fetch'>): Promise<OciRef> {
+  const { config, run, output } = ctx
   run.phase = 'waiting for the scan'
   let lastSaid = ''
   output.say(`following the ImageVulnerabilityScan of ${image.reference} in namespace ${scans.namespace}${config.scanSelector ? ` (${config.scanSelector})` : ''} (waiting up to ${formatDuration(config.timeoutMs)})`)
@@ -265,12 +267,13 @@ export async function followScan(image: ImageRef, scans: ScanList, config: Confi
 export const serviceAccountDir = (env: Environment['env']) => env.POLICY_SERVICE_ACCOUNT_DIR?.trim() || DEFAULT_SERVICE_ACCOUNT_DIR
 
 /** What the image's scan is doing, for the store's "not yet" lines; it gives up quietly after one failure to list scans. */
-export async function scanExplainer(image: ImageRef, selector: string | undefined, store: StoreSettings, config: Config, run: Run, output: Output, io: Io): Promise<Poll<unknown>['explain']> {
+export async function scanExplainer(image: ImageRef, selector: string | undefined, store: StoreSettings, ctx: RunContext): Promise<Poll<unknown>['explain']> {
+  const { run, output, io } = ctx
   const dir = serviceAccountDir(io.env)
   if (!io.env.KUBERNETES_SERVICE_HOST?.trim() || !io.files.fileExists(join(dir, 'token'))) return undefined
   let scans: ScanList
   try {
-    scans = await openScanList(selector, store, config, run, output, io)
+    scans = await openScanList(selector, store, ctx)
   } catch (error) {
     if (run.deadline.aborted) throw error
     output.say(`cannot follow the image's scan (${(error as Error).message}): progress shows only what the store answers`)

@@ -7,7 +7,7 @@ import type { KevCatalog } from './evaluate.ts'
 import { configFileLimits, loadExemptions, loadStoreSettings, parseJsonConfig, parseYamlConfig, readNamedFile, readSavedDocument } from './files.ts'
 import { bearerFetch, connect } from './http.ts'
 import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
-import type { FileSystem, Io, Output, Run } from './io.ts'
+import type { FileSystem, Io, Output, Run, RunContext } from './io.ts'
 import type { ScanList } from './kubernetes.ts'
 import { checkCa, optionReader } from './options.ts'
 import type { RegistryAccess } from './registry.ts'
@@ -111,7 +111,8 @@ export async function describeScanPolicyImport(scanPolicy: ScanPolicyImport, val
 }
 
 /** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
-export async function prepare(config: Config, run: Run, output: Output, io: Io): Promise<Prepared> {
+export async function prepare(ctx: RunContext): Promise<Prepared> {
+  const { config, run, output, io } = ctx
   const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files) : undefined
   if (store) output.secrets.push(store.token)
   const registry = config.source && 'scanResult' in config.source ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io) : undefined
@@ -157,12 +158,13 @@ export async function loadRegistryAccess(source: ScanResultSource, timeoutMs: nu
  * (and, with --triage, its triage); run.image is then the image judged, and expectedDigest the digest the
  * document must carry (none when it names none, or when it named the image itself).
  */
-export async function obtainDocument(config: Config, prepared: Prepared, run: Run, output: Output, io: Io): Promise<Obtained> {
+export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promise<Obtained> {
+  const { config, run, output, io } = ctx
   const deps: Omit<WaitDeps, 'fetch'> = { now: io.now, sleep: io.sleep, random: io.random, progress: output.say, signal: io.signal, started: run.started, blocking: io.blocking }
   if (config.source && 'input' in config.source) {
     const { input } = config.source
-    const settled = settleImage(await readSavedDocument('--input', input, config, run, output, io), `--input ${input}`, run, output)
-    return { ...settled, baseline: await obtainBaseline(config, run, output, io, undefined) }
+    const settled = settleImage(await readSavedDocument('--input', input, ctx), `--input ${input}`, run, output)
+    return { ...settled, baseline: await obtainBaseline(ctx, undefined) }
   }
   if (config.source && 'scanResult' in config.source) {
     const source = config.source.scanResult
@@ -181,8 +183,8 @@ export async function obtainDocument(config: Config, prepared: Prepared, run: Ru
     let ref: OciRef
     if (source.ref === 'auto') {
       run.phase = 'reading the service account'
-      scans = await openScanList(config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, config, run, output, io)
-      ref = await followScan(run.image!, scans, config, run, output, deps)
+      scans = await openScanList(config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, ctx)
+      ref = await followScan(run.image!, scans, ctx, deps)
     } else ref = source.ref
     const settled = settleImage(await read(ref), ref.reference, run, output)
     // The baseline's results: those of its newest succeeded scan, when the cluster still lists one.
@@ -191,7 +193,7 @@ export async function obtainDocument(config: Config, prepared: Prepared, run: Ru
       if (look.kind === 'fail') throw look.error
       return look.kind === 'state' && look.state.kind === 'succeeded' ? read(parseOciRef(look.state.result, `status.scanResult of ${look.state.name}`)) : undefined
     }
-    return { ...settled, baseline: await obtainBaseline(config, run, output, io, scans ? baselineScan : undefined) }
+    return { ...settled, baseline: await obtainBaseline(ctx, scans ? baselineScan : undefined) }
   }
   const store = prepared.store!
   const image = run.image!
@@ -200,12 +202,12 @@ export async function obtainDocument(config: Config, prepared: Prepared, run: Ru
   const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
   const { scanExplainer } = await import('./kubernetes.ts')
-  const explain = await scanExplainer(image, config.scanSelector, store, config, run, output, io)
+  const explain = await scanExplainer(image, config.scanSelector, store, ctx)
   const document = await waitForImageReport(store, image.digest, storeDeps, explain)
   // The running image was scanned long ago: its report is there now or not at all.
   const baselineInStore = (baseline: ImageRef) =>
     pollStore({ url: imageEndpoint(store.baseUrl, baseline.digest), what: `the baseline ${baseline.digest} in the store`, onNotFound: 'absent', accept: ready }, store, storeDeps)
-  const baseline = await obtainBaseline(config, run, output, io, baselineInStore)
+  const baseline = await obtainBaseline(ctx, baselineInStore)
   if (!config.triage) return { document, triage: [], expectedDigest: image.digest, baseline }
   const triage = await fetchTriage(store, image.digest, storeDeps)
   if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
@@ -225,12 +227,13 @@ export interface Obtained {
  * The baseline's findings: from --baseline-input, or from the same source as the image (`fromSource`).
  * A baseline without scan data is said and judged strictly (null): everything counts, nothing is dropped.
  */
-export async function obtainBaseline(config: Config, run: Run, output: Output, io: Io, fromSource: ((image: ImageRef) => Promise<unknown>) | undefined): Promise<ReadonlyMap<string, Severity> | null | undefined> {
+export async function obtainBaseline(ctx: RunContext, fromSource: ((image: ImageRef) => Promise<unknown>) | undefined): Promise<ReadonlyMap<string, Severity> | null | undefined> {
+  const { config, run, output, io } = ctx
   if (!config.baseline) return undefined
   const { image, input } = config.baseline
   let document: unknown
   if (input) {
-    document = await readSavedDocument('--baseline-input', input, config, run, output, io)
+    document = await readSavedDocument('--baseline-input', input, ctx)
   } else if (image && fromSource) {
     run.phase = `reading the baseline ${image.reference}`
     document = await fromSource(image)
@@ -272,7 +275,7 @@ export function settleImage(document: unknown, origin: string, run: Run, output:
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-export function judge(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, setAside: readonly SetAside[], prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
+export function judgeDocument(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, setAside: readonly SetAside[], prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
@@ -298,7 +301,8 @@ export function judge(config: Config, image: ImageRef | string, { document, tria
  * never reads a stale or half-written result; when the results cannot be written the verdict is still
  * printed, but the exit code says no verdict, since the Task could not record it.
  */
-export function emit(config: Config, run: Run, output: Output, files: FileSystem, outcome: Outcome, summary?: string): number {
+export function emit(ctx: RunContext, outcome: Outcome, summary?: string): number {
+  const { config, run, output, io: { files } } = ctx
   const { gate, mode, resultsDir, report } = config
   const about = { image: run.image ?? null, ...(run.subject === undefined ? {} : { subject: run.subject }), gate, mode }
   let decision = decideExit(outcome, mode)
@@ -377,7 +381,8 @@ export function failEarly(error: unknown, argv: readonly string[], io: Io, outpu
 }
 
 /** A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug. */
-export function fail(caught: unknown, config: Config, run: Run, output: Output, io: Io): number {
+export function endWithoutVerdict(caught: unknown, ctx: RunContext): number {
+  const { config, run, output, io } = ctx
   let error = caught
   if (io.signal.aborted && !(caught instanceof NoVerdictError)) error = io.signal.reason
   else if (run.deadline.aborted && !(caught instanceof NoVerdictError || caught instanceof UsageError)) {
@@ -390,12 +395,12 @@ export function fail(caught: unknown, config: Config, run: Run, output: Output, 
   if (error instanceof UsageError) {
     // Found after the options were read (a file, a Docker config): the report and the results say so too.
     reportUsageError(error, output)
-    return emit(config, run, output, io.files, { error: { code: error.code, message: error.message, usage: true } })
+    return emit(ctx, { error: { code: error.code, message: error.message, usage: true } })
   }
   const known = error instanceof NoVerdictError ? error : undefined
   const message = known ? known.message : `unexpected error, this is a bug: ${(error as Error)?.stack ?? String(error)}`
   output.say(`no verdict: ${message}`)
-  return emit(config, run, output, io.files, { error: { code: known?.code ?? 'BUG', message } })
+  return emit(ctx, { error: { code: known?.code ?? 'BUG', message } })
 }
 
 /** A usage error is one line and a pointer to --help (exit 2); anything else here is a bug (exit 3). */
