@@ -34,7 +34,7 @@ import { availableMemory, createHttpClient } from './gate/http.ts'
 import { parseArgs } from './gate/input.ts'
 import { outputFor } from './gate/io.ts'
 import type { Io, Run, RunContext } from './gate/io.ts'
-import { resolveConfig } from './gate/options.ts'
+import { optionReader, resolveConfig } from './gate/options.ts'
 import { renderHelp } from './gate/render.ts'
 import { checkRuntime, cvssFor, describeScanPolicyImport, emit, endWithoutVerdict, failEarly, judgeDocument, loadScanPolicy, obtainDocument, prepare, realFiles } from './gate/run.ts'
 import { EXIT, InterruptedError, NAME, UsageError, VERSION } from './gate/vocabulary.ts'
@@ -52,15 +52,16 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       output.stdout(args.kind === 'help' ? renderHelp(io.columns) : `${NAME} ${VERSION}\n`)
       return EXIT.PASS
     }
-    const scanPolicy = await loadScanPolicy(args.values, io)
+    const options = optionReader(args.values, io.env)
+    const scanPolicy = await loadScanPolicy(options, io)
     if (args.values.has('--print-exemptions')) {
       if (!scanPolicy) throw new UsageError('SCAN_POLICY', '--print-exemptions converts a ScanPolicy: give it with --scan-policy FILE')
       const { renderScanPolicyExemptions } = await import('./gate/scan-policy.ts')
       output.stdout(renderScanPolicyExemptions(scanPolicy, io.now()))
       return EXIT.PASS
     }
-    config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now(), scanPolicy)
-    if (scanPolicy) await describeScanPolicyImport(scanPolicy, args.values, io.env, output)
+    config = resolveConfig(args.values, args.positionals, { env: io.env, ...io.files }, io.now(), scanPolicy, options)
+    if (scanPolicy) await describeScanPolicyImport(scanPolicy, options, output)
   } catch (error) {
     return failEarly(error, argv, io, output)
   }

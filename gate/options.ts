@@ -22,8 +22,15 @@ export function reportFormatFor(path: string): ReportFormat {
 
 export const specOf = (flag: Flag): OptionSpec => OPTIONS.find((option) => option.flag === flag)!
 
+/** The options of one run, read once: each from its flag, else its environment variable, else (withDefault) its default. */
+export interface OptionReader {
+  readonly get: (flag: Flag) => { readonly value: string; readonly origin: string } | undefined
+  readonly read: <T>(flag: Flag, parse: (value: string, origin: string) => T) => T | undefined
+  readonly withDefault: <T>(flag: Flag, parse: (value: string, origin: string) => T) => T
+}
+
 /** Each option from its flag, else from its environment variable, else (with `withDefault`) from its default in OPTIONS. */
-export function optionReader(values: ReadonlyMap<string, string>, env: Environment['env']) {
+export function optionReader(values: ReadonlyMap<string, string>, env: Environment['env']): OptionReader {
   const get = (flag: Flag) => pick(values, env, flag, specOf(flag).env)
   const read = <T>(flag: Flag, parse: (value: string, origin: string) => T): T | undefined => {
     const input = get(flag)
@@ -37,7 +44,6 @@ export function optionReader(values: ReadonlyMap<string, string>, env: Environme
   return { get, read, withDefault }
 }
 
-export type OptionReader = ReturnType<typeof optionReader>
 
 /** --report-file must name a file whose folder exists and is writable: found now, not after a 20-minute wait. */
 export function checkReportPath(input: { value: string; origin: string }, environment: Environment): string {
@@ -56,9 +62,15 @@ export function checkResultsDir(input: { value: string; origin: string }, enviro
   return input.value
 }
 
-export function resolveConfig(values: ReadonlyMap<string, string>, positionals: readonly string[], environment: Environment, now = Date.now(), scanPolicy?: ScanPolicyImport): Config {
+export function resolveConfig(
+  values: ReadonlyMap<string, string>,
+  positionals: readonly string[],
+  environment: Environment,
+  now = Date.now(),
+  scanPolicy?: ScanPolicyImport,
+  options: OptionReader = optionReader(values, environment.env),
+): Config {
   const { env } = environment
-  const options = optionReader(values, env)
   const { get, read, withDefault } = options
   if (env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
     throw new UsageError('INSECURE_TLS', 'NODE_TLS_REJECT_UNAUTHORIZED=0 would send the token to an unverified store: unset it and give the CA with --ca-cert')

@@ -9,7 +9,8 @@ import { bearerFetch, connect } from './http.ts'
 import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
 import type { FileSystem, Io, Output, Run, RunContext } from './io.ts'
 import type { ScanList } from './kubernetes.ts'
-import { checkCa, optionReader } from './options.ts'
+import { checkCa } from './options.ts'
+import type { OptionReader } from './options.ts'
 import type { RegistryAccess } from './registry.ts'
 import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderText, tektonResults } from './render.ts'
 import type { JsonReport, Outcome } from './render.ts'
@@ -84,8 +85,8 @@ export function checkRuntime(version: string): void {
 export const cvssFor = (document: unknown) => (needsCvss(document) ? loadCvssScorer() : Promise.resolve(undefined))
 
 /** --scan-policy FILE (or POLICY_SCAN_POLICY): the ScanPolicy read, recognised and translated, before the rest of the configuration it feeds. */
-export async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io): Promise<ScanPolicyImport | undefined> {
-  const input = optionReader(values, io.env).get('--scan-policy')
+export async function loadScanPolicy(options: OptionReader, io: Io): Promise<ScanPolicyImport | undefined> {
+  const input = options.get('--scan-policy')
   if (!input) return undefined
   // Read before --timeout is known: a config file gets the time a request gets.
   const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
@@ -96,9 +97,8 @@ export async function loadScanPolicy(values: ReadonlyMap<string, string>, io: Io
 }
 
 /** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
-export async function describeScanPolicyImport(scanPolicy: ScanPolicyImport, values: ReadonlyMap<string, string>, env: Environment['env'], output: Output): Promise<void> {
+export async function describeScanPolicyImport(scanPolicy: ScanPolicyImport, { get }: OptionReader, output: Output): Promise<void> {
   const { templateTitle } = await import('./scan-policy.ts')
-  const { get } = optionReader(values, env)
   const gate = get('--gate')?.origin
   const unknownAs = get('--unknown-as')?.origin
   output.say(
