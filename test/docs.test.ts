@@ -1,6 +1,6 @@
 // The README documents what the code does: its options and exit-code tables are the ones the code
 // generates from OPTIONS, ENVIRONMENT and EXIT_CODES, row by row.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { renderExitCodeTable, renderOptionsTable } from '../gate/render.ts'
 import { NO_VERDICT_CODES, USAGE_CODES } from '../gate/vocabulary.ts'
@@ -21,6 +21,12 @@ describe('README', () => {
     ['exit codes', renderExitCodeTable()],
   ])('holds the %s table the code generates, row by row', (_name, generated) => {
     expect(tableAt(generated[0]!)).toEqual(generated)
+  })
+
+  it('names every test file in its table of tests, and no file that is not there', () => {
+    const listed = tableAt('| file | covers |').slice(2).flatMap((row) => [...row.split(' | ')[0]!.matchAll(/`([\w/.-]+\.test\.ts)`/g)].map((match) => match[1]!))
+    const files = readdirSync(new URL('.', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.test.ts'))
+    expect([...listed].sort()).toEqual([...files].sort())
   })
 
   it('lists every error code of the JSON document, and no other: no verdict\'s, then exit 2\'s', () => {

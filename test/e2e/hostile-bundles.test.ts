@@ -5,16 +5,16 @@
 import { readFileSync } from 'node:fs'
 import { http, HttpResponse } from 'msw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { classifyScanFile, filesOfTar, tarSize } from '../gate/registry.ts'
-import { redactReport, redactSummary } from '../gate/safe-text.ts'
-import { EXIT } from '../gate/vocabulary.ts'
-import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE } from './support/documents.ts'
-import { runGate, writeFiles } from './support/gate.ts'
-import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, ustarHeader, type Registry } from './support/registry.ts'
-import { makeTls, startSimulator, type Simulator } from './support/simulator.ts'
+import { classifyScanFile, filesOfTar, tarSize } from '../../gate/registry.ts'
+import { redactReport, redactSummary } from '../../gate/safe-text.ts'
+import { EXIT } from '../../gate/vocabulary.ts'
+import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE } from '../support/documents.ts'
+import { runGate, writeFiles } from '../support/gate.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, ustarHeader, type Registry } from '../support/registry.ts'
+import { makeTls, startSimulator, type Simulator } from '../support/simulator.ts'
 
 const missing = await missingRegistryTools()
-const TRIVY = readFileSync(new URL('./fixtures/cyclonedx/trivy-fluentd.cdx.json', import.meta.url), 'utf8')
+const TRIVY = readFileSync(new URL('../fixtures/cyclonedx/trivy-fluentd.cdx.json', import.meta.url), 'utf8')
 const CLEAN = cycloneDxOf(SAMPLE_DIGEST, 'low')
 const CRITICAL = cycloneDxOf(SAMPLE_DIGEST, 'critical')
 

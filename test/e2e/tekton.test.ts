@@ -6,16 +6,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
-import { parseDuration } from '../gate/input.ts'
-import { buildJsonReport, tektonResults } from '../gate/render.ts'
-import { DEFAULT_CA_PATH, ENVIRONMENT, EXIT, OPTIONS } from '../gate/vocabulary.ts'
-import { buildGateImage, dockerForTests, runContainer } from './support/container.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { cleanImageBody, cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
-import { startKubernetes, type KubernetesApi } from './support/kubernetes.ts'
-import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
-import { answer, repeat, TEST_TOKEN, type Answer } from './support/simulator.ts'
-import { configText, loadManifests, loadTask, substitute, taskStepAsContainer } from './support/tekton.ts'
+import { parseDuration } from '../../gate/input.ts'
+import { buildJsonReport, tektonResults } from '../../gate/render.ts'
+import { DEFAULT_CA_PATH, ENVIRONMENT, EXIT, OPTIONS } from '../../gate/vocabulary.ts'
+import { buildGateImage, dockerForTests, runContainer } from '../support/container.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { cleanImageBody, cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from '../support/documents.ts'
+import { startKubernetes, type KubernetesApi } from '../support/kubernetes.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from '../support/registry.ts'
+import { answer, repeat, TEST_TOKEN, type Answer } from '../support/simulator.ts'
+import { configText, loadManifests, loadTask, substitute, taskStepAsContainer } from '../support/tekton.ts'
 
 const task = loadTask()
 const step = task.spec.steps[0]!
@@ -89,8 +89,8 @@ describe('config/task.yaml', () => {
 
   it('keeps the image reference in one place to edit', () => {
     // config/task.yaml is a link to the Namespace Provisioner's copy, the one file: count each file once.
-    const files = readdirSync(new URL('../config/', import.meta.url), { recursive: true, encoding: 'utf8' })
-      .filter((file) => file.endsWith('.yaml') && !lstatSync(new URL(`../config/${file}`, import.meta.url)).isSymbolicLink())
+    const files = readdirSync(new URL('../../config/', import.meta.url), { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.yaml') && !lstatSync(new URL(`../../config/${file}`, import.meta.url)).isSymbolicLink())
     const mentions = files.map((file) => configText(file).split(PLACEHOLDER).length - 1)
     expect(mentions.reduce((sum, count) => sum + count, 0)).toBe(2) // the step's image, and the comment saying to edit it
     expect(step.image).toBe(PLACEHOLDER)
@@ -215,8 +215,8 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
   })
 
   it('takes a ScanPolicy, a KEV catalog and a warning level from ConfigMaps and params, and counts warnings and KEV in the results', async () => {
-    const kev = readFileSync(new URL('./fixtures/kev/known_exploited_vulnerabilities.json', import.meta.url), 'utf8').replace(/"dateReleased": "[^"]*"/, `"dateReleased": "${new Date().toISOString()}"`)
-    const scanPolicy = readFileSync(new URL('./fixtures/scan-policy/grype-scan-policy.yaml', import.meta.url), 'utf8').replace('["Critical", "High", "UnknownSeverity"]', '["Critical", "UnknownSeverity"]')
+    const kev = readFileSync(new URL('../fixtures/kev/known_exploited_vulnerabilities.json', import.meta.url), 'utf8').replace(/"dateReleased": "[^"]*"/, `"dateReleased": "${new Date().toISOString()}"`)
+    const scanPolicy = readFileSync(new URL('../fixtures/scan-policy/grype-scan-policy.yaml', import.meta.url), 'utf8').replace('["Critical", "High", "UnknownSeverity"]', '["Critical", "UnknownSeverity"]')
     const { run, results } = await runStep(
       [answer.image(sampleImageBody())],
       { gate: '', 'scan-policy-file': '/etc/amr-policy-gate/scan-policy.yaml', 'kev-file': '/etc/amr-policy-gate-kev/known_exploited_vulnerabilities.json', 'warn-at': 'medium' },

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
-import { CHECKER, ytt } from './support/checker.ts'
+import { CHECKER, ytt } from '../support/checker.ts'
 
-const OVERLAY = new URL('../config/tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml', import.meta.url).pathname
+const OVERLAY = new URL('../../config/tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml', import.meta.url).pathname
 const CHAINS = ['source-test-scan-to-url', 'scanning-image-scan-to-url']
 
 let work: string

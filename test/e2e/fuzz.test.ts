@@ -12,18 +12,18 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { HttpResponse } from 'msw'
 import { describe, expect, it } from 'vitest'
-import { evaluate } from '../gate/evaluate.ts'
-import { scanStateOf } from '../gate/kubernetes.ts'
-import { credentialsFor, filesOfTar, manifestFrom } from '../gate/registry.ts'
-import { scanPolicyFrom } from '../gate/scan-policy.ts'
-import { EXIT, GATES, NoVerdictError, UsageError, type StoreSettings } from '../gate/vocabulary.ts'
-import { pollStore, type StoreResponse, type WaitDeps } from '../gate/wait.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { runGate } from './support/gate.ts'
-import { startConnectProxy, type ProxyBehaviour } from './support/proxy.ts'
-import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
-import { tarOf } from './support/registry.ts'
-import { TEST_TOKEN, type Answer } from './support/simulator.ts'
+import { evaluate } from '../../gate/evaluate.ts'
+import { scanStateOf } from '../../gate/kubernetes.ts'
+import { credentialsFor, filesOfTar, manifestFrom } from '../../gate/registry.ts'
+import { scanPolicyFrom } from '../../gate/scan-policy.ts'
+import { EXIT, GATES, NoVerdictError, UsageError, type StoreSettings } from '../../gate/vocabulary.ts'
+import { pollStore, type StoreResponse, type WaitDeps } from '../../gate/wait.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { runGate } from '../support/gate.ts'
+import { startConnectProxy, type ProxyBehaviour } from '../support/proxy.ts'
+import { SAMPLE_DIGEST, sampleImageBody } from '../support/documents.ts'
+import { tarOf } from '../support/registry.ts'
+import { TEST_TOKEN, type Answer } from '../support/simulator.ts'
 
 const fixture = useStoreFixture()
 const seed = Number(process.env.FUZZ_SEED ?? (process.env.CI ? 20_261_128 : Date.now() % 2 ** 31))
@@ -247,7 +247,7 @@ describe('registry and Kubernetes data, fuzzed', () => {
 })
 
 describe('ScanPolicies, fuzzed', () => {
-  const GRYPE = readFileSync(new URL('./fixtures/scan-policy/grype-scan-policy.yaml', import.meta.url), 'utf8')
+  const GRYPE = readFileSync(new URL('../fixtures/scan-policy/grype-scan-policy.yaml', import.meta.url), 'utf8')
   const regoOf = (yaml: string) => /regoFile: \|\n([\s\S]*)$/.exec(yaml)![1]!.replace(/^ {4}/gm, '')
   const REGO = regoOf(GRYPE)
   const hash = (text: string) => createHash('sha256').update(text).digest('hex')

@@ -6,11 +6,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { EXIT } from '../gate/vocabulary.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { BUNDLE, cleanEnv, runGate, writeFiles, type GateRun } from './support/gate.ts'
-import { image, pkg, rating, SAMPLE_DIGEST, sampleImageBody, vuln } from './support/documents.ts'
-import { answer, TEST_TOKEN } from './support/simulator.ts'
+import { EXIT } from '../../gate/vocabulary.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { BUNDLE, cleanEnv, runGate, writeFiles, type GateRun } from '../support/gate.ts'
+import { image, pkg, rating, SAMPLE_DIGEST, sampleImageBody, vuln } from '../support/documents.ts'
+import { answer, TEST_TOKEN } from '../support/simulator.ts'
 
 const fixture = useStoreFixture()
 const { serve, gate } = fixture

@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { parse, parseAllDocuments, stringify } from 'yaml'
-import { checkerTool, validateSchemas, ytt } from './support/checker.ts'
-import { runGate } from './support/gate.ts'
+import { checkerTool, validateSchemas, ytt } from '../support/checker.ts'
+import { runGate } from '../support/gate.ts'
 
-const SOURCE = new URL('../config/developer-namespace/', import.meta.url).pathname
+const SOURCE = new URL('../../config/developer-namespace/', import.meta.url).pathname
 const IMAGE = 'registry.example.com/tools/amr-policy-gate@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
 const EXPANSION = `#@ load("@ytt:data", "data")
 #@ load("@ytt:library", "library")
@@ -59,7 +59,7 @@ function provision(values: { namespaces: Array<Record<string, unknown>>; default
 
 /** The Runnable Cartographer stamps from the ClusterImageTemplate (its ytt, with the template's param defaults). */
 function stampRunnable(workloadParams: Record<string, string> = {}) {
-  const [imageTemplate, runTemplate] = parseAllDocuments(readFileSync(new URL('../config/cartographer.yaml', import.meta.url), 'utf8')).map((document) => document.toJS())
+  const [imageTemplate, runTemplate] = parseAllDocuments(readFileSync(new URL('../../config/cartographer.yaml', import.meta.url), 'utf8')).map((document) => document.toJS())
   const params = { ...Object.fromEntries(imageTemplate.spec.params.map((param: { name: string; default: string }) => [param.name, param.default])), ...workloadParams }
   const stamping = mkdtempSync(join(tmpdir(), 'nsp-stamp-'))
   writeFileSync(join(stamping, 'template.yaml'), imageTemplate.spec.ytt)

@@ -11,16 +11,16 @@ import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { EXIT } from '../gate/vocabulary.ts'
-import { dockerForTests, runContainer } from './support/container.ts'
-import { SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from './support/registry.ts'
-import { TEST_TOKEN, answer } from './support/simulator.ts'
-import { loadTask, taskStepAsContainer } from './support/tekton.ts'
+import { EXIT } from '../../gate/vocabulary.ts'
+import { dockerForTests, runContainer } from '../support/container.ts'
+import { SAMPLE_IMAGE, sampleImageBody } from '../support/documents.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from '../support/registry.ts'
+import { TEST_TOKEN, answer } from '../support/simulator.ts'
+import { loadTask, taskStepAsContainer } from '../support/tekton.ts'
 
 const run = promisify(execFile)
-const ROOT = new URL('..', import.meta.url).pathname
+const ROOT = new URL('../..', import.meta.url).pathname
 const hasDocker = await dockerForTests()
 const missingTools = await missingRegistryTools(['buildah', 'docker-registry', 'htpasswd'])
 

@@ -6,13 +6,13 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { checkDockerConfig } from '../gate/registry.ts'
-import { checkRuntime } from '../gate/run.ts'
-import { EXIT, UsageError } from '../gate/vocabulary.ts'
-import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
-import { BUNDLE, cleanEnv, runGate, writeFiles } from './support/gate.ts'
+import { checkDockerConfig } from '../../gate/registry.ts'
+import { checkRuntime } from '../../gate/run.ts'
+import { EXIT, UsageError } from '../../gate/vocabulary.ts'
+import { SAMPLE_DIGEST, sampleImageBody } from '../support/documents.ts'
+import { BUNDLE, cleanEnv, runGate, writeFiles } from '../support/gate.ts'
 
-const FIXTURES = new URL('./fixtures/cyclonedx/', import.meta.url)
+const FIXTURES = new URL('../fixtures/cyclonedx/', import.meta.url)
 const fixture = (name: string) => new URL(name, FIXTURES).pathname
 const OTHER = `sha256:${'b'.repeat(64)}`
 const resultsOf = (dir: string) => Object.fromEntries(readdirSync(dir).map((name) => [name, readFileSync(join(dir, name), 'utf8')]))

@@ -3,19 +3,19 @@
 // htpasswd (Basic) or token auth. The bundles hold real Trivy and Grype CycloneDX (test/fixtures/cyclonedx).
 import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { scanStateOf } from '../gate/kubernetes.ts'
-import { credentialsFor, filesOfTar, manifestFrom, parseChallenge } from '../gate/registry.ts'
-import { parseOciRef } from '../gate/input.ts'
-import { EXIT, UsageError } from '../gate/vocabulary.ts'
-import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { runGate, writeFiles } from './support/gate.ts'
-import { imageVulnerabilityScan, NAMESPACE, startKubernetes, type KubernetesApi, type KubernetesOptions, type ScanSpec } from './support/kubernetes.ts'
-import { answer, repeat } from './support/simulator.ts'
-import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, tarOf, type Registry } from './support/registry.ts'
+import { scanStateOf } from '../../gate/kubernetes.ts'
+import { credentialsFor, filesOfTar, manifestFrom, parseChallenge } from '../../gate/registry.ts'
+import { parseOciRef } from '../../gate/input.ts'
+import { EXIT, UsageError } from '../../gate/vocabulary.ts'
+import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from '../support/documents.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { runGate, writeFiles } from '../support/gate.ts'
+import { imageVulnerabilityScan, NAMESPACE, startKubernetes, type KubernetesApi, type KubernetesOptions, type ScanSpec } from '../support/kubernetes.ts'
+import { answer, repeat } from '../support/simulator.ts'
+import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, tarOf, type Registry } from '../support/registry.ts'
 
 const missing = await missingRegistryTools()
-const fixture = (name: string) => readFileSync(new URL(`./fixtures/cyclonedx/${name}`, import.meta.url), 'utf8')
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/cyclonedx/${name}`, import.meta.url), 'utf8')
 const TRIVY = fixture('trivy-fluentd.cdx.json')
 const GRYPE = fixture('grype-presenter-image.cdx.json')
 /** What imgpkg puts beside the scan's files. */

@@ -1,12 +1,12 @@
 // Asking the store: waiting through 404s, backoff, answers that end the run at once (401, 403, TLS, malformed
 // bodies), and signals; unit tests of classifyResponse, then the built gate against the HTTPS simulator.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { EXIT } from '../gate/vocabulary.ts'
-import { classifyError, classifyResponse, parseRetryAfter } from '../gate/wait.ts'
-import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from './support/documents.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { type GateRun, runGate, writeFiles } from './support/gate.ts'
-import { answer, repeat, TEST_TOKEN } from './support/simulator.ts'
+import { EXIT } from '../../gate/vocabulary.ts'
+import { classifyError, classifyResponse, parseRetryAfter } from '../../gate/wait.ts'
+import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from '../support/documents.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { type GateRun, runGate, writeFiles } from '../support/gate.ts'
+import { answer, repeat, TEST_TOKEN } from '../support/simulator.ts'
 
 const fixture = useStoreFixture()
 const { serve, gate } = fixture

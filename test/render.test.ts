@@ -1,5 +1,5 @@
 // Golden files for what people read: the text summary with colour off, and --help. A change to the
-// output shows up as a diff here; after checking it, rewrite them with UPDATE_GOLDEN=1 npx vitest run test/golden.test.ts
+// output shows up as a diff here; after checking it, rewrite them with UPDATE_GOLDEN=1 npx vitest run test/render.test.ts
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { basePolicy, evaluate } from '../gate/evaluate.ts'

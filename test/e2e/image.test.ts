@@ -2,12 +2,12 @@
 // with the CA and token mounted where the Task mounts them, against the simulator on loopback.
 import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { EXIT } from '../gate/vocabulary.ts'
-import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from './support/container.ts'
-import { useStoreFixture } from './support/fixture.ts'
-import { writeFiles } from './support/gate.ts'
-import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, scanReport } from './support/documents.ts'
-import { answer, repeat, TEST_TOKEN } from './support/simulator.ts'
+import { EXIT } from '../../gate/vocabulary.ts'
+import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from '../support/container.ts'
+import { useStoreFixture } from '../support/fixture.ts'
+import { writeFiles } from '../support/gate.ts'
+import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, scanReport } from '../support/documents.ts'
+import { answer, repeat, TEST_TOKEN } from '../support/simulator.ts'
 
 const hasDocker = await dockerForTests()
 
@@ -162,7 +162,7 @@ describe.skipIf(!hasDocker)('the image', () => {
   })
 
   it('carries OCI labels with the package version and adds at most 2.5 MiB to its base', async () => {
-    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
     const info = await imageInfo(image.tag)
     expect(info.Config.Labels).toMatchObject({
       'org.opencontainers.image.title': 'amr-policy-gate',
