@@ -27,5 +27,7 @@ await build({
   logLevel: 'warning',
   define: { __VERSION__: JSON.stringify(pkg.version) },
   // undici is CommonJS: its require('node:...') calls need a real require inside an ES module.
-  banner: { js: "#!/usr/bin/env node\nimport { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  },
 })

@@ -36,7 +36,19 @@ import { outputFor } from './gate/io.ts'
 import type { Io, Run, RunContext } from './gate/io.ts'
 import { optionReader, resolveConfig } from './gate/options.ts'
 import { renderHelp } from './gate/render.ts'
-import { checkRuntime, cvssFor, describeScanPolicyImport, emit, endWithoutVerdict, failEarly, judgeDocument, loadScanPolicy, obtainDocument, prepare, realFiles } from './gate/run.ts'
+import {
+  checkRuntime,
+  cvssFor,
+  describeScanPolicyImport,
+  emit,
+  endWithoutVerdict,
+  failEarly,
+  judgeDocument,
+  loadScanPolicy,
+  obtainDocument,
+  prepare,
+  realFiles,
+} from './gate/run.ts'
 import { EXIT, InterruptedError, NAME, UsageError, VERSION } from './gate/vocabulary.ts'
 import type { Config } from './gate/vocabulary.ts'
 import { timerMs } from './gate/wait.ts'
@@ -55,7 +67,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const options = optionReader(args.values, io.env)
     const scanPolicy = await loadScanPolicy(options, io)
     if (args.values.has('--print-exemptions')) {
-      if (!scanPolicy) throw new UsageError('SCAN_POLICY', '--print-exemptions converts a ScanPolicy: give it with --scan-policy FILE')
+      if (!scanPolicy)
+        throw new UsageError('SCAN_POLICY', '--print-exemptions converts a ScanPolicy: give it with --scan-policy FILE')
       const { renderScanPolicyExemptions } = await import('./gate/scan-policy.ts')
       output.stdout(renderScanPolicyExemptions(scanPolicy, io.now()))
       return EXIT.PASS
@@ -65,7 +78,13 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   } catch (error) {
     return failEarly(error, argv, io, output)
   }
-  const run: Run = { started: io.now(), deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]), phase: 'reading the configuration', clients: [], ...(config.image ? { image: config.image } : {}) }
+  const run: Run = {
+    started: io.now(),
+    deadline: AbortSignal.any([io.signal, AbortSignal.timeout(timerMs(config.timeoutMs))]),
+    phase: 'reading the configuration',
+    clients: [],
+    ...(config.image ? { image: config.image } : {}),
+  }
   const ctx: RunContext = { config, run, output, io }
   try {
     if (!config.source) {
@@ -75,7 +94,15 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const prepared = await prepare(ctx)
     const obtained = await obtainDocument(ctx, prepared)
     const setAside = obtained.document instanceof ScanFiles ? obtained.document.setAside : []
-    const [evaluation, summary] = judgeDocument(config, run.image ?? run.subject!, obtained, setAside, prepared, io, await cvssFor(obtained.document))
+    const [evaluation, summary] = judgeDocument(
+      config,
+      run.image ?? run.subject!,
+      obtained,
+      setAside,
+      prepared,
+      io,
+      await cvssFor(obtained.document),
+    )
     return emit(ctx, { evaluation, setAside }, summary)
   } catch (caught) {
     return endWithoutVerdict(caught, ctx)
@@ -87,8 +114,15 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Entry: runs only when this file is the program, so tests can import the functions above.
 
-/** Whether the module at `moduleUrl` is the program node was started with (`script`, as in process.argv[1], possibly through a link). */
-export function isMain(moduleUrl: string, script: string | undefined, resolve: (path: string) => string = realpathSync): boolean {
+/**
+ * Whether the module at `moduleUrl` is the program node was started with (`script`, as in process.argv[1], possibly
+ * through a link).
+ */
+export function isMain(
+  moduleUrl: string,
+  script: string | undefined,
+  resolve: (path: string) => string = realpathSync,
+): boolean {
   if (!script) return false
   try {
     return moduleUrl === pathToFileURL(resolve(script)).href
@@ -110,7 +144,8 @@ if (isMain(import.meta.url, process.argv[1])) {
     return [signal, listener] as const
   })
   // A reader that closes early (`| head`) is not an error of the gate: the exit code stays the verdict's.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', (error: NodeJS.ErrnoException) => void (error.code === 'EPIPE' || process.exit(EXIT.NO_VERDICT)))
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (error: NodeJS.ErrnoException) => void (error.code === 'EPIPE' || process.exit(EXIT.NO_VERDICT)))
   const io: Io = {
     env: process.env,
     stdout: (text) => process.stdout.write(text),
@@ -137,6 +172,7 @@ if (isMain(import.meta.url, process.argv[1])) {
     connect: createHttpClient,
   }
   process.exitCode = await main(process.argv.slice(2), io)
-  // Work that cannot be cancelled (a FIFO that is never written, a socket a proxy holds open) must not keep the process past its verdict.
+  // Work that cannot be cancelled (a FIFO that is never written, a socket a proxy holds open) must not keep the process
+  // past its verdict.
   setTimeout(() => process.exit(), 1_000).unref()
 }

@@ -15,7 +15,14 @@ function random(seed: number): () => number {
 }
 
 function methodType(): Record<string, unknown> {
-  return { ID: 0, CreatedAt: '0001-01-01T00:00:00Z', UpdatedAt: '0001-01-01T00:00:00Z', DeletedAt: null, Name: '', Rating: null }
+  return {
+    ID: 0,
+    CreatedAt: '0001-01-01T00:00:00Z',
+    UpdatedAt: '0001-01-01T00:00:00Z',
+    DeletedAt: null,
+    Name: '',
+    Rating: null,
+  }
 }
 
 /** An Image document of about `bytes` bytes once serialised. */
@@ -41,7 +48,9 @@ export function syntheticImage(bytes: number): { json: string; packages: number;
         ID: id++,
         CVEID: cve,
         CNA: 'NVD',
-        Description: `A flaw was found in the parser that allows a remote attacker to cause a denial of service via crafted input (${cve}).`,
+        Description:
+          `A flaw was found in the parser that allows a remote attacker to cause a denial of service via ` +
+          `crafted input (${cve}).`,
         URL: `https://nvd.nist.gov/vuln/detail/${cve}`,
         References: [`https://security-tracker.debian.org/tracker/${cve}`],
         Packages: null,
@@ -61,7 +70,14 @@ export function syntheticImage(bytes: number): { json: string; packages: number;
     size += JSON.stringify(pkg).length + 1
     packages.push(pkg)
   }
-  const json = JSON.stringify({ ID: 137, Registry: 'registry.example.com', Name: 'tap/workloads/bench', Digest: BENCH_DIGEST, Sources: null, Packages: packages })
+  const json = JSON.stringify({
+    ID: 137,
+    Registry: 'registry.example.com',
+    Name: 'tap/workloads/bench',
+    Digest: BENCH_DIGEST,
+    Sources: null,
+    Packages: packages,
+  })
   return { json, packages: packages.length, vulnerabilities }
 }
 
@@ -78,8 +94,10 @@ export function ensureBody(megabytes: number): string {
 
 /** Bodies built to cost the most memory per byte: the shapes the gate's estimate must refuse before JSON.parse. */
 export const HOSTILE_SHAPES = {
-  'empty objects': (bytes: number) => `{"Digest":"${BENCH_DIGEST}","Packages":[${'{},'.repeat(Math.floor(bytes / 3))}{}]}`,
-  'minimal findings': (bytes: number) => `{"Digest":"${BENCH_DIGEST}","Packages":[{"Name":"p","Vulnerabilities":[${'{"CVEID":"C","Ratings":[{"Severity":"High"}]},'.repeat(Math.floor(bytes / 45))}{}]}]}`,
+  'empty objects': (bytes: number) =>
+    `{"Digest":"${BENCH_DIGEST}","Packages":[${'{},'.repeat(Math.floor(bytes / 3))}{}]}`,
+  'minimal findings': (bytes: number) =>
+    `{"Digest":"${BENCH_DIGEST}","Packages":[{"Name":"p","Vulnerabilities":[${'{"CVEID":"C","Ratings":[{"Severity":"High"}]},'.repeat(Math.floor(bytes / 45))}{}]}]}`,
 } as const
 
 /** Writes bench/data/<shape>-<N>mb.json when missing; returns its path. */
@@ -99,19 +117,52 @@ export function ensureCycloneDx(megabytes: number): string {
   const dir = new URL('./data/', import.meta.url).pathname
   const path = `${dir}image-${megabytes}mb.cdx.json`
   if (existsSync(path)) return path
-  const image = JSON.parse(syntheticImage(megabytes * 1_000_000).json) as { Packages: Array<{ Name: string; Version: string; Vulnerabilities: Array<{ CVEID: string; Description: string; Ratings: Array<{ Severity: string; Score: number; Vector: string }> }> }> }
-  const components = image.Packages.map((pkg) => ({ 'bom-ref': `pkg:generic/${pkg.Name}@${pkg.Version}`, type: 'library', name: pkg.Name, version: pkg.Version }))
+  const image = JSON.parse(syntheticImage(megabytes * 1_000_000).json) as {
+    Packages: Array<{
+      Name: string
+      Version: string
+      Vulnerabilities: Array<{
+        CVEID: string
+        Description: string
+        Ratings: Array<{ Severity: string; Score: number; Vector: string }>
+      }>
+    }>
+  }
+  const components = image.Packages.map((pkg) => ({
+    'bom-ref': `pkg:generic/${pkg.Name}@${pkg.Version}`,
+    type: 'library',
+    name: pkg.Name,
+    version: pkg.Version,
+  }))
   const vulnerabilities = image.Packages.flatMap((pkg) =>
     pkg.Vulnerabilities.map((vulnerability, index) => ({
       id: vulnerability.CVEID,
       source: { name: 'nvd' },
-      ratings: vulnerability.Ratings.map((rating, r) => ({ source: { name: ['nvd', 'debian', 'ghsa'][r] }, score: rating.Score, severity: rating.Severity.toLowerCase(), method: 'CVSSv31', vector: rating.Vector })),
+      ratings: vulnerability.Ratings.map((rating, r) => ({
+        source: { name: ['nvd', 'debian', 'ghsa'][r] },
+        score: rating.Score,
+        severity: rating.Severity.toLowerCase(),
+        method: 'CVSSv31',
+        vector: rating.Vector,
+      })),
       description: vulnerability.Description,
       ...(index % 2 ? { recommendation: `Upgrade ${pkg.Name} to version ${pkg.Version}.1` } : {}),
-      affects: [{ ref: `pkg:generic/${pkg.Name}@${pkg.Version}`, versions: [{ version: pkg.Version, status: 'affected' }] }],
+      affects: [
+        { ref: `pkg:generic/${pkg.Name}@${pkg.Version}`, versions: [{ version: pkg.Version, status: 'affected' }] },
+      ],
     })),
   )
   mkdirSync(dir, { recursive: true })
-  writeFileSync(path, JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.6', version: 1, metadata: { component: { type: 'container', name: `registry.example.com/bench@${BENCH_DIGEST}` } }, components, vulnerabilities }))
+  writeFileSync(
+    path,
+    JSON.stringify({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      version: 1,
+      metadata: { component: { type: 'container', name: `registry.example.com/bench@${BENCH_DIGEST}` } },
+      components,
+      vulnerabilities,
+    }),
+  )
   return path
 }

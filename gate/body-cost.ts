@@ -27,7 +27,9 @@ export function evaluationCost(body: Uint8Array): number {
 /** Of what memory is left, the share a body may take: the garbage collector needs room to work in. */
 export const MEMORY_HEADROOM = 0.8
 
-/** A body that would not fit in the memory left is refused (exit 3) before it is parsed, never an out-of-memory abort. */
+/**
+ * A body that would not fit in the memory left is refused (exit 3) before it is parsed, never an out-of-memory abort.
+ */
 export function checkFits(body: Uint8Array, available: number, what: string): void {
   const budget = available * MEMORY_HEADROOM
   if (body.length * WORST_COST_PER_BYTE <= budget) return // fits at its worst shape: no need to look
@@ -36,6 +38,7 @@ export function checkFits(body: Uint8Array, available: number, what: string): vo
   const mib = (value: number) => `${Math.ceil(value / 2 ** 20)} MiB`
   throw new NoVerdictError(
     'BODY_TOO_LARGE',
-    `${what} (${mib(body.length)}) needs about ${mib(needed)} to evaluate, more than the ${mib(available)} this process may still use: raise the step's memory limit (README, Memory)`,
+    `${what} (${mib(body.length)}) needs about ${mib(needed)} to evaluate, more than the ${mib(available)} this ` +
+      `process may still use: raise the step's memory limit (README, Memory)`,
   )
 }

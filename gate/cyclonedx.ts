@@ -11,14 +11,22 @@ export const UNKNOWN_FIX: FixState = { state: 'unknown' }
 /** A scanner's KEV rating says a CVE is known exploited, without the catalog's dates. */
 export const NO_KEV_DATES: KnownExploited = {}
 export const NOT_FIXED: FixState = { state: 'not-fixed' }
-/** Rating methods whose score is a CVSS score; other methods' scores (EPSS, KEV: method "other") are not compared by --fail-on-score. */
+/**
+ * Rating methods whose score is a CVSS score; other methods' scores (EPSS, KEV: method "other") are not compared by
+ * --fail-on-score.
+ */
 export const CVSS_METHODS: ReadonlySet<string> = new Set(['CVSSv2', 'CVSSv3', 'CVSSv31', 'CVSSv4'])
 /** The CycloneDX versions whose vulnerabilities the gate reads (1.4 introduced them; 1.7 is the newest). */
 export const CYCLONEDX_VERSION_RE = /^1\.[4-7]$/
 
 /** A CycloneDX BOM (1.4 to 1.7), told by its content. */
 export function isCycloneDx(document: unknown): document is Record<string, unknown> {
-  return isObject(document) && document.bomFormat === 'CycloneDX' && typeof document.specVersion === 'string' && CYCLONEDX_VERSION_RE.test(document.specVersion)
+  return (
+    isObject(document) &&
+    document.bomFormat === 'CycloneDX' &&
+    typeof document.specVersion === 'string' &&
+    CYCLONEDX_VERSION_RE.test(document.specVersion)
+  )
 }
 
 /** A document that says it is CycloneDX in a version the gate does not read: never taken for anything else. */
@@ -32,7 +40,9 @@ export function unreadCycloneDxVersion(document: unknown): string | undefined {
 /** The CycloneDX files of a scan's published results, judged together: one verdict over all of them. */
 export class ScanFiles {
   readonly files: ReadonlyArray<{ readonly name: string; readonly bom: Record<string, unknown> }>
-  /** Files of the results that hold no vulnerabilities to judge, each with the reason (an SPDX SBOM, imgpkg's metadata). */
+  /**
+   * Files of the results that hold no vulnerabilities to judge, each with the reason (an SPDX SBOM, imgpkg's metadata).
+   */
   readonly setAside: readonly SetAside[]
   constructor(files: ScanFiles['files'], setAside: readonly SetAside[] = []) {
     this.files = files
@@ -60,12 +70,22 @@ export function fixesFromRecommendation(recommendation: unknown): Map<string, st
   return fixes
 }
 
-/** Who wrote a CycloneDX document, from metadata.tools (1.4's list, or 1.5's {components, services}): each writes fixes its own way. */
+/**
+ * Who wrote a CycloneDX document, from metadata.tools (1.4's list, or 1.5's {components, services}): each writes fixes
+ * its own way.
+ */
 export type Producer = 'trivy' | 'grype' | 'other'
 
 export function producerOf(bom: Record<string, unknown>): Producer {
   const tools = isObject(bom.metadata) ? bom.metadata.tools : undefined
-  const entries = Array.isArray(tools) ? tools : isObject(tools) ? [...(Array.isArray(tools.components) ? tools.components : []), ...(Array.isArray(tools.services) ? tools.services : [])] : []
+  const entries = Array.isArray(tools)
+    ? tools
+    : isObject(tools)
+      ? [
+          ...(Array.isArray(tools.components) ? tools.components : []),
+          ...(Array.isArray(tools.services) ? tools.services : []),
+        ]
+      : []
   const names = new Set(entries.filter(isObject).map((tool) => textOf(tool.name).toLowerCase()))
   // A document both claim (one tool's output converted by the other) follows neither rule.
   if (names.has('trivy') === names.has('grype')) return 'other'
@@ -75,7 +95,9 @@ export function producerOf(bom: Record<string, unknown>): Producer {
 /** A property's value among a CycloneDX object's `properties`. */
 export function propertyOf(owner: Record<string, unknown>, name: string): string | undefined {
   if (!Array.isArray(owner.properties)) return undefined
-  for (const property of owner.properties) if (isObject(property) && property.name === name && typeof property.value === 'string' && property.value.trim()) return property.value.trim()
+  for (const property of owner.properties)
+    if (isObject(property) && property.name === name && typeof property.value === 'string' && property.value.trim())
+      return property.value.trim()
   return undefined
 }
 
@@ -89,7 +111,13 @@ export function propertyOf(owner: Record<string, unknown>, name: string): string
  *   grype:fixed_versions property); `affected` with no `unaffected` range is not fixed; no versions, unknown.
  * - Any other producer: unknown (a VEX's `unaffected` ranges are versions not affected, not fixes).
  */
-export function fixOf(producer: Producer, vulnerability: Record<string, unknown>, recommended: ReadonlyMap<string, string>, affect: Record<string, unknown> | undefined, packageName: string): FixState {
+export function fixOf(
+  producer: Producer,
+  vulnerability: Record<string, unknown>,
+  recommended: ReadonlyMap<string, string>,
+  affect: Record<string, unknown> | undefined,
+  packageName: string,
+): FixState {
   if (producer === 'trivy') {
     const version = recommended.get(packageName) ?? propertyOf(vulnerability, 'aquasecurity:trivy:FixedVersion')
     if (version) return { state: 'fixed', version }
@@ -109,7 +137,10 @@ export function fixOf(producer: Producer, vulnerability: Record<string, unknown>
   return UNKNOWN_FIX
 }
 
-/** Of two accounts of one pair's fix, the one that lets less through: fixed says most, not fixed needs every account to say it. */
+/**
+ * Of two accounts of one pair's fix, the one that lets less through: fixed says most, not fixed needs every account to
+ * say it.
+ */
 export function mergeFix(a: FixState, b: FixState): FixState {
   if (a.state === 'fixed') return a
   if (b.state === 'fixed') return b
@@ -129,7 +160,11 @@ export function digestNamedBy(document: unknown): string | undefined {
 
 /** A scanner's CycloneDX, one or the several files of a scan result, by name; undefined for a store body. */
 export function bomsOf(document: unknown): ScanFiles['files'] | undefined {
-  return document instanceof ScanFiles ? document.files : isCycloneDx(document) ? [{ name: SCAN_DOCUMENT, bom: document }] : undefined
+  return document instanceof ScanFiles
+    ? document.files
+    : isCycloneDx(document)
+      ? [{ name: SCAN_DOCUMENT, bom: document }]
+      : undefined
 }
 
 export function subjectComponent(bom: Record<string, unknown>): Record<string, unknown> {
@@ -145,7 +180,10 @@ export function digestOfBom(bom: Record<string, unknown>): string | undefined {
   return undefined
 }
 
-/** What a CycloneDX document is the scan of, in words: metadata.component's name and version (or purl); undefined when it has none. */
+/**
+ * What a CycloneDX document is the scan of, in words: metadata.component's name and version (or purl); undefined when
+ * it has none.
+ */
 export function subjectOf(bom: Record<string, unknown>): string | undefined {
   const component = subjectComponent(bom)
   const name = textOf(component.name) || textOf(component.purl)
@@ -154,7 +192,10 @@ export function subjectOf(bom: Record<string, unknown>): string | undefined {
   return version && !name.endsWith(version) ? `${name}@${version}` : name
 }
 
-/** CVSS base scores of vectors: v2, v3.0, v3.1 and v4.0, from ae-cvss-calculator, loaded with the first CycloneDX document. */
+/**
+ * CVSS base scores of vectors: v2, v3.0, v3.1 and v4.0, from ae-cvss-calculator, loaded with the first CycloneDX
+ * document.
+ */
 export type CvssScorer = (vector: string) => { readonly score: number; readonly version: 2 | 3 | 4 } | undefined
 
 /** The base metrics every complete vector of a version names, each once: an incomplete vector has no base score. */
@@ -174,13 +215,31 @@ export let cvssScorer: Promise<CvssScorer> | undefined
 export function loadCvssScorer(): Promise<CvssScorer> {
   cvssScorer ??= importCommonJs(import('ae-cvss-calculator')).then(({ fromVector }) => (vector: string) => {
     const text = vector.trim()
-    const version = /^CVSS:4\.0\//.test(text) ? 4 : /^CVSS:3\.[01]\//.test(text) ? 3 : /^(?:CVSS:2\.0\/)?AV:[LAN]\/AC:[HML]\/Au:/.test(text) ? 2 : /^AV:[NALP]\/AC:[LH]\/PR:/.test(text) ? 3 : undefined
+    const version = /^CVSS:4\.0\//.test(text)
+      ? 4
+      : /^CVSS:3\.[01]\//.test(text)
+        ? 3
+        : /^(?:CVSS:2\.0\/)?AV:[LAN]\/AC:[HML]\/Au:/.test(text)
+          ? 2
+          : /^AV:[NALP]\/AC:[LH]\/PR:/.test(text)
+            ? 3
+            : undefined
     if (!version) return undefined
-    const named = text.replace(/^CVSS:[\d.]+\//, '').split('/').map((part) => part.split(':', 1)[0]!)
-    if (CVSS_BASE_METRICS[version].some((metric) => named.filter((name) => name === metric).length !== 1)) return undefined
+    const named = text
+      .replace(/^CVSS:[\d.]+\//, '')
+      .split('/')
+      .map((part) => part.split(':', 1)[0]!)
+    if (CVSS_BASE_METRICS[version].some((metric) => named.filter((name) => name === metric).length !== 1))
+      return undefined
     try {
-      const score = (fromVector(version === 3 && !text.startsWith('CVSS:') ? `CVSS:3.1/${text}` : text) as { calculateScores(): { base?: unknown } } | null)?.calculateScores().base
-      return typeof score === 'number' && Number.isFinite(score) && score >= 0 && score <= 10 ? { score, version } : undefined
+      const score = (
+        fromVector(version === 3 && !text.startsWith('CVSS:') ? `CVSS:3.1/${text}` : text) as {
+          calculateScores(): { base?: unknown }
+        } | null
+      )?.calculateScores().base
+      return typeof score === 'number' && Number.isFinite(score) && score >= 0 && score <= 10
+        ? { score, version }
+        : undefined
     } catch {
       return undefined
     }
@@ -190,16 +249,30 @@ export function loadCvssScorer(): Promise<CvssScorer> {
 
 /** A rating that states a severity: "none" is one; "unknown" (or none at all) leaves its score or vector to say it. */
 export function statesSeverity(rating: Record<string, unknown>): boolean {
-  return typeof rating.severity === 'string' && (normaliseSeverity(rating.severity) !== 'unknown' || !/^\s*unknown\s*$/i.test(rating.severity))
+  return (
+    typeof rating.severity === 'string' &&
+    (normaliseSeverity(rating.severity) !== 'unknown' || !/^\s*unknown\s*$/i.test(rating.severity))
+  )
 }
 
-/** A CVSS rating (or one of no method) that states neither severity nor score, only a vector: osv-scanner writes these. */
+/**
+ * A CVSS rating (or one of no method) that states neither severity nor score, only a vector: osv-scanner writes these.
+ */
 export function onlyVector(rating: Record<string, unknown>): boolean {
   const method = rating.method
-  return typeof rating.vector === 'string' && rating.vector !== '' && typeof rating.score !== 'number' && (method === undefined || (typeof method === 'string' && CVSS_METHODS.has(method))) && !statesSeverity(rating)
+  return (
+    typeof rating.vector === 'string' &&
+    rating.vector !== '' &&
+    typeof rating.score !== 'number' &&
+    (method === undefined || (typeof method === 'string' && CVSS_METHODS.has(method))) &&
+    !statesSeverity(rating)
+  )
 }
 
-/** Whether a document has a rating whose severity only its vector can tell: a cheap look before the calculator is loaded. */
+/**
+ * Whether a document has a rating whose severity only its vector can tell: a cheap look before the calculator is
+ * loaded.
+ */
 export function needsCvss(document: unknown): boolean {
   for (const { bom } of bomsOf(document) ?? []) {
     const vulnerabilities = Array.isArray(bom.vulnerabilities) ? bom.vulnerabilities : []
@@ -215,21 +288,28 @@ export function needsCvss(document: unknown): boolean {
   return false
 }
 
-/** A CVSS score's qualitative severity: FIRST's scale for v3 and v4, NVD's for v2 (which has no critical); 0 is none, which counts as unknown. */
+/**
+ * A CVSS score's qualitative severity: FIRST's scale for v3 and v4, NVD's for v2 (which has no critical); 0 is none,
+ * which counts as unknown.
+ */
 export function severityOfScore(score: number, version: 2 | 3 | 4): Severity {
   if (score <= 0) return 'unknown'
   if (version === 2) return score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low'
   return score >= 9 ? 'critical' : score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low'
 }
 
-/** Whether some (vulnerability ID, affects ref) pair appears twice: a cheap look that builds no key strings and no pairs. */
+/**
+ * Whether some (vulnerability ID, affects ref) pair appears twice: a cheap look that builds no key strings and no
+ * pairs.
+ */
 export function namesAPairTwice(vulnerabilities: readonly unknown[]): boolean {
   const refsById = new Map<string, string | Set<string>>()
   for (let v = 0; v < vulnerabilities.length; v++) {
     const vulnerability = vulnerabilities[v]
     if (!isObject(vulnerability)) continue
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
-    const affects = Array.isArray(vulnerability.affects) && vulnerability.affects.length ? vulnerability.affects : [undefined]
+    const affects =
+      Array.isArray(vulnerability.affects) && vulnerability.affects.length ? vulnerability.affects : [undefined]
     for (let a = 0; a < affects.length; a++) {
       const affect = affects[a]
       const ref = isObject(affect) ? textOf(affect.ref) : ''
@@ -243,7 +323,10 @@ export function namesAPairTwice(vulnerabilities: readonly unknown[]): boolean {
   return false
 }
 
-/** One (component, vulnerability) pair while the document is read: statements about the same pair are merged before it is judged. */
+/**
+ * One (component, vulnerability) pair while the document is read: statements about the same pair are merged before it
+ * is judged.
+ */
 export interface Pair extends RatingTally {
   readonly id: string
   /** The `affects` ref as written; empty for the document's subject. */
@@ -265,13 +348,20 @@ export interface Pair extends RatingTally {
 export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: CvssScorer | undefined): void {
   const components = new Map<string, { name: string; version: string }>()
   // Components nest (assemblies, a jar in a jar): every level's bom-ref names a package.
-  const pending: Array<{ list: readonly unknown[]; path: string }> = [{ list: listAt(SCAN_DOCUMENT, bom, 'components', ''), path: 'components' }]
+  const pending: Array<{ list: readonly unknown[]; path: string }> = [
+    { list: listAt(SCAN_DOCUMENT, bom, 'components', ''), path: 'components' },
+  ]
   for (let next = pending.pop(); next; next = pending.pop()) {
     for (let c = 0; c < next.list.length; c++) {
       const component = next.list[c]
       if (!isObject(component)) throw notAnObject(SCAN_DOCUMENT, component, `${next.path}[${c}]`)
-      if (typeof component['bom-ref'] === 'string') components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
-      if (component.components !== undefined) pending.push({ list: listAt(SCAN_DOCUMENT, component, 'components', `${next.path}[${c}].`), path: `${next.path}[${c}].components` })
+      if (typeof component['bom-ref'] === 'string')
+        components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
+      if (component.components !== undefined)
+        pending.push({
+          list: listAt(SCAN_DOCUMENT, component, 'components', `${next.path}[${c}].`),
+          path: `${next.path}[${c}].components`,
+        })
     }
   }
   const subject = subjectComponent(bom)
@@ -280,14 +370,17 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
   const producer = producerOf(bom)
   const noFixes: ReadonlyMap<string, string> = new Map()
   const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
-  // Only a document that names a pair twice (a VEX) pays for merging: pairs by ID, then by ref once an ID names a second ref.
+  // Only a document that names a pair twice (a VEX) pays for merging: pairs by ID, then by ref once an ID names a
+  // second ref.
   const merging = namesAPairTwice(vulnerabilities)
   const pairs = new Map<string, Pair | Map<string, Pair>>()
   // The hot loop of a 50 MB scan: plain loops, and error paths (with their strings) built only when something is wrong.
   for (let v = 0; v < vulnerabilities.length; v++) {
     const vulnerability = vulnerabilities[v]
     if (!isObject(vulnerability)) throw notAnObject(SCAN_DOCUMENT, vulnerability, `vulnerabilities[${v}]`)
-    const ratings = Array.isArray(vulnerability.ratings) ? vulnerability.ratings : listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
+    const ratings = Array.isArray(vulnerability.ratings)
+      ? vulnerability.ratings
+      : listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
     const tally = newTally()
     let kevRated = false
     for (let r = 0; r < ratings.length; r++) {
@@ -296,11 +389,19 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       const method = typeof rating.method === 'string' ? rating.method : undefined
       const isCvss = method !== undefined && CVSS_METHODS.has(method)
       // Grype writes CISA's KEV listing as a rating of its own (source "CISA KEV Catalog").
-      if (method === 'other' && isObject(rating.source) && typeof rating.source.name === 'string' && /\bKEV\b/i.test(rating.source.name)) kevRated = true
+      if (
+        method === 'other' &&
+        isObject(rating.source) &&
+        typeof rating.source.name === 'string' &&
+        /\bKEV\b/i.test(rating.source.name)
+      )
+        kevRated = true
       let ratingSeverity = normaliseSeverity(rating.severity)
       let ratingScore = typeof rating.score === 'number' && rating.score > 0 && isCvss ? rating.score : null
-      // No severity stated: a CVSS score says it, or the vector's base score (osv-scanner and others write only one of them).
-      if (ratingSeverity === 'unknown' && ratingScore !== null && !statesSeverity(rating)) ratingSeverity = severityOfScore(ratingScore, method === 'CVSSv2' ? 2 : 3)
+      // No severity stated: a CVSS score says it, or the vector's base score (osv-scanner and others write only one of
+      // them).
+      if (ratingSeverity === 'unknown' && ratingScore !== null && !statesSeverity(rating))
+        ratingSeverity = severityOfScore(ratingScore, method === 'CVSSv2' ? 2 : 3)
       else if (ratingSeverity === 'unknown' && onlyVector(rating)) {
         if (!cvss) throw new Error('the CVSS calculator was not loaded for a rating with only a vector: this is a bug')
         const base = cvss(rating.vector as string)
@@ -309,21 +410,31 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
           if (base.score > 0) ratingScore = base.score
         }
       }
-      if (rating.severity === undefined && ratingSeverity === 'unknown') continue // EPSS and the like: no severity to count
+      // EPSS and the like: no severity to count
+      if (rating.severity === undefined && ratingSeverity === 'unknown') continue
       addRating(tally, ratingSeverity, ratingScore)
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
     const recommended = producer === 'trivy' ? fixesFromRecommendation(vulnerability.recommendation) : noFixes
-    const affects = Array.isArray(vulnerability.affects) ? vulnerability.affects : listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
+    const affects = Array.isArray(vulnerability.affects)
+      ? vulnerability.affects
+      : listAt(SCAN_DOCUMENT, vulnerability, 'affects', `vulnerabilities[${v}].`)
     // `affects` is optional: without it the vulnerability is about the document's subject.
     for (let a = 0; a < Math.max(affects.length, 1); a++) {
       const affect = affects.length ? affects[a] : undefined
-      if (affects.length && !isObject(affect)) throw notAnObject(SCAN_DOCUMENT, affect, `vulnerabilities[${v}].affects[${a}]`)
+      if (affects.length && !isObject(affect))
+        throw notAnObject(SCAN_DOCUMENT, affect, `vulnerabilities[${v}].affects[${a}]`)
       const ref = affect ? textOf((affect as Record<string, unknown>).ref) : ''
       const component = ref ? components.get(ref) : undefined
       const packageName = component?.name || ref || subjectName
       const packageVersion = component ? component.version : ref ? '' : subjectVersion
-      const fix = fixOf(producer, vulnerability, recommended, affect as Record<string, unknown> | undefined, packageName)
+      const fix = fixOf(
+        producer,
+        vulnerability,
+        recommended,
+        affect as Record<string, unknown> | undefined,
+        packageName,
+      )
       if (!merging) {
         judge(id, tally.severity, tally.score, packageName, packageVersion, fix, kevRated, tally.severities)
         continue
@@ -346,7 +457,17 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       seen.fix = mergeFix(seen.fix, fix)
     }
   }
-  const judgePair = (pair: Pair) => judge(pair.id, pair.severity, pair.score, pair.packageName, pair.packageVersion, pair.fix, pair.kevRated, pair.severities)
+  const judgePair = (pair: Pair) =>
+    judge(
+      pair.id,
+      pair.severity,
+      pair.score,
+      pair.packageName,
+      pair.packageVersion,
+      pair.fix,
+      pair.kevRated,
+      pair.severities,
+    )
   for (const entry of pairs.values()) {
     if (entry instanceof Map) entry.forEach(judgePair)
     else judgePair(entry)

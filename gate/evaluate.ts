@@ -1,10 +1,54 @@
-import { CVSS_METHODS, NO_KEV_DATES, UNKNOWN_FIX, bomsOf, digestOfBom, walkCycloneDx, unreadCycloneDxVersion } from './cyclonedx.ts'
+import {
+  CVSS_METHODS,
+  NO_KEV_DATES,
+  UNKNOWN_FIX,
+  bomsOf,
+  digestOfBom,
+  walkCycloneDx,
+  unreadCycloneDxVersion,
+} from './cyclonedx.ts'
 import type { CvssScorer } from './cyclonedx.ts'
 import { DATE_RE, parseExpiry, parseInstant } from './input.ts'
-import { IMAGE_REPORT, SCAN_DOCUMENT, describeJson, isObject, listAt, malformed, notAnObject, objectAt, textOf } from './json.ts'
+import {
+  IMAGE_REPORT,
+  SCAN_DOCUMENT,
+  describeJson,
+  isObject,
+  listAt,
+  malformed,
+  notAnObject,
+  objectAt,
+  textOf,
+} from './json.ts'
 import { cut, escapeControls } from './safe-text.ts'
-import { addRating, EXPIRY_WARNING_DAYS, isAtOrAbove, MAX_REPORTED_FINDINGS, newTally, normaliseSeverity, NoVerdictError, SEVERITY_RANK, SUPPRESSING_TRIAGE_STATES, UsageError } from './vocabulary.ts'
-import type { Evaluation, Exemption, Finding, Gate, JudgeFinding, Judged, KnownExploited, PackageMatch, Policy, Rule, Severity, SuppressedFinding, Warning, ScanPolicyImport } from './vocabulary.ts'
+import {
+  addRating,
+  EXPIRY_WARNING_DAYS,
+  isAtOrAbove,
+  MAX_REPORTED_FINDINGS,
+  newTally,
+  normaliseSeverity,
+  NoVerdictError,
+  SEVERITY_RANK,
+  SUPPRESSING_TRIAGE_STATES,
+  UsageError,
+} from './vocabulary.ts'
+import type {
+  Evaluation,
+  Exemption,
+  Finding,
+  Gate,
+  JudgeFinding,
+  Judged,
+  KnownExploited,
+  PackageMatch,
+  Policy,
+  Rule,
+  Severity,
+  SuppressedFinding,
+  Warning,
+  ScanPolicyImport,
+} from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: evaluation
@@ -16,7 +60,8 @@ export function basePolicy(gate: Gate, now = Date.now()): Policy {
 /** Which rule, if any, makes a finding of this severity and score block. */
 export function blockingRule(severity: Severity, score: number | null, policy: Policy): Rule | undefined {
   if (isAtOrAbove(severity, policy.gate)) return 'severity'
-  if (severity === 'unknown' && policy.unknownAs !== 'ignore' && isAtOrAbove(policy.unknownAs, policy.gate)) return 'unknown-as'
+  if (severity === 'unknown' && policy.unknownAs !== 'ignore' && isAtOrAbove(policy.unknownAs, policy.gate))
+    return 'unknown-as'
   if (policy.failOnScore !== undefined && score !== null && score >= policy.failOnScore) return 'score'
   return undefined
 }
@@ -30,8 +75,19 @@ export function byLowerCaseId<T extends { readonly id: string }>(entries: readon
   return map
 }
 
-export function findMatch<T extends { readonly package?: PackageMatch }>(byId: Map<string, T[]>, id: string, name: string, version: string): T | undefined {
-  return byId.get(id.toLowerCase())?.find((entry) => !entry.package || (entry.package.name === name && (!entry.package.version || entry.package.version === version)))
+export function findMatch<T extends { readonly package?: PackageMatch }>(
+  byId: Map<string, T[]>,
+  id: string,
+  name: string,
+  version: string,
+): T | undefined {
+  return byId
+    .get(id.toLowerCase())
+    ?.find(
+      (entry) =>
+        !entry.package ||
+        (entry.package.name === name && (!entry.package.version || entry.package.version === version)),
+    )
 }
 
 /**
@@ -40,16 +96,26 @@ export function findMatch<T extends { readonly package?: PackageMatch }>(byId: M
  * --fail-on-score say so), unless an exemption or the store's triage suppresses it. Throws
  * NoVerdictError('MALFORMED_RESPONSE') when the document is not an Image of the expected shape.
  */
-export function evaluate(document: unknown, policyOrGate: Policy | Gate, expectedDigest?: string, cvss?: CvssScorer): Evaluation {
+export function evaluate(
+  document: unknown,
+  policyOrGate: Policy | Gate,
+  expectedDigest?: string,
+  cvss?: CvssScorer,
+): Evaluation {
   const policy = typeof policyOrGate === 'string' ? basePolicy(policyOrGate) : policyOrGate
   const unread = unreadCycloneDxVersion(document)
-  if (unread) throw malformed(SCAN_DOCUMENT, `its specVersion is ${unread}: the gate reads CycloneDX 1.4 to 1.7, so it cannot account for its vulnerabilities`)
+  if (unread)
+    throw malformed(
+      SCAN_DOCUMENT,
+      `its specVersion is ${unread}: the gate reads CycloneDX 1.4 to 1.7, so it cannot account for its vulnerabilities`,
+    )
   const boms = bomsOf(document)
   if (boms) {
     const judge = createJudge(policy)
     for (const { name, bom } of boms) {
       const named = digestOfBom(bom)
-      if (expectedDigest && named && named !== expectedDigest) throw digestMismatch(name === SCAN_DOCUMENT ? 'it' : name, named, expectedDigest)
+      if (expectedDigest && named && named !== expectedDigest)
+        throw digestMismatch(name === SCAN_DOCUMENT ? 'it' : name, named, expectedDigest)
       walkCycloneDx(bom, judge.judge, cvss)
     }
     return judge.evaluation()
@@ -60,9 +126,15 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
   }
   if (expectedDigest) {
     // Fetched for a digest: the body must say which image it describes, or the check would be skipped silently.
-    if (image.Digest === undefined || image.Digest === null) throw malformed(IMAGE_REPORT, `Digest is missing, so it cannot be checked against ${expectedDigest}`)
-    if (typeof image.Digest !== 'string') throw malformed(IMAGE_REPORT, `Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`)
-    if (image.Digest.trim().toLowerCase() !== expectedDigest) throw digestMismatch(IMAGE_REPORT, image.Digest.trim(), expectedDigest)
+    if (image.Digest === undefined || image.Digest === null)
+      throw malformed(IMAGE_REPORT, `Digest is missing, so it cannot be checked against ${expectedDigest}`)
+    if (typeof image.Digest !== 'string')
+      throw malformed(
+        IMAGE_REPORT,
+        `Digest is ${describeJson(image.Digest)}, expected the image's digest (${expectedDigest})`,
+      )
+    if (image.Digest.trim().toLowerCase() !== expectedDigest)
+      throw digestMismatch(IMAGE_REPORT, image.Digest.trim(), expectedDigest)
   }
   const judge = createJudge(policy)
   walkStoreImage(image, judge.judge)
@@ -71,10 +143,17 @@ export function evaluate(document: unknown, policyOrGate: Policy | Gate, expecte
 
 /** A document about another image than the one judged: not malformed, but the wrong scan. */
 export function digestMismatch(document: string, named: string, expected: string): NoVerdictError {
-  return new NoVerdictError('DIGEST_MISMATCH', `${document} describes ${cut(escapeControls(named), 80)}, not ${expected}: it is the scan of another image (the digests differ)`)
+  return new NoVerdictError(
+    'DIGEST_MISMATCH',
+    `${document} describes ${cut(escapeControls(named), 80)}, not ${expected}: it is the scan of another image (the ` +
+      `digests differ)`,
+  )
 }
 
-/** CISA's Known Exploited Vulnerabilities catalog, as published: the entries by upper-case CVE ID, and when it was released. */
+/**
+ * CISA's Known Exploited Vulnerabilities catalog, as published: the entries by upper-case CVE ID, and when it was
+ * released.
+ */
 export interface KevCatalog {
   readonly entries: ReadonlyMap<string, KnownExploited>
   readonly version: string
@@ -85,26 +164,45 @@ export interface KevCatalog {
 /** A catalog older than this is warned about: CISA adds entries every few days. */
 export const KEV_MAX_AGE_DAYS = 30
 
-/** The catalog's JSON (`{catalogVersion, dateReleased, vulnerabilities: [{cveID, dateAdded, dueDate, knownRansomwareCampaignUse}]}`), checked. */
+/**
+ * The catalog's JSON (`{catalogVersion, dateReleased, vulnerabilities: [{cveID, dateAdded, dueDate,
+ * knownRansomwareCampaignUse}]}`), checked.
+ */
 export function kevCatalogFrom(document: unknown, origin: string): KevCatalog {
-  const fail = (problem: string) => new UsageError('KEV', `${origin} is not CISA's KEV catalog: ${problem} (download known_exploited_vulnerabilities.json from cisa.gov)`)
+  const fail = (problem: string) =>
+    new UsageError(
+      'KEV',
+      `${origin} is not CISA's KEV catalog: ${problem} (download known_exploited_vulnerabilities.json from cisa.gov)`,
+    )
   if (!isObject(document) || !Array.isArray(document.vulnerabilities)) throw fail('it has no "vulnerabilities" list')
-  const released = parseInstant(textOf(document.dateReleased)) ?? parseExpiry(textOf(document.dateReleased).slice(0, 10))
-  if (released === undefined) throw fail(`"dateReleased" ${JSON.stringify(cut(textOf(document.dateReleased), 40))} is not a date`)
+  const released =
+    parseInstant(textOf(document.dateReleased)) ?? parseExpiry(textOf(document.dateReleased).slice(0, 10))
+  if (released === undefined)
+    throw fail(`"dateReleased" ${JSON.stringify(cut(textOf(document.dateReleased), 40))} is not a date`)
   const entries = new Map<string, KnownExploited>()
   document.vulnerabilities.forEach((entry: unknown, index: number) => {
-    if (!isObject(entry) || typeof entry.cveID !== 'string' || !/^CVE-\d{4}-\d{4,}$/i.test(entry.cveID.trim())) throw fail(`vulnerabilities[${index}] has no cveID of the form CVE-YYYY-NNNN`)
-    const date = (key: string) => (typeof entry[key] === 'string' && DATE_RE.test(entry[key] as string) ? { [key]: entry[key] as string } : {})
-    const ransomware = typeof entry.knownRansomwareCampaignUse === 'string' && entry.knownRansomwareCampaignUse ? { ransomware: entry.knownRansomwareCampaignUse } : {}
+    if (!isObject(entry) || typeof entry.cveID !== 'string' || !/^CVE-\d{4}-\d{4,}$/i.test(entry.cveID.trim()))
+      throw fail(`vulnerabilities[${index}] has no cveID of the form CVE-YYYY-NNNN`)
+    const date = (key: string) =>
+      typeof entry[key] === 'string' && DATE_RE.test(entry[key] as string) ? { [key]: entry[key] as string } : {}
+    const ransomware =
+      typeof entry.knownRansomwareCampaignUse === 'string' && entry.knownRansomwareCampaignUse
+        ? { ransomware: entry.knownRansomwareCampaignUse }
+        : {}
     entries.set(entry.cveID.trim().toUpperCase(), { ...date('dateAdded'), ...date('dueDate'), ...ransomware })
   })
   return { entries, version: textOf(document.catalogVersion) || 'unversioned', released }
 }
 
-/** "known exploited since 2021-12-10 (due 2021-12-24)", or "known exploited (a scanner's KEV rating)" without the catalog's dates. */
+/**
+ * "known exploited since 2021-12-10 (due 2021-12-24)", or "known exploited (a scanner's KEV rating)" without the
+ * catalog's dates.
+ */
 export function describeKev(kev: KnownExploited): string {
-  if (!kev.dateAdded) return 'known exploited (a scanner\'s KEV rating)'
-  return `known exploited since ${kev.dateAdded}${kev.dueDate ? ` (due ${kev.dueDate})` : ''}${kev.ransomware === 'Known' ? ', used by ransomware' : ''}`
+  if (!kev.dateAdded) return "known exploited (a scanner's KEV rating)"
+  const due = kev.dueDate ? ` (due ${kev.dueDate})` : ''
+  const ransomware = kev.ransomware === 'Known' ? ', used by ransomware' : ''
+  return `known exploited since ${kev.dateAdded}${due}${ransomware}`
 }
 
 /** The running image's findings for --baseline: (lower-case ID, package name) to the worst severity seen. */
@@ -153,28 +251,65 @@ export function createJudge(policy: Policy) {
     if (kev) kevIds.add(id)
     const rule = blockingRule(severity, score, policy) ?? (kev ? 'kev' : undefined)
     if (!rule) {
-      if (warnAt && isAtOrAbove(severity, warnAt)) warnings.push({ id, severity, score, package: packageName, version: packageVersion, rule: 'warn-at', fix, warnedBy: 'warn-at' })
-      // Every finding is accounted for in the report: what passes is listed too (the first ones, in the document's order).
-      else if (passingCount++ < MAX_REPORTED_FINDINGS) passing.push(kev ? { id, severity, score, package: packageName, version: packageVersion, fix, kev } : { id, severity, score, package: packageName, version: packageVersion, fix })
+      if (warnAt && isAtOrAbove(severity, warnAt))
+        warnings.push({
+          id,
+          severity,
+          score,
+          package: packageName,
+          version: packageVersion,
+          rule: 'warn-at',
+          fix,
+          warnedBy: 'warn-at',
+        })
+      // Every finding is accounted for in the report: what passes is listed too (the first ones, in the document's
+      // order).
+      else if (passingCount++ < MAX_REPORTED_FINDINGS)
+        passing.push(
+          kev
+            ? { id, severity, score, package: packageName, version: packageVersion, fix, kev }
+            : { id, severity, score, package: packageName, version: packageVersion, fix },
+        )
       return
     }
     // Two literal shapes, no spread: this runs for each of tens of thousands of blocking findings.
-    const finding: Finding = kev ? { id, severity, score, package: packageName, version: packageVersion, rule, fix, kev } : { id, severity, score, package: packageName, version: packageVersion, rule, fix }
-    // A known-exploited finding yields only to an exemption that says `kev: accepted`: not to triage, not to --only-fixed.
+    const finding: Finding = kev
+      ? { id, severity, score, package: packageName, version: packageVersion, rule, fix, kev }
+      : { id, severity, score, package: packageName, version: packageVersion, rule, fix }
+    // A known-exploited finding yields only to an exemption that says `kev: accepted`: not to triage, not to
+    // --only-fixed.
     const exempted = exemption && (!kev || exemption.acceptsKev) ? exemption : undefined
     if (exemption && !exempted) kevNotAccepted.add(exemption)
-    const triage = exempted || kev || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
+    const triage =
+      exempted || kev || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
     const inherited = policy.baseline?.get(`${id.toLowerCase()}\u0000${packageName}`)
     if (exempted) {
-      suppressed.push({ ...finding, suppressedBy: { kind: 'exemption', reason: exempted.reason, expires: exempted.expires, ...(exempted.owner ? { owner: exempted.owner } : {}) } })
+      suppressed.push({
+        ...finding,
+        suppressedBy: {
+          kind: 'exemption',
+          reason: exempted.reason,
+          expires: exempted.expires,
+          ...(exempted.owner ? { owner: exempted.owner } : {}),
+        },
+      })
     } else if (triage) {
-      suppressed.push({ ...finding, suppressedBy: { kind: 'triage', state: triage.state, ...(triage.justification ? { justification: triage.justification } : {}) } })
+      suppressed.push({
+        ...finding,
+        suppressedBy: {
+          kind: 'triage',
+          state: triage.state,
+          ...(triage.justification ? { justification: triage.justification } : {}),
+        },
+      })
     } else if (inherited !== undefined && SEVERITY_RANK[severity] <= SEVERITY_RANK[inherited]) {
       warnings.push({ ...finding, warnedBy: 'baseline' })
     } else if (policy.onlyFixed && fix.state === 'not-fixed' && !kev) {
       suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
     } else {
-      blocking.push(policy.scan1 && passedUnderScan1(severities, policy.scan1) ? { ...finding, passedUnderScan1: true } : finding)
+      blocking.push(
+        policy.scan1 && passedUnderScan1(severities, policy.scan1) ? { ...finding, passedUnderScan1: true } : finding,
+      )
     }
   }
   const evaluation = (): Evaluation => {
@@ -211,34 +346,52 @@ export function createJudge(policy: Policy) {
   return { judge, evaluation }
 }
 
-/** The store's Image document, finding by finding: the hot loop of a 50 MB report, in plain loops, with error paths built only when something is wrong. */
+/**
+ * The store's Image document, finding by finding: the hot loop of a 50 MB report, in plain loops, with error paths
+ * built only when something is wrong.
+ */
 export function walkStoreImage(image: Record<string, unknown>, judge: JudgeFinding): void {
   const packages = listAt(IMAGE_REPORT, image, 'Packages', '')
   for (let p = 0; p < packages.length; p++) {
     const pkg = packages[p]
     if (!isObject(pkg)) throw notAnObject(IMAGE_REPORT, pkg, `Packages[${p}]`)
-    const vulnerabilities = Array.isArray(pkg.Vulnerabilities) ? pkg.Vulnerabilities : listAt(IMAGE_REPORT, pkg, 'Vulnerabilities', `Packages[${p}].`)
+    const vulnerabilities = Array.isArray(pkg.Vulnerabilities)
+      ? pkg.Vulnerabilities
+      : listAt(IMAGE_REPORT, pkg, 'Vulnerabilities', `Packages[${p}].`)
     if (vulnerabilities.length === 0) continue
     const packageName = textOf(pkg.Name) || '(unnamed package)'
     const packageVersion = textOf(pkg.Version)
     for (let v = 0; v < vulnerabilities.length; v++) {
       const vulnerability = vulnerabilities[v]
-      if (!isObject(vulnerability)) throw notAnObject(IMAGE_REPORT, vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
-      const ratings = Array.isArray(vulnerability.Ratings) ? vulnerability.Ratings : listAt(IMAGE_REPORT, vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
+      if (!isObject(vulnerability))
+        throw notAnObject(IMAGE_REPORT, vulnerability, `Packages[${p}].Vulnerabilities[${v}]`)
+      const ratings = Array.isArray(vulnerability.Ratings)
+        ? vulnerability.Ratings
+        : listAt(IMAGE_REPORT, vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
       const tally = newTally()
       for (let r = 0; r < ratings.length; r++) {
         const rating = ratings[r]
-        if (!isObject(rating)) throw notAnObject(IMAGE_REPORT, rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
+        if (!isObject(rating))
+          throw notAnObject(IMAGE_REPORT, rating, `Packages[${p}].Vulnerabilities[${v}].Ratings[${r}]`)
         const score = rating.Score
-        addRating(tally, normaliseSeverity(rating.Severity), typeof score === 'number' && score > 0 && isStoreCvssRating(rating) ? score : null)
+        addRating(
+          tally,
+          normaliseSeverity(rating.Severity),
+          typeof score === 'number' && score > 0 && isStoreCvssRating(rating) ? score : null,
+        )
       }
-      const id = textOf(vulnerability.CVEID) || (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
+      const id =
+        textOf(vulnerability.CVEID) ||
+        (textOf(vulnerability.ID) ? `store-id:${textOf(vulnerability.ID)}` : `Packages[${p}].Vulnerabilities[${v}]`)
       judge(id, tally.severity, tally.score, packageName, packageVersion, UNKNOWN_FIX, false, tally.severities)
     }
   }
 }
 
-/** The store's CVSS methods by MethodTypeID (its API documents 1 CVSSv2, 2 CVSSv3, 4 CVSSv31, 5 OWASP; anything else is Unknown). */
+/**
+ * The store's CVSS methods by MethodTypeID (its API documents 1 CVSSv2, 2 CVSSv3, 4 CVSSv31, 5 OWASP; anything else is
+ * Unknown).
+ */
 export const STORE_CVSS_METHOD_IDS: ReadonlySet<unknown> = new Set([1, 2, 4])
 
 /**
@@ -247,7 +400,12 @@ export const STORE_CVSS_METHOD_IDS: ReadonlySet<unknown> = new Set([1, 2, 4])
  */
 export function isStoreCvssRating(rating: Record<string, unknown>): boolean {
   if (typeof rating.MethodTypeID === 'number') return STORE_CVSS_METHOD_IDS.has(rating.MethodTypeID)
-  const name = typeof rating.MethodType === 'string' ? rating.MethodType : isObject(rating.MethodType) && typeof rating.MethodType.Name === 'string' ? rating.MethodType.Name : ''
+  const name =
+    typeof rating.MethodType === 'string'
+      ? rating.MethodType
+      : isObject(rating.MethodType) && typeof rating.MethodType.Name === 'string'
+        ? rating.MethodType.Name
+        : ''
   return name === '' || CVSS_METHODS.has(name)
 }
 
@@ -298,7 +456,10 @@ export function compareText(a: string, b: string): number {
 }
 
 /** Whether Scan 1.0 passed a finding with ratings of these severities (a mask over SEVERITY_RANK). */
-export function passedUnderScan1(severities: number, policy: Pick<ScanPolicyImport, 'template' | 'notAllowed'>): boolean {
+export function passedUnderScan1(
+  severities: number,
+  policy: Pick<ScanPolicyImport, 'template' | 'notAllowed'>,
+): boolean {
   // Grype's template: safe when any one rating is outside the list. Trivy's: only when every one is.
   return policy.template === 'grype' ? (severities & ~policy.notAllowed) !== 0 : (severities & policy.notAllowed) === 0
 }

@@ -35,9 +35,14 @@ export async function readNamedFile(path: string, what: string, options: ReadOpt
     fd = undefined // the stream owns it now
     return await abortable(readCapped(stream, options.limits), options.signal)
   } catch (error) {
-    if (options.signal.aborted || error instanceof NoVerdictError || error instanceof UsageError) throw options.signal.aborted ? options.signal.reason : error
+    if (options.signal.aborted || error instanceof NoVerdictError || error instanceof UsageError)
+      throw options.signal.aborted ? options.signal.reason : error
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable'
-    throw new UsageError('FILE', `cannot read ${what}${options.showPath === false ? '' : ` ${path}`} (${reason}): check the path and that the file is mounted`)
+    throw new UsageError(
+      'FILE',
+      `cannot read ${what}${options.showPath === false ? '' : ` ${path}`} (${reason}): check the path and that the ` +
+        `file is mounted`,
+    )
   } finally {
     stream?.destroy()
     if (fd !== undefined) closeSync(fd)
@@ -46,30 +51,75 @@ export async function readNamedFile(path: string, what: string, options: ReadOpt
 
 export const configFileLimits = (what: string): BodyLimits => ({
   maxBytes: MAX_CONFIG_FILE_BYTES,
-  tooLarge: () => new UsageError('FILE', `${what} is larger than ${MAX_CONFIG_FILE_BYTES / 1024} KiB: that is not a ${what.replace(/^the /, '')}`),
+  tooLarge: () =>
+    new UsageError(
+      'FILE',
+      `${what} is larger than ${MAX_CONFIG_FILE_BYTES / 1024} KiB: that is not a ${what.replace(/^the /, '')}`,
+    ),
 })
 
 /** The token and CA files, read and checked: the store is then ready to ask. */
-export async function loadStoreSettings(source: StoreSource, timeoutMs: number, signal: AbortSignal, files: FileSystem): Promise<StoreSettings> {
+export async function loadStoreSettings(
+  source: StoreSource,
+  timeoutMs: number,
+  signal: AbortSignal,
+  files: FileSystem,
+): Promise<StoreSettings> {
   const token =
     'value' in source.token
       ? source.token.value
-      : checkToken(await files.read(source.token.file, `the token file named by ${source.token.origin}`, { signal, limits: configFileLimits('the token file'), showPath: false }), source.token.origin)
+      : checkToken(
+          await files.read(source.token.file, `the token file named by ${source.token.origin}`, {
+            signal,
+            limits: configFileLimits('the token file'),
+            showPath: false,
+          }),
+          source.token.origin,
+        )
   let ca: StoreSettings['ca']
   if (source.ca && 'pem' in source.ca) ca = { pem: checkCa(source.ca.pem, source.ca.origin), origin: source.ca.origin }
-  else if (source.ca) ca = { pem: checkCa(await files.read(source.ca.file, 'the CA file', { signal, limits: configFileLimits('the CA file') }), source.ca.file), origin: source.ca.file }
-  return { baseUrl: source.baseUrl, token, ...(ca ? { ca } : {}), timeoutMs, pollIntervalMs: source.pollIntervalMs, proxied: source.proxied }
+  else if (source.ca)
+    ca = {
+      pem: checkCa(
+        await files.read(source.ca.file, 'the CA file', { signal, limits: configFileLimits('the CA file') }),
+        source.ca.file,
+      ),
+      origin: source.ca.file,
+    }
+  return {
+    baseUrl: source.baseUrl,
+    token,
+    ...(ca ? { ca } : {}),
+    timeoutMs,
+    pollIntervalMs: source.pollIntervalMs,
+    proxied: source.proxied,
+  }
 }
 
 /** The --exemptions file, parsed and checked; a bad file is a usage error naming the entry and field. */
-export async function loadExemptions(path: string, secrets: readonly string[], signal: AbortSignal, io: Io): Promise<Exemption[]> {
-  const source = redact(await io.files.read(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }), secrets)
+export async function loadExemptions(
+  path: string,
+  secrets: readonly string[],
+  signal: AbortSignal,
+  io: Io,
+): Promise<Exemption[]> {
+  const source = redact(
+    await io.files.read(path, '--exemptions', { signal, limits: configFileLimits('--exemptions') }),
+    secrets,
+  )
   const documents = await parseYamlConfig(source, path, 'EXEMPTIONS', 'as exemptions', io)
-  if (documents.length > 1) throw new UsageError('EXEMPTIONS', `${path}: holds ${documents.length} YAML documents: put every exemption in one "exemptions:" list`)
+  if (documents.length > 1)
+    throw new UsageError(
+      'EXEMPTIONS',
+      `${path}: holds ${documents.length} YAML documents: put every exemption in one "exemptions:" list`,
+    )
   return exemptionsFrom(documents[0], path)
 }
 
-/** A JSON configuration file (a Docker config, CISA's KEV catalog) as data; one that is not JSON is a usage error saying what to give. */
+/**
+ * A JSON configuration file (a Docker config, CISA's KEV catalog) as data; one that is not JSON is a usage error saying
+ * what to give.
+ */
 export function parseJsonConfig(text: string, code: UsageCode, notJson: string): unknown {
   try {
     return parseJson(text)
@@ -83,13 +133,23 @@ export function parseJsonConfig(text: string, code: UsageCode, notJson: string):
  * aliases that expand past 100 (a "billion laughs" file) refused by yaml itself, every failure a usage error
  * naming the file and the line.
  */
-export async function parseYamlConfig(text: string, path: string, code: UsageCode, readAs: string, io: Io): Promise<unknown[]> {
+export async function parseYamlConfig(
+  text: string,
+  path: string,
+  code: UsageCode,
+  readAs: string,
+  io: Io,
+): Promise<unknown[]> {
   const { parseAllDocuments } = await importCommonJs(import('yaml'))
   return io.blocking(() => {
     const parsed = parseAllDocuments(text, { uniqueKeys: true })
     const documents = Array.isArray(parsed) ? parsed : [parsed]
     const problem = documents.flatMap((document) => document.errors)[0]
-    if (problem) throw new UsageError(code, `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`)
+    if (problem)
+      throw new UsageError(
+        code,
+        `${path}: not valid YAML at line ${problem.linePos?.[0].line ?? '?'}: ${problem.message.split('\n')[0]}`,
+      )
     return documents.map((document) => {
       try {
         return document.toJS({ maxAliasCount: 100 })
@@ -104,12 +164,23 @@ export async function parseYamlConfig(text: string, path: string, code: UsageCod
  * A saved document (--input, --baseline-input) from a file or stdin, within --max-body-size, the memory left
  * and the deadline, parsed: a signal still ends the parse at once.
  */
-export async function readSavedDocument(option: '--input' | '--baseline-input', path: string, ctx: RunContext): Promise<unknown> {
+export async function readSavedDocument(
+  option: '--input' | '--baseline-input',
+  path: string,
+  ctx: RunContext,
+): Promise<unknown> {
   const { config, run, output, io } = ctx
   const what = `${option} ${path}`
   run.phase = `reading ${what}`
-  const limits: BodyLimits = { maxBytes: config.maxBodyBytes, tooLarge: bodyTooLarge(what, config.maxBodyBytes), json: { what, available: io.availableMemory } }
-  const body = path === '-' ? await abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), run.deadline) : await io.files.read(path, option, { signal: run.deadline, limits })
+  const limits: BodyLimits = {
+    maxBytes: config.maxBodyBytes,
+    tooLarge: bodyTooLarge(what, config.maxBodyBytes),
+    json: { what, available: io.availableMemory },
+  }
+  const body =
+    path === '-'
+      ? await abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), run.deadline)
+      : await io.files.read(path, option, { signal: run.deadline, limits })
   if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from ${option}`)
   return io.blocking(() => parseJsonBody(body, what))
 }

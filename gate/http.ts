@@ -9,7 +9,10 @@ import type { StoreResponse, WaitDeps } from './wait.ts'
 // ---------------------------------------------------------------------------------------------
 // I/O at the edges
 
-/** Rejects with the signal's reason as soon as it aborts, whether or not `work` notices (undici does not abort a proxy CONNECT that hangs). */
+/**
+ * Rejects with the signal's reason as soon as it aborts, whether or not `work` notices (undici does not abort a proxy
+ * CONNECT that hangs).
+ */
 export function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise<T>((resolve, reject) => {
@@ -52,16 +55,28 @@ export function decodeBody(buffer: Buffer, limits: BodyLimits): string {
 }
 
 export const bodyTooLarge = (what: string, limit: number) => () =>
-  new NoVerdictError('BODY_TOO_LARGE', `${what} is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it (and the step's memory) if this image really has that many findings`)
+  new NoVerdictError(
+    'BODY_TOO_LARGE',
+    `${what} is larger than the --max-body-size of ${limit} bytes, far above a real image report: raise it (and the ` +
+      `step's memory) if this image really has that many findings`,
+  )
 
-/** An undici client: the endpoint's CA besides the default roots, through a proxy if the env names one, every wait bound by the caller's signal. */
+/**
+ * An undici client: the endpoint's CA besides the default roots, through a proxy if the env names one, every wait bound
+ * by the caller's signal.
+ */
 export async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> {
   // Loaded here, not at the top: --help, --input and usage errors never pay for TLS or undici.
-  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([importCommonJs(import('undici')), import('node:tls')])
+  const [{ Agent, EnvHttpProxyAgent, request }, { getCACertificates }] = await Promise.all([
+    importCommonJs(import('undici')),
+    import('node:tls'),
+  ])
   const tls = endpoint.ca ? { ca: [...getCACertificates('default'), endpoint.ca.pem] } : {}
   const timeouts = { headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS }
   const connect = { ...tls, timeout: CONNECT_TIMEOUT_MS }
-  const dispatcher = endpoint.proxied ? new EnvHttpProxyAgent({ ...timeouts, connect, requestTls: tls }) : new Agent({ ...timeouts, connect })
+  const dispatcher = endpoint.proxied
+    ? new EnvHttpProxyAgent({ ...timeouts, connect, requestTls: tls })
+    : new Agent({ ...timeouts, connect })
   return {
     get(url, headers, signal, limits) {
       const exchange = async (): Promise<RawResponse> => {
@@ -73,7 +88,12 @@ export async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> 
     lines(url, headers, signal, limits, onLine) {
       const exchange = async (): Promise<RawResponse> => {
         const response = await request(url, { dispatcher, method: 'GET', headers, signal })
-        if (response.statusCode !== 200) return { status: response.statusCode, headers: response.headers, body: await readBytes(response.body, limits) }
+        if (response.statusCode !== 200)
+          return {
+            status: response.statusCode,
+            headers: response.headers,
+            body: await readBytes(response.body, limits),
+          }
         const decoder = new TextDecoder()
         let pending = ''
         try {
@@ -104,9 +124,17 @@ export async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> 
  * GET for a bearer-token JSON API (the store, the Kubernetes API). The body and headers come back redacted:
  * a server or ingress that echoes the Authorization header cannot put the token in any output.
  */
-export function bearerFetch(client: HttpClient, api: Pick<StoreSettings, 'token'>, maxBodyBytes: number): WaitDeps['fetch'] {
+export function bearerFetch(
+  client: HttpClient,
+  api: Pick<StoreSettings, 'token'>,
+  maxBodyBytes: number,
+): WaitDeps['fetch'] {
   const headers = bearerHeaders(api.token)
-  const limits: BodyLimits = { maxBytes: maxBodyBytes, tooLarge: bodyTooLarge('the answer', maxBodyBytes), json: { what: 'the answer', available: availableMemory } }
+  const limits: BodyLimits = {
+    maxBytes: maxBodyBytes,
+    tooLarge: bodyTooLarge('the answer', maxBodyBytes),
+    json: { what: 'the answer', available: availableMemory },
+  }
   return async (url, signal) => redactedAnswer(await client.get(url, headers, signal, limits), api.token, limits)
 }
 
@@ -121,7 +149,6 @@ export function redactedAnswer(response: RawResponse, token: string, limits: Bod
     body: redact(decodeBody(response.body, limits), [token]),
   }
 }
-
 
 /** A client for the endpoint, closed when the run ends. */
 export async function connect(run: Run, io: Io, endpoint: Endpoint): Promise<HttpClient> {

@@ -1,20 +1,48 @@
 import { REPORTS_PAGE, TRIAGE_PAGE, isObject, listAt, objectAt, textOf } from './json.ts'
-import { FORMATS, GATES, MIN_TOKEN_LENGTH, MODES, OPTIONS, REPORT_FORMATS, UNKNOWN_AS, UsageError } from './vocabulary.ts'
-import type { Exemption, Format, Gate, ImageRef, Mode, PackageMatch, ReportFormat, TriageDecision, UnknownAs, UsageCode, OciRef } from './vocabulary.ts'
+import {
+  FORMATS,
+  GATES,
+  MIN_TOKEN_LENGTH,
+  MODES,
+  OPTIONS,
+  REPORT_FORMATS,
+  UNKNOWN_AS,
+  UsageError,
+} from './vocabulary.ts'
+import type {
+  Exemption,
+  Format,
+  Gate,
+  ImageRef,
+  Mode,
+  PackageMatch,
+  ReportFormat,
+  TriageDecision,
+  UnknownAs,
+  UsageCode,
+  OciRef,
+} from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: input parsing
 
 export const DIGEST_RE = /^sha256:[0-9a-f]{64}$/i
-export const DOMAIN = String.raw`(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?`
+const DNS_LABEL = String.raw`[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?`
+/** A registry host as the distribution spec's reference grammar has it: DNS labels or a bracketed IPv6, and a port. */
+export const DOMAIN = String.raw`(?:${DNS_LABEL}(?:\.${DNS_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?`
 export const PATH_COMPONENT = String.raw`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
-export const NAME_RE = new RegExp(String.raw`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[\w][\w.-]{0,127})?$`)
+export const NAME_RE = new RegExp(
+  String.raw`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::[\w][\w.-]{0,127})?$`,
+)
 
 /** `[registry[:port]/]repo[:tag]@sha256:<64 hex>` or a bare `sha256:<64 hex>`. */
 export function parseImageRef(input: string, what = 'image'): ImageRef {
   const reference = input.trim()
   if (!reference) {
-    throw new UsageError('IMAGE', `no ${what} given: pass the image to check as name@sha256:<64 hex> or sha256:<64 hex>`)
+    throw new UsageError(
+      'IMAGE',
+      `no ${what} given: pass the image to check as name@sha256:<64 hex> or sha256:<64 hex>`,
+    )
   }
   const at = reference.lastIndexOf('@')
   const name = at === -1 ? undefined : reference.slice(0, at)
@@ -22,11 +50,15 @@ export function parseImageRef(input: string, what = 'image'): ImageRef {
   if (!DIGEST_RE.test(digest)) {
     throw new UsageError(
       'IMAGE',
-      `${what} "${reference}" has no sha256 digest: pass name@sha256:<64 hex> or sha256:<64 hex> (the store keys scans by digest; a tag can move)`,
+      `${what} "${reference}" has no sha256 digest: pass name@sha256:<64 hex> or sha256:<64 hex> (the store keys ` +
+        `scans by digest; a tag can move)`,
     )
   }
   if (name !== undefined && !NAME_RE.test(name)) {
-    throw new UsageError('IMAGE', `${what} "${reference}" has an invalid name before the @: use [registry[:port]/]repository[:tag]@sha256:<64 hex>`)
+    throw new UsageError(
+      'IMAGE',
+      `${what} "${reference}" has an invalid name before the @: use [registry[:port]/]repository[:tag]@sha256:<64 hex>`,
+    )
   }
   return { reference, digest: digest.toLowerCase() }
 }
@@ -41,9 +73,13 @@ export function parseDuration(text: string, option: string): number {
     ms = Number(value) * 1_000
   } else if (/^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(value)) {
     ms = 0
-    for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) ms += Number(amount) * DURATION_UNITS_MS[unit!]!
+    for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g))
+      ms += Number(amount) * DURATION_UNITS_MS[unit!]!
   } else {
-    throw new UsageError('DURATION', `${option} "${text}" is not a duration: use 500ms, 10s, 5m, 1h, 1h30m or plain seconds`)
+    throw new UsageError(
+      'DURATION',
+      `${option} "${text}" is not a duration: use 500ms, 10s, 5m, 1h, 1h30m or plain seconds`,
+    )
   }
   if (!(ms >= 1)) throw new UsageError('DURATION', `${option} "${text}" must be longer than zero`)
   return Math.round(ms)
@@ -61,26 +97,51 @@ export function formatDuration(ms: number): string {
   return `${s}s`
 }
 
-export function parseChoice<T extends string>(text: string, option: string, choices: readonly T[], what: string, code: UsageCode): T {
+export function parseChoice<T extends string>(
+  text: string,
+  option: string,
+  choices: readonly T[],
+  what: string,
+  code: UsageCode,
+): T {
   const value = text.trim().toLowerCase()
   if ((choices as readonly string[]).includes(value)) return value as T
-  throw new UsageError(code, `${option} "${text}" is not a ${what}: use ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`)
+  throw new UsageError(
+    code,
+    `${option} "${text}" is not a ${what}: use ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`,
+  )
 }
 
 export const parseGate = (text: string, option = '--gate') => parseChoice<Gate>(text, option, GATES, 'gate', 'GATE')
-export const parseFormat = (text: string, option = '--format') => parseChoice<Format>(text, option, FORMATS, 'format', 'FORMAT')
+export const parseFormat = (text: string, option = '--format') =>
+  parseChoice<Format>(text, option, FORMATS, 'format', 'FORMAT')
 export const parseMode = (text: string, option = '--mode') => parseChoice<Mode>(text, option, MODES, 'mode', 'MODE')
-export const parseReportFormat = (text: string, option = '--report-format') => parseChoice<ReportFormat>(text, option, REPORT_FORMATS, 'report format', 'REPORT_FORMAT')
-export const parseUnknownAs = (text: string, option = '--unknown-as') => parseChoice<UnknownAs>(text, option, UNKNOWN_AS, 'severity', 'UNKNOWN_AS')
+export const parseReportFormat = (text: string, option = '--report-format') =>
+  parseChoice<ReportFormat>(text, option, REPORT_FORMATS, 'report format', 'REPORT_FORMAT')
+export const parseUnknownAs = (text: string, option = '--unknown-as') =>
+  parseChoice<UnknownAs>(text, option, UNKNOWN_AS, 'severity', 'UNKNOWN_AS')
 
-export const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
+export const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+}
 
 /** `1048576`, `512KiB`, `10MB`, `256MiB` to bytes; more than zero. */
 export function parseSize(text: string, option = '--max-body-size'): number {
   const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim())
   const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined
   const bytes = match && unit ? Math.floor(Number(match[1]) * unit) : 0
-  if (!(bytes >= 1)) throw new UsageError('SIZE', `${option} "${text}" is not a size: use bytes, or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 256MiB)`)
+  if (!(bytes >= 1))
+    throw new UsageError(
+      'SIZE',
+      `${option} "${text}" is not a size: use bytes, or a number with KiB, MiB, GiB, KB, MB or GB (e.g. 256MiB)`,
+    )
   return bytes
 }
 
@@ -88,7 +149,10 @@ export function parseSize(text: string, option = '--max-body-size'): number {
 export function parseLabelSelector(text: string, option = '--scan-selector'): string {
   const term = String.raw`[\w./-]+\s*(?:==?|!=)\s*[\w.-]*`
   if (!new RegExp(`^${term}(?:\\s*,\\s*${term})*$`).test(text.trim())) {
-    throw new UsageError('SCAN_RESULT', `${option} "${text}" is not a label selector: use key=value[,key=value] (e.g. carto.run/workload-name=app)`)
+    throw new UsageError(
+      'SCAN_RESULT',
+      `${option} "${text}" is not a label selector: use key=value[,key=value] (e.g. carto.run/workload-name=app)`,
+    )
   }
   return text.trim()
 }
@@ -103,7 +167,8 @@ export function parseBoolean(text: string, option: string): boolean {
 export function parseScore(text: string, option = '--fail-on-score'): number {
   const value = text.trim()
   const score = Number(value)
-  if (!/^\d+(?:\.\d+)?$/.test(value) || score > 10) throw new UsageError('SCORE', `${option} "${text}" is not a CVSS score: use a number from 0 to 10, e.g. 9 or 7.5`)
+  if (!/^\d+(?:\.\d+)?$/.test(value) || score > 10)
+    throw new UsageError('SCORE', `${option} "${text}" is not a CVSS score: use a number from 0 to 10, e.g. 9 or 7.5`)
   return score
 }
 
@@ -123,8 +188,18 @@ export function isRealDate(year: number, month: number, day: number): boolean {
 export function parseInstant(text: string): number | undefined {
   const match = RFC3339_RE.exec(text)
   if (!match) return undefined
-  const [year, month, day, hour, minute, second, offsetHours = 0, offsetMinutes = 0] = match.slice(1).map((part) => (part === undefined ? undefined : Number(part))) as number[]
-  if (!isRealDate(year!, month!, day!) || hour! > 23 || minute! > 59 || second! > 59 || offsetHours > 23 || offsetMinutes > 59) return undefined
+  const [year, month, day, hour, minute, second, offsetHours = 0, offsetMinutes = 0] = match
+    .slice(1)
+    .map((part) => (part === undefined ? undefined : Number(part))) as number[]
+  if (
+    !isRealDate(year!, month!, day!) ||
+    hour! > 23 ||
+    minute! > 59 ||
+    second! > 59 ||
+    offsetHours > 23 ||
+    offsetMinutes > 59
+  )
+    return undefined
   return Date.parse(text.replace(' ', 'T'))
 }
 
@@ -133,17 +208,28 @@ export function parseNewerThan(text: string, now: number, option = '--newer-than
   const value = text.trim()
   if (RFC3339_RE.test(value)) {
     const instant = parseInstant(value)
-    if (instant === undefined) throw new UsageError('TIME', `${option} "${value}" is not a real time: check the month (1-12), the day of that month, hour (0-23), minute and second (0-59)`)
+    if (instant === undefined)
+      throw new UsageError(
+        'TIME',
+        `${option} "${value}" is not a real time: check the month (1-12), the day of that month, hour (0-23), minute ` +
+          `and second (0-59)`,
+      )
     return instant
   }
   try {
     return now - parseDuration(value, option)
   } catch {
-    throw new UsageError('TIME', `${option} "${text}" is neither an RFC 3339 time (2026-11-28T09:00:00Z) nor a duration (2h, 30m)`)
+    throw new UsageError(
+      'TIME',
+      `${option} "${text}" is neither an RFC 3339 time (2026-11-28T09:00:00Z) nor a duration (2h, 30m)`,
+    )
   }
 }
 
-/** A plain date applies to the end of that day (UTC); a timestamp, to that instant. Undefined when it is no real day or instant. */
+/**
+ * A plain date applies to the end of that day (UTC); a timestamp, to that instant. Undefined when it is no real day or
+ * instant.
+ */
 export function parseExpiry(text: string): number | undefined {
   const date = DATE_RE.exec(text)
   if (date) {
@@ -168,34 +254,61 @@ export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
     if (!isObject(raw)) throw fail(label, 'is not a mapping of id, package, reason, expires, owner')
     const unknownKey = Object.keys(raw).find((key) => !known.has(key))
     if (unknownKey) throw fail(label, `"${unknownKey}" is not a field: use id, package, reason, expires, owner, kev`)
-    if (raw.kev !== undefined && raw.kev !== 'accepted') throw fail(label, `"kev" may only be "accepted" (the entry then suppresses a known-exploited finding too)`)
+    if (raw.kev !== undefined && raw.kev !== 'accepted')
+      throw fail(label, `"kev" may only be "accepted" (the entry then suppresses a known-exploited finding too)`)
     const field = (key: string, example: string): string => {
       const value = raw[key]
-      if (value === undefined || value === null || String(value).trim() === '') throw fail(label, `"${key}" is missing: ${example}`)
+      if (value === undefined || value === null || String(value).trim() === '')
+        throw fail(label, `"${key}" is missing: ${example}`)
       if (typeof value !== 'string' && typeof value !== 'number') throw fail(label, `"${key}" must be text`)
       return String(value).trim()
     }
     const id = field('id', 'the CVE or GHSA it exempts, e.g. CVE-2023-0286')
-    const reason = field('reason', 'say why the finding is acceptable, e.g. "not reachable: we never parse X.400 addresses"')
+    const reason = field(
+      'reason',
+      'say why the finding is acceptable, e.g. "not reachable: we never parse X.400 addresses"',
+    )
     const expires = field('expires', 'the last day it applies, e.g. 2027-01-31')
     const expiresAt = parseExpiry(expires)
-    if (expiresAt === undefined) throw fail(label, `"expires" "${expires}" is not a real date: use YYYY-MM-DD or an RFC 3339 time that exists (month 1-12, a day of that month, hour 0-23)`)
+    if (expiresAt === undefined)
+      throw fail(
+        label,
+        `"expires" "${expires}" is not a real date: use YYYY-MM-DD or an RFC 3339 time that exists (month 1-12, a ` +
+          `day of that month, hour 0-23)`,
+      )
     let pkg: PackageMatch | undefined
     if (typeof raw.package === 'string' && raw.package.trim()) pkg = { name: raw.package.trim() }
     else if (isObject(raw.package) && typeof raw.package.name === 'string' && raw.package.name.trim()) {
       // A typo here (versions: for version:) would otherwise widen the exemption to every version.
       const unknownPackageKey = Object.keys(raw.package).find((key) => key !== 'name' && key !== 'version')
-      if (unknownPackageKey) throw fail(label, `"package.${unknownPackageKey}" is not a field: package takes name and an optional version`)
-      if (raw.package.version !== undefined && raw.package.version !== null && typeof raw.package.version !== 'string' && typeof raw.package.version !== 'number') {
+      if (unknownPackageKey)
+        throw fail(label, `"package.${unknownPackageKey}" is not a field: package takes name and an optional version`)
+      if (
+        raw.package.version !== undefined &&
+        raw.package.version !== null &&
+        typeof raw.package.version !== 'string' &&
+        typeof raw.package.version !== 'number'
+      ) {
         throw fail(label, '"package.version" must be text')
       }
-      const version = raw.package.version === undefined || raw.package.version === null ? undefined : String(raw.package.version).trim()
+      const version =
+        raw.package.version === undefined || raw.package.version === null
+          ? undefined
+          : String(raw.package.version).trim()
       pkg = { name: raw.package.name.trim(), ...(version ? { version } : {}) }
     } else if (raw.package !== undefined && raw.package !== null) {
       throw fail(label, '"package" must be a name, or a mapping with name and an optional version')
     }
     const owner = raw.owner === undefined || raw.owner === null ? undefined : String(raw.owner).trim()
-    return { id, reason, expires, expiresAt, ...(pkg ? { package: pkg } : {}), ...(owner ? { owner } : {}), ...(raw.kev === 'accepted' ? { acceptsKev: true as const } : {}) }
+    return {
+      id,
+      reason,
+      expires,
+      expiresAt,
+      ...(pkg ? { package: pkg } : {}),
+      ...(owner ? { owner } : {}),
+      ...(raw.kev === 'accepted' ? { acceptsKev: true as const } : {}),
+    }
   })
 }
 
@@ -246,13 +359,19 @@ export function parseStoreUrl(text: string, option = '--url'): URL {
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value)
   // `http:/host:8443` or `https:host` would otherwise become the host "http" or "https".
   if (!hasScheme && /^[a-z][a-z0-9+.-]*:(?!\d+(?:\/|$))/i.test(value)) {
-    throw new UsageError('URL', `${option} "${value}" has a malformed scheme: use host[:port][/prefix] or https://host[:port][/prefix]`)
+    throw new UsageError(
+      'URL',
+      `${option} "${value}" has a malformed scheme: use host[:port][/prefix] or https://host[:port][/prefix]`,
+    )
   }
   let url: URL
   try {
     url = new URL(hasScheme ? value : `https://${value}`)
   } catch {
-    throw new UsageError('URL', `${option} "${value}" is not a URL: use host[:port][/prefix] or https://host[:port][/prefix]`)
+    throw new UsageError(
+      'URL',
+      `${option} "${value}" is not a URL: use host[:port][/prefix] or https://host[:port][/prefix]`,
+    )
   }
   if (url.protocol !== 'https:') throw new UsageError('URL', `${option} "${value}" must use https://`)
   if (!url.hostname) throw new UsageError('URL', `${option} "${value}" names no host: use host[:port][/prefix]`)
@@ -284,12 +403,17 @@ export function checkToken(raw: string, origin: string): string {
   const token = raw.trim()
   if (!token) throw new UsageError('TOKEN', `the token from ${origin} is empty: put the store's access token there`)
   if (!/^[\x21-\x7e]+$/.test(token)) {
-    throw new UsageError('TOKEN', `the token from ${origin} has spaces or non-ASCII characters: it must be the bare token, as in secret metadata-store-access-token`)
+    throw new UsageError(
+      'TOKEN',
+      `the token from ${origin} has spaces or non-ASCII characters: it must be the bare token, as in secret ` +
+        `metadata-store-access-token`,
+    )
   }
   if (token.length < MIN_TOKEN_LENGTH) {
     throw new UsageError(
       'TOKEN',
-      `the token from ${origin} has ${token.length} characters, too short to be a real one (a service-account token has hundreds; at least ${MIN_TOKEN_LENGTH} are needed to keep it out of the output safely)`,
+      `the token from ${origin} has ${token.length} characters, too short to be a real one (a service-account token ` +
+        `has hundreds; at least ${MIN_TOKEN_LENGTH} are needed to keep it out of the output safely)`,
     )
   }
   return token
@@ -309,7 +433,10 @@ export function checkProxyEnv(env: Readonly<Record<string, string | undefined>>)
       url = new URL(value)
     } catch {}
     if (!url || !/^https?:$/.test(url.protocol) || !url.hostname) {
-      throw new UsageError('PROXY', `${name} is not a proxy URL: use http://host:port (credentials, if any, as http://user:password@host:port)`)
+      throw new UsageError(
+        'PROXY',
+        `${name} is not a proxy URL: use http://host:port (credentials, if any, as http://user:password@host:port)`,
+      )
     }
   }
   return proxied
@@ -345,18 +472,23 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const flag = eq === -1 ? arg : arg.slice(0, eq)
     const spec = OPTIONS.find((option) => option.flag === flag)
     if (!spec) {
-      const hint = flag === '--token' ? ': the token is read from a file (--token-file) or ACCESS_TOKEN, never from a flag' : ': run with --help for the options'
+      const hint =
+        flag === '--token'
+          ? ': the token is read from a file (--token-file) or ACCESS_TOKEN, never from a flag'
+          : ': run with --help for the options'
       throw new UsageError('OPTION', `unknown option ${flag}${hint}`)
     }
     let value: string | undefined
     if (!spec.value) {
-      if (eq !== -1) throw new UsageError('OPTION', `${flag} takes no value; set ${spec.env ?? 'it'}=false to turn it off`)
+      if (eq !== -1)
+        throw new UsageError('OPTION', `${flag} takes no value; set ${spec.env ?? 'it'}=false to turn it off`)
       value = 'true'
     } else {
       value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
       if (value === undefined) throw new UsageError('OPTION', `${flag} needs a value (${spec.value})`)
     }
-    if (values.has(flag)) throw new UsageError('OPTION', `${flag} is given twice ("${values.get(flag)}", then "${value}"): give it once`)
+    if (values.has(flag))
+      throw new UsageError('OPTION', `${flag} is given twice ("${values.get(flag)}", then "${value}"): give it once`)
     values.set(flag, value)
   }
   return { kind: 'run', values, positionals }
@@ -366,17 +498,30 @@ export const TAG_RE = /^[\w][\w.-]{0,127}$/
 export const REPOSITORY_RE = new RegExp(String.raw`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`)
 export const HOST_RE = new RegExp(String.raw`^${DOMAIN}$`)
 
-/** `host[:port]/repository:tag`, `host[:port]/repository@sha256:<64 hex>` or both; the registry host must be named (a scan result always is). */
+/**
+ * `host[:port]/repository:tag`, `host[:port]/repository@sha256:<64 hex>` or both; the registry host must be named (a
+ * scan result always is).
+ */
 export function parseOciRef(text: string, option: string): OciRef {
   const reference = text.trim()
-  const fail = (problem: string) => new UsageError('SCAN_RESULT', `${option} "${reference}" ${problem}: use registry.example.com/project/app-scan-results@sha256:<64 hex> (or :tag), as status.scanResult of an ImageVulnerabilityScan shows it`)
+  const fail = (problem: string) =>
+    new UsageError(
+      'SCAN_RESULT',
+      `${option} "${reference}" ${problem}: use registry.example.com/project/app-scan-results@sha256:<64 hex> (or ` +
+        `:tag), as status.scanResult of an ImageVulnerabilityScan shows it`,
+    )
   const at = reference.indexOf('@')
   const digest = at === -1 ? undefined : reference.slice(at + 1)
   if (digest !== undefined && !DIGEST_RE.test(digest)) throw fail('has a digest that is not sha256:<64 hex>')
   const named = at === -1 ? reference : reference.slice(0, at)
   const slash = named.indexOf('/')
   const registry = slash === -1 ? '' : named.slice(0, slash)
-  if (!registry || !(registry.includes('.') || registry.includes(':') || registry === 'localhost') || !HOST_RE.test(registry)) throw fail('names no registry host')
+  if (
+    !registry ||
+    !(registry.includes('.') || registry.includes(':') || registry === 'localhost') ||
+    !HOST_RE.test(registry)
+  )
+    throw fail('names no registry host')
   const path = named.slice(slash + 1)
   const colon = path.lastIndexOf(':')
   const repository = colon === -1 ? path : path.slice(0, colon)
@@ -384,5 +529,11 @@ export function parseOciRef(text: string, option: string): OciRef {
   if (!REPOSITORY_RE.test(repository)) throw fail('has an invalid repository')
   if (tag !== undefined && !TAG_RE.test(tag)) throw fail('has an invalid tag')
   if (tag === undefined && digest === undefined) throw fail('has neither tag nor digest')
-  return { reference, registry, repository, tagOrDigest: digest?.toLowerCase() ?? tag!, ...(digest ? { digest: digest.toLowerCase() } : {}) }
+  return {
+    reference,
+    registry,
+    repository,
+    tagOrDigest: digest?.toLowerCase() ?? tag!,
+    ...(digest ? { digest: digest.toLowerCase() } : {}),
+  }
 }

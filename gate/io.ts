@@ -2,7 +2,6 @@ import { escapeControls, redact, redactSummary } from './safe-text.ts'
 import { NAME } from './vocabulary.ts'
 import type { Config, Environment, ImageRef } from './vocabulary.ts'
 
-
 export interface BodyLimits {
   readonly maxBytes: number
   readonly tooLarge: () => Error
@@ -26,13 +25,24 @@ export interface Endpoint {
 /** What the gate asks the store, the Kubernetes API and registries through: one connection pool per endpoint. */
 export interface HttpClient {
   /** One GET, its body read within `limits`; redirects are not followed (the caller decides where credentials go). */
-  readonly get: (url: URL, headers: Readonly<Record<string, string>>, signal: AbortSignal, limits: BodyLimits) => Promise<RawResponse>
+  readonly get: (
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+    limits: BodyLimits,
+  ) => Promise<RawResponse>
   /**
    * One GET whose 200 body is a stream of lines (a Kubernetes watch): each line goes to `onLine` as it
    * arrives, until it returns false, the server ends the stream, or the signal aborts. A line longer than
    * `limits.maxBytes` ends it with limits.tooLarge(). Another status comes back with its body, as from get.
    */
-  readonly lines: (url: URL, headers: Readonly<Record<string, string>>, signal: AbortSignal, limits: BodyLimits, onLine: (line: string) => boolean) => Promise<RawResponse>
+  readonly lines: (
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+    limits: BodyLimits,
+    onLine: (line: string) => boolean,
+  ) => Promise<RawResponse>
   readonly close: () => Promise<void>
 }
 
@@ -54,7 +64,10 @@ export interface Io {
   /** Bytes the V8 heap and the container's memory limit still allow. */
   readonly availableMemory: () => number
   readonly files: FileSystem
-  /** A client for one endpoint (the store, the Kubernetes API, a registry): undici, or in tests anything that answers like them. */
+  /**
+   * A client for one endpoint (the store, the Kubernetes API, a registry): undici, or in tests anything that answers
+   * like them.
+   */
   readonly connect: (endpoint: Endpoint) => Promise<HttpClient>
 }
 
@@ -95,7 +108,9 @@ export function outputFor(io: Io): Output {
   }
 }
 
-/** One run, passed whole to each of its steps: what was asked, the run in progress, where it speaks, the outside world. */
+/**
+ * One run, passed whole to each of its steps: what was asked, the run in progress, where it speaks, the outside world.
+ */
 export interface RunContext {
   readonly config: Config
   readonly run: Run

@@ -1,6 +1,5 @@
 import { NoVerdictError } from './vocabulary.ts'
 
-
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -8,7 +7,12 @@ export function isObject(value: unknown): value is Record<string, unknown> {
 export const NO_ITEMS: readonly unknown[] = []
 
 /** `null` or missing means none; anything else that is not a list is malformed. */
-export function listAt(document: DocumentName, owner: Record<string, unknown>, key: string, path: string): readonly unknown[] {
+export function listAt(
+  document: DocumentName,
+  owner: Record<string, unknown>,
+  key: string,
+  path: string,
+): readonly unknown[] {
   const value = owner[key]
   if (value === null || value === undefined) return NO_ITEMS
   if (!Array.isArray(value)) throw malformed(document, `${path}${key} is ${describeJson(value)}, expected a list`)
@@ -64,6 +68,9 @@ export function parseJsonBody(body: string, source: string, quote: (text: string
   try {
     return parseJson(body)
   } catch (error) {
-    throw new NoVerdictError('MALFORMED_RESPONSE', `${source} is not JSON (${quote((error as Error).message)}): "${firstLine(quote(body), 80)}"`)
+    throw new NoVerdictError(
+      'MALFORMED_RESPONSE',
+      `${source} is not JSON (${quote((error as Error).message)}): "${firstLine(quote(body), 80)}"`,
+    )
   }
 }

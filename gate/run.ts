@@ -4,7 +4,15 @@ import { ScanFiles, bomsOf, digestNamedBy, loadCvssScorer, needsCvss, subjectOf 
 import type { CvssScorer, SetAside } from './cyclonedx.ts'
 import { KEV_MAX_AGE_DAYS, baselineFrom, digestMismatch, evaluate, kevCatalogFrom } from './evaluate.ts'
 import type { KevCatalog } from './evaluate.ts'
-import { configFileLimits, loadExemptions, loadStoreSettings, parseJsonConfig, parseYamlConfig, readNamedFile, readSavedDocument } from './files.ts'
+import {
+  configFileLimits,
+  loadExemptions,
+  loadStoreSettings,
+  parseJsonConfig,
+  parseYamlConfig,
+  readNamedFile,
+  readSavedDocument,
+} from './files.ts'
 import { bearerFetch, connect } from './http.ts'
 import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
 import type { FileSystem, Io, Output, Run, RunContext } from './io.ts'
@@ -16,7 +24,20 @@ import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderT
 import type { JsonReport, Outcome } from './render.ts'
 import { cut, escapeControls, redactReport, toJson } from './safe-text.ts'
 import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError } from './vocabulary.ts'
-import type { Config, Environment, Evaluation, Exemption, ImageRef, OciRef, Policy, ScanPolicyImport, ScanResultSource, Severity, StoreSettings, TriageDecision } from './vocabulary.ts'
+import type {
+  Config,
+  Environment,
+  Evaluation,
+  Exemption,
+  ImageRef,
+  OciRef,
+  Policy,
+  ScanPolicyImport,
+  ScanResultSource,
+  Severity,
+  StoreSettings,
+  TriageDecision,
+} from './vocabulary.ts'
 import { fetchTriage, pollStore, ready, waitForFreshReport, waitForImageReport } from './wait.ts'
 import type { WaitDeps } from './wait.ts'
 
@@ -64,7 +85,10 @@ export const realFiles: FileSystem = {
   },
 }
 
-/** The files a run needs, read and checked before any request: the store's or the registry's settings (neither for --input) and the exemptions. */
+/**
+ * The files a run needs, read and checked before any request: the store's or the registry's settings (neither for
+ * --input) and the exemptions.
+ */
 export interface Prepared {
   readonly store?: StoreSettings
   readonly registry?: RegistryAccess
@@ -78,46 +102,88 @@ export const NODE_MAJOR = 24
 /** Node `version` (process.versions.node) is one the gate runs on, or a usage error that says which it needs. */
 export function checkRuntime(version: string): void {
   const major = Number.parseInt(version, 10)
-  if (!(major >= NODE_MAJOR)) throw new UsageError('RUNTIME', `needs Node ${NODE_MAJOR} or later; this is Node ${cut(escapeControls(version), 20)}: run the published image, or install Node ${NODE_MAJOR}`)
+  if (!(major >= NODE_MAJOR))
+    throw new UsageError(
+      'RUNTIME',
+      `needs Node ${NODE_MAJOR} or later; this is Node ${cut(escapeControls(version), 20)}: run the published image, ` +
+        `or install Node ${NODE_MAJOR}`,
+    )
 }
 
-/** The CVSS calculator, loaded only for a CycloneDX document with a rating that states neither severity nor score, only a vector. */
+/**
+ * The CVSS calculator, loaded only for a CycloneDX document with a rating that states neither severity nor score, only
+ * a vector.
+ */
 export const cvssFor = (document: unknown) => (needsCvss(document) ? loadCvssScorer() : Promise.resolve(undefined))
 
-/** --scan-policy FILE (or POLICY_SCAN_POLICY): the ScanPolicy read, recognised and translated, before the rest of the configuration it feeds. */
+/**
+ * --scan-policy FILE (or POLICY_SCAN_POLICY): the ScanPolicy read, recognised and translated, before the rest of the
+ * configuration it feeds.
+ */
 export async function loadScanPolicy(options: OptionReader, io: Io): Promise<ScanPolicyImport | undefined> {
   const input = options.get('--scan-policy')
   if (!input) return undefined
   // Read before --timeout is known: a config file gets the time a request gets.
   const signal = AbortSignal.any([io.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
-  const text = await io.files.read(input.value, `the ScanPolicy named by ${input.origin}`, { signal, limits: configFileLimits('the ScanPolicy') })
-  const [contents, { loadCodecs }, { scanPolicyFrom }] = await Promise.all([parseYamlConfig(text, input.value, 'SCAN_POLICY', 'as a ScanPolicy', io), import('./registry.ts'), import('./scan-policy.ts')])
+  const text = await io.files.read(input.value, `the ScanPolicy named by ${input.origin}`, {
+    signal,
+    limits: configFileLimits('the ScanPolicy'),
+  })
+  const [contents, { loadCodecs }, { scanPolicyFrom }] = await Promise.all([
+    parseYamlConfig(text, input.value, 'SCAN_POLICY', 'as a ScanPolicy', io),
+    import('./registry.ts'),
+    import('./scan-policy.ts'),
+  ])
   const codecs = await loadCodecs()
-  return io.blocking(() => scanPolicyFrom(contents, input.value, (rule) => codecs.sha256(Buffer.from(rule)).slice('sha256:'.length)))
+  return io.blocking(() =>
+    scanPolicyFrom(contents, input.value, (rule) => codecs.sha256(Buffer.from(rule)).slice('sha256:'.length)),
+  )
 }
 
 /** What the ScanPolicy set, what flags overrode, and where its semantics differ: one line each. */
-export async function describeScanPolicyImport(scanPolicy: ScanPolicyImport, { get }: OptionReader, output: Output): Promise<void> {
+export async function describeScanPolicyImport(
+  scanPolicy: ScanPolicyImport,
+  { get }: OptionReader,
+  output: Output,
+): Promise<void> {
   const { templateTitle } = await import('./scan-policy.ts')
   const gate = get('--gate')?.origin
   const unknownAs = get('--unknown-as')?.origin
+  const overridden = (origin: string | undefined) => (origin ? ` (overridden by ${origin})` : '')
+  const unknown = scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`
+  const exemptions = plural(scanPolicy.exemptions.length, 'ignored CVE')
   output.say(
-    `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${templateTitle(scanPolicy)}): gate ${scanPolicy.gate}${gate ? ` (overridden by ${gate})` : ''}, unknown severity ${scanPolicy.unknownAs === 'ignore' ? 'ignored' : `counts as ${scanPolicy.unknownAs}`}${unknownAs ? ` (overridden by ${unknownAs})` : ''}, ${plural(scanPolicy.exemptions.length, 'ignored CVE')} as exemptions`,
+    `--scan-policy: ScanPolicy ${scanPolicy.name} (TAP's ${templateTitle(scanPolicy)}): gate ${scanPolicy.gate}` +
+      `${overridden(gate)}, unknown severity ${unknown}${overridden(unknownAs)}, ${exemptions} as exemptions`,
   )
   for (const note of scanPolicy.notes) output.say(`--scan-policy: ${note}`)
+  const passed =
+    scanPolicy.template === 'grype'
+      ? 'passed a finding when any one of its ratings was outside notAllowedSeverities'
+      : 'passed a finding only when none of its ratings was in notAllowedSeverities'
   output.say(
-    `--scan-policy: Scan 1.0 ${scanPolicy.template === 'grype' ? 'passed a finding when any one of its ratings was outside notAllowedSeverities' : 'passed a finding only when none of its ratings was in notAllowedSeverities'}; the gate takes the highest rating, so findings that passed before may block now (listed as such)`,
+    `--scan-policy: Scan 1.0 ${passed}; ` +
+      'the gate takes the highest rating, so findings that passed before may block now (listed as such)',
   )
 }
 
 /** Reads the token, CA and exemptions files, bounded by the deadline; the token joins the secrets at once. */
 export async function prepare(ctx: RunContext): Promise<Prepared> {
   const { config, run, output, io } = ctx
-  const store = config.source && 'store' in config.source ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files) : undefined
+  const store =
+    config.source && 'store' in config.source
+      ? await loadStoreSettings(config.source.store, config.timeoutMs, run.deadline, io.files)
+      : undefined
   if (store) output.secrets.push(store.token)
-  const registry = config.source && 'scanResult' in config.source ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io) : undefined
+  const registry =
+    config.source && 'scanResult' in config.source
+      ? await loadRegistryAccess(config.source.scanResult, config.timeoutMs, run.deadline, io)
+      : undefined
   run.phase = 'reading --exemptions'
-  const exemptions = [...(config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []), ...(config.scanPolicy?.exemptions ?? [])]
+  const exemptions = [
+    ...(config.exemptionsFile ? await loadExemptions(config.exemptionsFile, output.secrets, run.deadline, io) : []),
+    ...(config.scanPolicy?.exemptions ?? []),
+  ]
   run.phase = 'reading --kev'
   const kev = config.kevFile ? await loadKevCatalog(config.kevFile, run.deadline, output, io) : undefined
   return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions, ...(kev ? { kev } : {}) }
@@ -127,30 +193,78 @@ export const MAX_KEV_BYTES = 16 * 1024 * 1024
 
 /** CISA's catalog, checked; one older than KEV_MAX_AGE_DAYS is used, and said to be old. */
 export async function loadKevCatalog(path: string, signal: AbortSignal, output: Output, io: Io): Promise<KevCatalog> {
-  const text = await io.files.read(path, '--kev', { signal, limits: { maxBytes: MAX_KEV_BYTES, tooLarge: () => new UsageError('KEV', `--kev ${path} is larger than ${MAX_KEV_BYTES / 2 ** 20} MiB: that is not CISA's catalog`) } })
-  const catalog = io.blocking(() => kevCatalogFrom(parseJsonConfig(text, 'KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`), `--kev ${path}`))
+  const text = await io.files.read(path, '--kev', {
+    signal,
+    limits: {
+      maxBytes: MAX_KEV_BYTES,
+      tooLarge: () =>
+        new UsageError(
+          'KEV',
+          `--kev ${path} is larger than ${MAX_KEV_BYTES / 2 ** 20} MiB: that is not CISA's catalog`,
+        ),
+    },
+  })
+  const catalog = io.blocking(() =>
+    kevCatalogFrom(
+      parseJsonConfig(text, 'KEV', `--kev ${path} is not JSON: give CISA's known_exploited_vulnerabilities.json`),
+      `--kev ${path}`,
+    ),
+  )
   const ageDays = Math.floor((io.now() - catalog.released) / 86_400_000)
   if (ageDays > KEV_MAX_AGE_DAYS) {
-    output.say(`warning: the KEV catalog ${path} (version ${catalog.version}) was released ${ageDays} days ago: refresh it, CISA adds entries every week`)
+    output.say(
+      `warning: the KEV catalog ${path} (version ${catalog.version}) was released ${ageDays} days ago: refresh it, ` +
+        `CISA adds entries every week`,
+    )
   }
   return catalog
 }
 
 /** The Docker config and the registry's CA, read and checked. */
-export async function loadRegistryAccess(source: ScanResultSource, timeoutMs: number, signal: AbortSignal, io: Io): Promise<RegistryAccess> {
+export async function loadRegistryAccess(
+  source: ScanResultSource,
+  timeoutMs: number,
+  signal: AbortSignal,
+  io: Io,
+): Promise<RegistryAccess> {
   let dockerConfig: RegistryAccess['dockerConfig']
   if (source.registryConfig) {
     const { file, origin } = source.registryConfig
-    const text = await io.files.read(file, `the Docker config named by ${origin}`, { signal, limits: configFileLimits('the Docker config') })
-    const notJson = `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret registry-credentials`
+    const text = await io.files.read(file, `the Docker config named by ${origin}`, {
+      signal,
+      limits: configFileLimits('the Docker config'),
+    })
+    const notJson =
+      `${file} (${origin}) is not JSON: give a Docker config.json or the .dockerconfigjson of secret ` +
+      `registry-credentials`
     dockerConfig = { document: parseJsonConfig(text, 'REGISTRY_CONFIG', notJson), origin: `${origin} (${file})` }
     const { checkDockerConfig } = await import('./registry.ts')
-    checkDockerConfig(dockerConfig.document, source.ref === 'auto' ? undefined : source.ref.registry, dockerConfig.origin)
+    checkDockerConfig(
+      dockerConfig.document,
+      source.ref === 'auto' ? undefined : source.ref.registry,
+      dockerConfig.origin,
+    )
   }
   const ca = source.registryCa
-    ? { pem: checkCa(await io.files.read(source.registryCa.file, 'the registry CA file', { signal, limits: configFileLimits('the CA file') }), source.registryCa.file, "the registry's CA"), origin: source.registryCa.file }
+    ? {
+        pem: checkCa(
+          await io.files.read(source.registryCa.file, 'the registry CA file', {
+            signal,
+            limits: configFileLimits('the CA file'),
+          }),
+          source.registryCa.file,
+          "the registry's CA",
+        ),
+        origin: source.registryCa.file,
+      }
     : undefined
-  return { ...(dockerConfig ? { dockerConfig } : {}), ...(ca ? { ca } : {}), proxied: source.proxied, timeoutMs, pollIntervalMs: source.pollIntervalMs }
+  return {
+    ...(dockerConfig ? { dockerConfig } : {}),
+    ...(ca ? { ca } : {}),
+    proxied: source.proxied,
+    timeoutMs,
+    pollIntervalMs: source.pollIntervalMs,
+  }
 }
 
 /**
@@ -160,7 +274,15 @@ export async function loadRegistryAccess(source: ScanResultSource, timeoutMs: nu
  */
 export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promise<Obtained> {
   const { config, run, output, io } = ctx
-  const deps: Omit<WaitDeps, 'fetch'> = { now: io.now, sleep: io.sleep, random: io.random, progress: output.say, signal: io.signal, started: run.started, blocking: io.blocking }
+  const deps: Omit<WaitDeps, 'fetch'> = {
+    now: io.now,
+    sleep: io.sleep,
+    random: io.random,
+    progress: output.say,
+    signal: io.signal,
+    started: run.started,
+    blocking: io.blocking,
+  }
   if (config.source && 'input' in config.source) {
     const { input } = config.source
     const settled = settleImage(await readSavedDocument('--input', input, ctx), `--input ${input}`, run, output)
@@ -170,7 +292,10 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
     const source = config.source.scanResult
     const registry = prepared.registry!
     // The registry and Kubernetes clients are loaded only by the runs that read a scan result (build.mjs).
-    const [{ readScanResult }, { followScan, openScanList }] = await Promise.all([import('./registry.ts'), import('./kubernetes.ts')])
+    const [{ readScanResult }, { followScan, openScanList }] = await Promise.all([
+      import('./registry.ts'),
+      import('./kubernetes.ts'),
+    ])
     const client = await connect(run, io, registry)
     const read = async (ref: OciRef) => {
       run.phase = `reading ${ref.reference}`
@@ -191,14 +316,19 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
     const baselineScan = async (baseline: ImageRef) => {
       const look = await scans!.check(run.deadline, baseline.digest)
       if (look.kind === 'fail') throw look.error
-      return look.kind === 'state' && look.state.kind === 'succeeded' ? read(parseOciRef(look.state.result, `status.scanResult of ${look.state.name}`)) : undefined
+      return look.kind === 'state' && look.state.kind === 'succeeded'
+        ? read(parseOciRef(look.state.result, `status.scanResult of ${look.state.name}`))
+        : undefined
     }
     return { ...settled, baseline: await obtainBaseline(ctx, scans ? baselineScan : undefined) }
   }
   const store = prepared.store!
   const image = run.image!
   run.phase = 'waiting for the store'
-  output.say(`checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} (waiting up to ${formatDuration(store.timeoutMs)})`)
+  output.say(
+    `checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} ` +
+      `(waiting up to ${formatDuration(store.timeoutMs)})`,
+  )
   const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
   const { scanExplainer } = await import('./kubernetes.ts')
@@ -206,15 +336,30 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
   const document = await waitForImageReport(store, image.digest, storeDeps, explain)
   // The running image was scanned long ago: its report is there now or not at all.
   const baselineInStore = (baseline: ImageRef) =>
-    pollStore({ url: imageEndpoint(store.baseUrl, baseline.digest), what: `the baseline ${baseline.digest} in the store`, onNotFound: 'absent', accept: ready }, store, storeDeps)
+    pollStore(
+      {
+        url: imageEndpoint(store.baseUrl, baseline.digest),
+        what: `the baseline ${baseline.digest} in the store`,
+        onNotFound: 'absent',
+        accept: ready,
+      },
+      store,
+      storeDeps,
+    )
   const baseline = await obtainBaseline(ctx, baselineInStore)
   if (!config.triage) return { document, triage: [], expectedDigest: image.digest, baseline }
   const triage = await fetchTriage(store, image.digest, storeDeps)
-  if (!triage) output.say('--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied')
+  if (!triage)
+    output.say(
+      '--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied',
+    )
   return { document, triage: triage ?? [], expectedDigest: image.digest, baseline }
 }
 
-/** What judging needs from the source: the document, the store's triage, the digest it must name, and the baseline's findings. */
+/**
+ * What judging needs from the source: the document, the store's triage, the digest it must name, and the baseline's
+ * findings.
+ */
 export interface Obtained {
   readonly document: unknown
   readonly triage: readonly TriageDecision[]
@@ -227,7 +372,10 @@ export interface Obtained {
  * The baseline's findings: from --baseline-input, or from the same source as the image (`fromSource`).
  * A baseline without scan data is said and judged strictly (null): everything counts, nothing is dropped.
  */
-export async function obtainBaseline(ctx: RunContext, fromSource: ((image: ImageRef) => Promise<unknown>) | undefined): Promise<ReadonlyMap<string, Severity> | null | undefined> {
+export async function obtainBaseline(
+  ctx: RunContext,
+  fromSource: ((image: ImageRef) => Promise<unknown>) | undefined,
+): Promise<ReadonlyMap<string, Severity> | null | undefined> {
   const { config, run, output, io } = ctx
   if (!config.baseline) return undefined
   const { image, input } = config.baseline
@@ -239,14 +387,19 @@ export async function obtainBaseline(ctx: RunContext, fromSource: ((image: Image
     document = await fromSource(image)
   }
   if (document === undefined) {
-    output.say(`--baseline ${image?.reference ?? ''}: no scan data for it here, so every finding is judged as new (strict)`)
+    output.say(
+      `--baseline ${image?.reference ?? ''}: no scan data for it here, so every finding is judged as new (strict)`,
+    )
     return null
   }
   const named = image ? digestNamedBy(document) : undefined
   if (image && named && named !== image.digest) throw digestMismatch("the baseline's scan", named, image.digest)
   const cvss = await cvssFor(document)
   const baseline = io.blocking(() => baselineFrom(document, cvss))
-  output.say(`--baseline ${image?.reference ?? `--baseline-input ${input}`}: ${plural(baseline.size, 'finding')} in the running image; only new or worse findings block`)
+  output.say(
+    `--baseline ${image?.reference ?? `--baseline-input ${input}`}: ${plural(baseline.size, 'finding')} in the ` +
+      `running image; only new or worse findings block`,
+  )
   return baseline
 }
 
@@ -260,7 +413,10 @@ export function settleImage(document: unknown, origin: string, run: Run, output:
     if (!named) {
       // A filesystem or repository scan, a VEX, an SBOM without a digest: judged, and named by what it says it scanned.
       run.subject = (bomsOf(document) ?? []).map((file) => subjectOf(file.bom)).find(Boolean) ?? origin
-      output.say(`${origin} names no image digest: judged as the scan of ${run.subject} (give the image to tie the verdict to it)`)
+      output.say(
+        `${origin} names no image digest: judged as the scan of ${run.subject} (give the image to tie the verdict to ` +
+          `it)`,
+      )
       return { document, triage: [] }
     }
     run.image = { reference: named, digest: named }
@@ -275,7 +431,15 @@ export function settleImage(document: unknown, origin: string, run: Run, output:
 }
 
 /** The verdict on the document, and the summary a person reads; CPU work, so a signal still ends it at once. */
-export function judgeDocument(config: Config, image: ImageRef | string, { document, triage, expectedDigest, baseline }: Obtained, setAside: readonly SetAside[], prepared: Prepared, io: Io, cvss: CvssScorer | undefined): readonly [Evaluation, string] {
+export function judgeDocument(
+  config: Config,
+  image: ImageRef | string,
+  { document, triage, expectedDigest, baseline }: Obtained,
+  setAside: readonly SetAside[],
+  prepared: Prepared,
+  io: Io,
+  cvss: CvssScorer | undefined,
+): readonly [Evaluation, string] {
   const policy: Policy = {
     gate: config.gate,
     unknownAs: config.unknownAs,
@@ -302,7 +466,12 @@ export function judgeDocument(config: Config, image: ImageRef | string, { docume
  * printed, but the exit code says no verdict, since the Task could not record it.
  */
 export function emit(ctx: RunContext, outcome: Outcome, summary?: string): number {
-  const { config, run, output, io: { files } } = ctx
+  const {
+    config,
+    run,
+    output,
+    io: { files },
+  } = ctx
   const { gate, mode, resultsDir, report } = config
   const about = { image: run.image ?? null, ...(run.subject === undefined ? {} : { subject: run.subject }), gate, mode }
   let decision = decideExit(outcome, mode)
@@ -313,7 +482,9 @@ export function emit(ctx: RunContext, outcome: Outcome, summary?: string): numbe
     try {
       writeResults(files, resultsDir, jsonReport())
     } catch (error) {
-      const message = `the verdict could not be recorded: cannot write the results to ${resultsDir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`
+      const message =
+        `the verdict could not be recorded: cannot write the results to ${resultsDir} ` +
+        `(${(error as NodeJS.ErrnoException).code ?? 'error'})`
       try {
         files.remove(join(resultsDir, 'verdict')) // no stale verdict of an earlier run
       } catch {}
@@ -327,7 +498,10 @@ export function emit(ctx: RunContext, outcome: Outcome, summary?: string): numbe
     try {
       files.writeAll([[report.path, renderReport(jsonReport(), report.format)]])
     } catch (error) {
-      output.say(`warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the verdict stands`)
+      output.say(
+        `warning: cannot write the report ${report.path} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the ` +
+          `verdict stands`,
+      )
     }
   }
   if (config.format === 'json') output.json(toJson(jsonReport()))
@@ -338,7 +512,10 @@ export function emit(ctx: RunContext, outcome: Outcome, summary?: string): numbe
   return decision.exitCode
 }
 
-/** The Tekton results of a report, one file each. The verdict goes last: a verdict file on disk means the counts beside it are this run's too. */
+/**
+ * The Tekton results of a report, one file each. The verdict goes last: a verdict file on disk means the counts beside
+ * it are this run's too.
+ */
 export function writeResults(files: FileSystem, dir: string, report: JsonReport): void {
   const results = Object.entries(tektonResults(report))
   const ordered = [...results.filter(([name]) => name !== 'verdict'), ...results.filter(([name]) => name === 'verdict')]
@@ -346,11 +523,22 @@ export function writeResults(files: FileSystem, dir: string, report: JsonReport)
 }
 
 /** What audit mode says when it lets through a run that enforce mode would have stopped. */
-export const auditLine = (enforced: number) =>
-  `AUDIT: the gate would have failed here (exit ${enforced}, ${enforced === EXIT.VIOLATION ? 'policy violated' : enforced === EXIT.USAGE ? 'configuration error' : 'no verdict'}); --mode audit lets the pipeline go on`
+export const auditLine = (enforced: number) => {
+  const why =
+    enforced === EXIT.VIOLATION ? 'policy violated' : enforced === EXIT.USAGE ? 'configuration error' : 'no verdict'
+  return `AUDIT: the gate would have failed here (exit ${enforced}, ${why}); --mode audit lets the pipeline go on`
+}
 
-/** An option's raw value from the arguments (`--flag VALUE`, `--flag=VALUE`) or the environment, for a run whose options did not parse. */
-export function rawOption(argv: readonly string[], env: Environment['env'], flag: string, envName: string): string | undefined {
+/**
+ * An option's raw value from the arguments (`--flag VALUE`, `--flag=VALUE`) or the environment, for a run whose options
+ * did not parse.
+ */
+export function rawOption(
+  argv: readonly string[],
+  env: Environment['env'],
+  flag: string,
+  envName: string,
+): string | undefined {
   for (let i = 0; i < argv.length && argv[i] !== '--'; i++) {
     if (argv[i] === flag) return argv[i + 1]
     if (argv[i]!.startsWith(`${flag}=`)) return argv[i]!.slice(flag.length + 1)
@@ -368,7 +556,10 @@ export function failEarly(error: unknown, argv: readonly string[], io: Io, outpu
   if (!(error instanceof UsageError)) return code
   const resultsDir = rawOption(argv, io.env, '--results-dir', 'POLICY_RESULTS_DIR')?.trim()
   const audit = rawOption(argv, io.env, '--mode', 'POLICY_MODE')?.trim().toLowerCase() === 'audit'
-  const report = buildJsonReport({ image: null, gate: null, mode: audit ? 'audit' : 'enforce' }, { error: { code: error.code, message: error.message, usage: true } })
+  const report = buildJsonReport(
+    { image: null, gate: null, mode: audit ? 'audit' : 'enforce' },
+    { error: { code: error.code, message: error.message, usage: true } },
+  )
   if (resultsDir) {
     try {
       writeResults(io.files, resultsDir, redactReport(report, output.secrets))
@@ -380,7 +571,9 @@ export function failEarly(error: unknown, argv: readonly string[], io: Io, outpu
   return report.exitCode
 }
 
-/** A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug. */
+/**
+ * A run that ended without a verdict: a signal, the deadline, a usage error found late, a no-verdict answer, or a bug.
+ */
 export function endWithoutVerdict(caught: unknown, ctx: RunContext): number {
   const { config, run, output, io } = ctx
   let error = caught

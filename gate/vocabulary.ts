@@ -1,5 +1,3 @@
-
-
 declare const __VERSION__: string // replaced by build.mjs with package.json's version
 export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-dev'
 export const NAME = 'amr-policy-gate'
@@ -11,11 +9,18 @@ export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 13
 
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT.PASS, 'passed: nothing blocks at the gate, or gate none'],
-  [EXIT.VIOLATION, 'policy violated: a finding blocks (at or above the gate, listed in the KEV catalog, or by --fail-on-score or --unknown-as); exemptions and triage can suppress it'],
+  [
+    EXIT.VIOLATION,
+    'policy violated: a finding blocks (at or above the gate, listed in the KEV catalog, or by --fail-on-score or ' +
+      '--unknown-as); exemptions and triage can suppress it',
+  ],
   [EXIT.USAGE, 'invalid usage or configuration (or Node older than 24), found before any request'],
   [
     EXIT.NO_VERDICT,
-    "no verdict: timed out, token rejected (401/403), TLS failure, a host that does not resolve, malformed response, a scan file the gate cannot account for, the scan of another image, a failed scan, a body too large for --max-body-size or for memory, the store, the registry or the Kubernetes API refused or kept failing, or the Tekton results could not be written",
+    'no verdict: timed out, token rejected (401/403), TLS failure, a host that does not resolve, malformed response, ' +
+      'a scan file the gate cannot account for, the scan of another image, a failed scan, a body too large for ' +
+      '--max-body-size or for memory, the store, the registry or the Kubernetes API refused or kept failing, or ' +
+      'the Tekton results could not be written',
   ],
   [EXIT.SIGINT, 'interrupted by SIGINT'],
   [EXIT.SIGTERM, "stopped by SIGTERM (Tekton's step timeout, a cancelled run), within a second"],
@@ -36,17 +41,28 @@ export const MAX_LISTED_FINDINGS = 20
 /** Exemptions that expire within this are warned about. */
 export const EXPIRY_WARNING_DAYS = 14
 /** Triage states that suppress a finding; in_triage and exploitable suppress nothing. */
-export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set(['not_affected', 'false_positive', 'resolved', 'resolved_with_pedigree'])
+export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set([
+  'not_affected',
+  'false_positive',
+  'resolved',
+  'resolved_with_pedigree',
+])
 /** Triage pages are fetched this many records at a time, and at most this many pages. */
 export const TRIAGE_PAGE_SIZE = 100
 export const MAX_TRIAGE_PAGES = 1_000
 /** Node cannot wait longer than this in one timer; a longer one would fire after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1
-/** Tokens shorter than this are refused: redacting them would cut into ordinary words (real ones are hundreds of characters). */
+/**
+ * Tokens shorter than this are refused: redacting them would cut into ordinary words (real ones are hundreds of
+ * characters).
+ */
 export const MIN_TOKEN_LENGTH = 16
 /** The token, CA and exemptions files are read up to this size; a larger one is a usage error. */
 export const MAX_CONFIG_FILE_BYTES = 1024 * 1024
-/** A host that does not resolve (ENOTFOUND) is retried this many times in a row, to ride out a DNS restart, then ends the run. */
+/**
+ * A host that does not resolve (ENOTFOUND) is retried this many times in a row, to ride out a DNS restart, then ends
+ * the run.
+ */
 export const MAX_DNS_FAILURES = 3
 /** Text output: the widest a field from outside may be before it is cut with an ellipsis. */
 export const TEXT_WIDTH = { id: 40, package: 80, note: 160 } as const
@@ -95,35 +111,252 @@ export interface OptionSpec {
 }
 
 export const OPTION_TABLE = [
-  { flag: '--gate', env: 'GATE', value: 'LEVEL', choices: GATES, required: true, help: 'the lowest severity that fails; none passes without contacting the store', more: 'Any case. `none` exits 0, as the seed does.' },
-  { flag: '--url', env: 'METADATA_STORE_URL', value: 'URL', help: 'the store: host[:port][/prefix] (https implied) or https://...; http:// is refused', more: 'The seed\'s form works as is. `http://` would send the token in clear; a malformed scheme (`http:/host`, `https:host`) is refused rather than read as the host `http`.' },
-  { flag: '--token-file', env: 'ACCESS_TOKEN_FILE', value: 'FILE', help: 'file holding the bearer token (or the token itself in ACCESS_TOKEN); no flag takes its value', more: `Surrounding whitespace is trimmed. A token under ${MIN_TOKEN_LENGTH} characters is refused: it could not be redacted from output without cutting into words. A path that cannot be read is not echoed back (it may be the token pasted in the wrong place).` },
-  { flag: '--ca-cert', env: 'METADATA_STORE_CA_CERT', value: 'FILE', defaultText: '/var/cert/caCrt if present', help: "PEM file with the store's CA, trusted besides the default roots; the variable may hold the PEM itself", more: 'As in the TAP docs.' },
-  { flag: '--timeout', env: 'POLICY_TIMEOUT', value: 'DURATION', default: '30m', help: 'a hard bound on the whole run: 500ms, 10s, 5m, 1h, 1h30m or plain seconds', more: 'It covers reading the files named here, connecting (through a proxy or not), every request and every wait. A wait longer than Node\'s timers allow (24.8 days) is clamped.' },
-  { flag: '--poll-interval', env: 'POLICY_POLL_INTERVAL', value: 'DURATION', default: '5s', help: 'pause between polls while the store answers 404 (jittered by 20%)' },
-  { flag: '--input', value: 'FILE', help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store', more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.' },
-  { flag: '--scan-result', env: 'POLICY_SCAN_RESULT', value: 'REF|auto|store', help: "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's ImageVulnerabilityScan, instead of asking the store", more: 'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; `auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so no token or `--url` is needed. `store` (or empty) asks the store, the default: a workload\'s way back from a chain whose default is `auto`.' },
-  { flag: '--scan-selector', env: 'POLICY_SCAN_SELECTOR', value: 'SELECTOR', help: 'a label selector for the ImageVulnerabilityScans to look at (e.g. carto.run/workload-name=app), with --scan-result auto or while waiting for the store', more: 'Without it every scan in the pod\'s namespace is listed and the image\'s is picked by its digest. Waiting for the store in a pod whose service account may list scans, the progress lines say what the scan is doing. A fixed --scan-result or --input lists no scans, so the selector (which the template always passes) goes unused there.' },
-  { flag: '--registry-config', env: 'POLICY_REGISTRY_CONFIG', value: 'FILE', defaultText: '$DOCKER_CONFIG/config.json if present', help: 'Docker config (config.json or a .dockerconfigjson, as secret registry-credentials holds) with credentials for the scan results\' registry', more: 'Only `auths` entries are read (`auth`, or `username` and `password`); credential helpers cannot run in the image. Without credentials the registry is asked anonymously.' },
-  { flag: '--registry-ca-cert', env: 'POLICY_REGISTRY_CA_CERT', value: 'FILE', help: "PEM file with the scan results' registry CA, trusted besides the default roots" },
-  { flag: '--format', env: 'POLICY_FORMAT', value: 'FORMAT', choices: FORMATS, default: 'text', help: 'text is for people; json writes one document on stdout', more: 'The JSON schema is under [JSON output](#json-output).' },
-  { flag: '--results-dir', env: 'POLICY_RESULTS_DIR', value: 'DIR', help: 'also write Tekton results there, one file each (/tekton/results in a Task)', more: 'See the results table above. An empty value or a folder that is not writable is a usage error (exit 2), found before any request.' },
-  { flag: '--exemptions', env: 'POLICY_EXEMPTIONS', value: 'FILE', help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire', more: 'See [Exemptions](#exemptions).' },
-  { flag: '--triage', env: 'POLICY_TRIAGE', help: "also suppress findings the store's triage marks not_affected, false_positive, resolved or resolved_with_pedigree", more: 'The variable takes `true` or `false`.' },
-  { flag: '--newer-than', env: 'POLICY_NEWER_THAN', value: 'TIME', help: 'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h before now)', more: 'A time that does not exist (hour 25, month 13, February 30, second 60) is refused (exit 2).' },
-  { flag: '--only-fixed', env: 'POLICY_ONLY_FIXED', help: 'only findings with a known fix can block; the others are listed as not fixed', more: 'A finding whose fix its source does not say (the Metadata Store, an older Grype, another producer) counts as fixable, and the summary says how many. The variable takes `true` or `false`.' },
-  { flag: '--warn-at', env: 'POLICY_WARN_AT', value: 'LEVEL', choices: GATES, default: 'none', help: 'report findings from this severity up that do not block as warnings (below the gate); the exit code is unchanged', more: 'See [Warnings](#warnings).' },
-  { flag: '--kev', env: 'POLICY_KEV', value: 'FILE', help: "CISA's Known Exploited Vulnerabilities catalog (JSON): a finding it lists blocks at any severity", more: 'See [Known-exploited vulnerabilities](#known-exploited-vulnerabilities). Never downloaded: mount a copy.' },
-  { flag: '--baseline', env: 'POLICY_BASELINE', value: 'IMAGE', help: 'the image running today (name@sha256:...): only findings new in the image checked, or worse, block', more: 'Read from the same source as the image. See [No new vulnerabilities](#no-new-vulnerabilities).' },
-  { flag: '--baseline-input', env: 'POLICY_BASELINE_INPUT', value: 'FILE', help: "the baseline's saved document (a store body or CycloneDX), for --input or a fixed --scan-result" },
-  { flag: '--scan-policy', env: 'POLICY_SCAN_POLICY', value: 'FILE', help: 'a Scan 1.0 ScanPolicy (YAML) whose Rego is one of TAP\'s templates: its severities give the gate, its ignored CVEs exemptions', more: 'Flags and variables given win over it. See [From Scan 1.0](#from-scan-10-scanpolicies).' },
-  { flag: '--print-exemptions', help: 'with --scan-policy: write the equivalent exemptions YAML and gate on stdout, and exit' },
-  { flag: '--fail-on-score', env: 'POLICY_FAIL_ON_SCORE', value: 'N', help: 'also fail on any rating whose CVSS score is at least N (0 to 10)' },
-  { flag: '--unknown-as', env: 'POLICY_UNKNOWN_AS', value: 'SEVERITY', choices: UNKNOWN_AS, default: 'ignore', help: 'what a vulnerability without a known severity counts as' },
-  { flag: '--mode', env: 'POLICY_MODE', value: 'MODE', choices: MODES, default: 'enforce', help: 'audit evaluates and reports the same, but exits 0 and says plainly that the gate would have failed' },
-  { flag: '--report-file', env: 'POLICY_REPORT_FILE', value: 'PATH', help: 'also write a machine report to PATH', more: 'An empty value, a folder, a path ending in `/` or a missing or unwritable folder is a usage error (exit 2), found before any request.' },
-  { flag: '--report-format', env: 'POLICY_REPORT_FORMAT', value: 'FORMAT', choices: REPORT_FORMATS, defaultText: 'from the file name: .sarif and .sarif.json sarif, .xml junit, else json', help: 'JSON (the --format json document), SARIF 2.1.0 for code-scanning dashboards, or JUnit XML for CI test views' },
-  { flag: '--max-body-size', env: 'POLICY_MAX_BODY_SIZE', value: 'SIZE', default: '24MiB', help: 'a larger answer (or --input) ends with exit 3: bytes, or with KiB, MiB, GiB, KB, MB, GB', more: 'Real reports are a few MB; the default is what the Task\'s 512Mi evaluates with room to spare ([Memory](#memory)). Raise it together with the step\'s memory.' },
+  {
+    flag: '--gate',
+    env: 'GATE',
+    value: 'LEVEL',
+    choices: GATES,
+    required: true,
+    help: 'the lowest severity that fails; none passes without contacting the store',
+    more: 'Any case. `none` exits 0, as the seed does.',
+  },
+  {
+    flag: '--url',
+    env: 'METADATA_STORE_URL',
+    value: 'URL',
+    help: 'the store: host[:port][/prefix] (https implied) or https://...; http:// is refused',
+    more:
+      "The seed's form works as is. `http://` would send the token in clear; a malformed scheme (`http:/host`, " +
+      '`https:host`) is refused rather than read as the host `http`.',
+  },
+  {
+    flag: '--token-file',
+    env: 'ACCESS_TOKEN_FILE',
+    value: 'FILE',
+    help: 'file holding the bearer token (or the token itself in ACCESS_TOKEN); no flag takes its value',
+    more:
+      `Surrounding whitespace is trimmed. A token under ${MIN_TOKEN_LENGTH} characters is refused: it could not ` +
+      `be redacted from output without cutting into words. A path that cannot be read is not echoed back (it may be ` +
+      `the token pasted in the wrong place).`,
+  },
+  {
+    flag: '--ca-cert',
+    env: 'METADATA_STORE_CA_CERT',
+    value: 'FILE',
+    defaultText: '/var/cert/caCrt if present',
+    help: "PEM file with the store's CA, trusted besides the default roots; the variable may hold the PEM itself",
+    more: 'As in the TAP docs.',
+  },
+  {
+    flag: '--timeout',
+    env: 'POLICY_TIMEOUT',
+    value: 'DURATION',
+    default: '30m',
+    help: 'a hard bound on the whole run: 500ms, 10s, 5m, 1h, 1h30m or plain seconds',
+    more:
+      'It covers reading the files named here, connecting (through a proxy or not), every request and every ' +
+      "wait. A wait longer than Node's timers allow (24.8 days) is clamped.",
+  },
+  {
+    flag: '--poll-interval',
+    env: 'POLICY_POLL_INTERVAL',
+    value: 'DURATION',
+    default: '5s',
+    help: 'pause between polls while the store answers 404 (jittered by 20%)',
+  },
+  {
+    flag: '--input',
+    value: 'FILE',
+    help: 'evaluate a saved GET /api/v1/images/{digest} body (- for stdin) instead of asking the store',
+    more: 'A FIFO (`--input <(...)`) works; it is read within `--timeout` and `--max-body-size`.',
+  },
+  {
+    flag: '--scan-result',
+    env: 'POLICY_SCAN_RESULT',
+    value: 'REF|auto|store',
+    help:
+      "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's " +
+      'ImageVulnerabilityScan, instead of asking the store',
+    more:
+      'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; ' +
+      '`auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so ' +
+      "no token or `--url` is needed. `store` (or empty) asks the store, the default: a workload's way back from a " +
+      'chain whose default is `auto`.',
+  },
+  {
+    flag: '--scan-selector',
+    env: 'POLICY_SCAN_SELECTOR',
+    value: 'SELECTOR',
+    help:
+      'a label selector for the ImageVulnerabilityScans to look at (e.g. carto.run/workload-name=app), with ' +
+      '--scan-result auto or while waiting for the store',
+    more:
+      "Without it every scan in the pod's namespace is listed and the image's is picked by its digest. Waiting " +
+      'for the store in a pod whose service account may list scans, the progress lines say what the scan is doing. A ' +
+      'fixed --scan-result or --input lists no scans, so the selector (which the template always passes) goes ' +
+      'unused there.',
+  },
+  {
+    flag: '--registry-config',
+    env: 'POLICY_REGISTRY_CONFIG',
+    value: 'FILE',
+    defaultText: '$DOCKER_CONFIG/config.json if present',
+    help:
+      'Docker config (config.json or a .dockerconfigjson, as secret registry-credentials holds) with credentials ' +
+      "for the scan results' registry",
+    more:
+      'Only `auths` entries are read (`auth`, or `username` and `password`); credential helpers cannot run in ' +
+      'the image. Without credentials the registry is asked anonymously.',
+  },
+  {
+    flag: '--registry-ca-cert',
+    env: 'POLICY_REGISTRY_CA_CERT',
+    value: 'FILE',
+    help: "PEM file with the scan results' registry CA, trusted besides the default roots",
+  },
+  {
+    flag: '--format',
+    env: 'POLICY_FORMAT',
+    value: 'FORMAT',
+    choices: FORMATS,
+    default: 'text',
+    help: 'text is for people; json writes one document on stdout',
+    more: 'The JSON schema is under [JSON output](#json-output).',
+  },
+  {
+    flag: '--results-dir',
+    env: 'POLICY_RESULTS_DIR',
+    value: 'DIR',
+    help: 'also write Tekton results there, one file each (/tekton/results in a Task)',
+    more:
+      'See the results table above. An empty value or a folder that is not writable is a usage error (exit 2), ' +
+      'found before any request.',
+  },
+  {
+    flag: '--exemptions',
+    env: 'POLICY_EXEMPTIONS',
+    value: 'FILE',
+    help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire',
+    more: 'See [Exemptions](#exemptions).',
+  },
+  {
+    flag: '--triage',
+    env: 'POLICY_TRIAGE',
+    help:
+      "also suppress findings the store's triage marks not_affected, false_positive, resolved or " +
+      'resolved_with_pedigree',
+    more: 'The variable takes `true` or `false`.',
+  },
+  {
+    flag: '--newer-than',
+    env: 'POLICY_NEWER_THAN',
+    value: 'TIME',
+    help:
+      'wait until the store holds a scan report generated at or after TIME (RFC 3339, or a duration such as 2h ' +
+      'before now)',
+    more: 'A time that does not exist (hour 25, month 13, February 30, second 60) is refused (exit 2).',
+  },
+  {
+    flag: '--only-fixed',
+    env: 'POLICY_ONLY_FIXED',
+    help: 'only findings with a known fix can block; the others are listed as not fixed',
+    more:
+      'A finding whose fix its source does not say (the Metadata Store, an older Grype, another producer) counts ' +
+      'as fixable, and the summary says how many. The variable takes `true` or `false`.',
+  },
+  {
+    flag: '--warn-at',
+    env: 'POLICY_WARN_AT',
+    value: 'LEVEL',
+    choices: GATES,
+    default: 'none',
+    help:
+      'report findings from this severity up that do not block as warnings (below the gate); the exit code is ' +
+      'unchanged',
+    more: 'See [Warnings](#warnings).',
+  },
+  {
+    flag: '--kev',
+    env: 'POLICY_KEV',
+    value: 'FILE',
+    help: "CISA's Known Exploited Vulnerabilities catalog (JSON): a finding it lists blocks at any severity",
+    more: 'See [Known-exploited vulnerabilities](#known-exploited-vulnerabilities). Never downloaded: mount a copy.',
+  },
+  {
+    flag: '--baseline',
+    env: 'POLICY_BASELINE',
+    value: 'IMAGE',
+    help: 'the image running today (name@sha256:...): only findings new in the image checked, or worse, block',
+    more: 'Read from the same source as the image. See [No new vulnerabilities](#no-new-vulnerabilities).',
+  },
+  {
+    flag: '--baseline-input',
+    env: 'POLICY_BASELINE_INPUT',
+    value: 'FILE',
+    help: "the baseline's saved document (a store body or CycloneDX), for --input or a fixed --scan-result",
+  },
+  {
+    flag: '--scan-policy',
+    env: 'POLICY_SCAN_POLICY',
+    value: 'FILE',
+    help:
+      "a Scan 1.0 ScanPolicy (YAML) whose Rego is one of TAP's templates: its severities give the gate, its " +
+      'ignored CVEs exemptions',
+    more: 'Flags and variables given win over it. See [From Scan 1.0](#from-scan-10-scanpolicies).',
+  },
+  {
+    flag: '--print-exemptions',
+    help: 'with --scan-policy: write the equivalent exemptions YAML and gate on stdout, and exit',
+  },
+  {
+    flag: '--fail-on-score',
+    env: 'POLICY_FAIL_ON_SCORE',
+    value: 'N',
+    help: 'also fail on any rating whose CVSS score is at least N (0 to 10)',
+  },
+  {
+    flag: '--unknown-as',
+    env: 'POLICY_UNKNOWN_AS',
+    value: 'SEVERITY',
+    choices: UNKNOWN_AS,
+    default: 'ignore',
+    help: 'what a vulnerability without a known severity counts as',
+  },
+  {
+    flag: '--mode',
+    env: 'POLICY_MODE',
+    value: 'MODE',
+    choices: MODES,
+    default: 'enforce',
+    help: 'audit evaluates and reports the same, but exits 0 and says plainly that the gate would have failed',
+  },
+  {
+    flag: '--report-file',
+    env: 'POLICY_REPORT_FILE',
+    value: 'PATH',
+    help: 'also write a machine report to PATH',
+    more:
+      'An empty value, a folder, a path ending in `/` or a missing or unwritable folder is a usage error (exit ' +
+      '2), found before any request.',
+  },
+  {
+    flag: '--report-format',
+    env: 'POLICY_REPORT_FORMAT',
+    value: 'FORMAT',
+    choices: REPORT_FORMATS,
+    defaultText: 'from the file name: .sarif and .sarif.json sarif, .xml junit, else json',
+    help: 'JSON (the --format json document), SARIF 2.1.0 for code-scanning dashboards, or JUnit XML for CI test views',
+  },
+  {
+    flag: '--max-body-size',
+    env: 'POLICY_MAX_BODY_SIZE',
+    value: 'SIZE',
+    default: '24MiB',
+    help: 'a larger answer (or --input) ends with exit 3: bytes, or with KiB, MiB, GiB, KB, MB, GB',
+    more:
+      "Real reports are a few MB; the default is what the Task's 512Mi evaluates with room to spare " +
+      "([Memory](#memory)). Raise it together with the step's memory.",
+  },
   { flag: '--help', help: 'show this help and exit, whatever else is given' },
   { flag: '--version', help: 'show the version' },
 ] as const satisfies readonly OptionSpec[]
@@ -133,20 +366,77 @@ export const OPTIONS: readonly OptionSpec[] = OPTION_TABLE
 
 /** --help's sections: every option in one (a test holds it), in the order a reader looks for them. */
 export const OPTION_GROUPS: ReadonlyArray<readonly [title: string, flags: readonly Flag[]]> = [
-  ['Where the scan comes from', ['--url', '--token-file', '--ca-cert', '--poll-interval', '--input', '--scan-result', '--scan-selector', '--registry-config', '--registry-ca-cert']],
-  ['Policy', ['--gate', '--mode', '--exemptions', '--triage', '--newer-than', '--only-fixed', '--warn-at', '--kev', '--baseline', '--baseline-input', '--scan-policy', '--print-exemptions', '--fail-on-score', '--unknown-as']],
+  [
+    'Where the scan comes from',
+    [
+      '--url',
+      '--token-file',
+      '--ca-cert',
+      '--poll-interval',
+      '--input',
+      '--scan-result',
+      '--scan-selector',
+      '--registry-config',
+      '--registry-ca-cert',
+    ],
+  ],
+  [
+    'Policy',
+    [
+      '--gate',
+      '--mode',
+      '--exemptions',
+      '--triage',
+      '--newer-than',
+      '--only-fixed',
+      '--warn-at',
+      '--kev',
+      '--baseline',
+      '--baseline-input',
+      '--scan-policy',
+      '--print-exemptions',
+      '--fail-on-score',
+      '--unknown-as',
+    ],
+  ],
   ['Output', ['--format', '--results-dir', '--report-file', '--report-format', '--help', '--version']],
   ['Limits and network', ['--timeout', '--max-body-size']],
 ]
 
 /** Variables read without a flag of their own. */
 export const ENVIRONMENT: ReadonlyArray<{ readonly name: string; readonly help: string }> = [
-  { name: 'ACCESS_TOKEN', help: 'the bearer token itself, when no token file is given (as the seed Task passes it from secret metadata-store-access-token)' },
-  { name: 'HTTPS_PROXY', help: 'a proxy for the store (https_proxy, HTTP_PROXY and http_proxy too), with NO_PROXY; an http:// or https:// URL or exit 2' },
-  { name: 'DOCKER_CONFIG', help: 'a folder whose config.json holds the credentials for --scan-result\'s registry, as docker login writes it (the Task mounts secret registry-credentials there)' },
-  { name: 'KUBERNETES_SERVICE_HOST', help: 'with KUBERNETES_SERVICE_PORT, the Kubernetes API a pod sees: --scan-result auto and the store\'s progress lines read ImageVulnerabilityScans there' },
-  { name: 'POLICY_SERVICE_ACCOUNT_DIR', help: `where the pod's service-account token, ca.crt and namespace are (default ${DEFAULT_SERVICE_ACCOUNT_DIR})` },
-  { name: 'NO_COLOR', help: 'no colour in the summary (there is none either when stdout is not a terminal, or TERM=dumb)' },
+  {
+    name: 'ACCESS_TOKEN',
+    help:
+      'the bearer token itself, when no token file is given (as the seed Task passes it from secret ' +
+      'metadata-store-access-token)',
+  },
+  {
+    name: 'HTTPS_PROXY',
+    help:
+      'a proxy for the store (https_proxy, HTTP_PROXY and http_proxy too), with NO_PROXY; an http:// or https:// ' +
+      'URL or exit 2',
+  },
+  {
+    name: 'DOCKER_CONFIG',
+    help:
+      "a folder whose config.json holds the credentials for --scan-result's registry, as docker login writes it " +
+      '(the Task mounts secret registry-credentials there)',
+  },
+  {
+    name: 'KUBERNETES_SERVICE_HOST',
+    help:
+      "with KUBERNETES_SERVICE_PORT, the Kubernetes API a pod sees: --scan-result auto and the store's progress " +
+      'lines read ImageVulnerabilityScans there',
+  },
+  {
+    name: 'POLICY_SERVICE_ACCOUNT_DIR',
+    help: `where the pod's service-account token, ca.crt and namespace are (default ${DEFAULT_SERVICE_ACCOUNT_DIR})`,
+  },
+  {
+    name: 'NO_COLOR',
+    help: 'no colour in the summary (there is none either when stdout is not a terminal, or TERM=dumb)',
+  },
 ]
 
 export const SEVERITY_RANK: Record<Severity, number> = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 }
@@ -166,9 +456,11 @@ export interface ImageRef {
   readonly digest: string
 }
 
-
 /** Which rule made a finding block: its severity against the gate, --unknown-as, or --fail-on-score. */
-/** Why a finding blocks: its severity, --unknown-as, --fail-on-score, or CISA's KEV catalog; warn-at marks a warning only. */
+/**
+ * Why a finding blocks: its severity, --unknown-as, --fail-on-score, or CISA's KEV catalog; warn-at marks a warning
+ * only.
+ */
 export type Rule = 'severity' | 'unknown-as' | 'score' | 'kev' | 'warn-at'
 
 /** A finding as judged, before any rule made it block. */
@@ -208,7 +500,10 @@ export interface Warning extends Finding {
  * affected only), or unknown: the source says nothing about this finding (the Metadata Store, older Grype,
  * other producers). README, "Straight from the scanner", has the rule per producer.
  */
-export type FixState = { readonly state: 'fixed'; readonly version: string } | { readonly state: 'not-fixed' } | { readonly state: 'unknown' }
+export type FixState =
+  | { readonly state: 'fixed'; readonly version: string }
+  | { readonly state: 'not-fixed' }
+  | { readonly state: 'unknown' }
 
 export interface PackageMatch {
   readonly name: string
@@ -297,7 +592,9 @@ export interface Evaluation {
     /** Applied with no expiry (a ScanPolicy's ignored CVE without one). */
     readonly permanent: readonly Exemption[]
   }
-  /** Findings whose fix the source does not say (the store, older Grype, other producers): --only-fixed lets them block. */
+  /**
+   * Findings whose fix the source does not say (the store, older Grype, other producers): --only-fixed lets them block.
+   */
   readonly fixUnknown: number
   /** Findings that neither block, warn nor are suppressed: the first MAX_REPORTED_FINDINGS, worst first. */
   readonly passing: readonly Judged[]
@@ -361,7 +658,8 @@ export interface Config {
   /** Tekton results are written here, one file per result. */
   readonly resultsDir?: string
   /** Where the Image document comes from: a saved file, or the store. Absent for gate none. */
-  readonly source?: { readonly input: string } | { readonly store: StoreSource } | { readonly scanResult: ScanResultSource }
+  readonly source?:
+    { readonly input: string } | { readonly store: StoreSource } | { readonly scanResult: ScanResultSource }
 }
 
 /** The scanner's published results: at a reference, or those of the image's ImageVulnerabilityScan (auto). */
@@ -379,8 +677,36 @@ export interface ScanResultSource {
 
 /** A usage error's code: the JSON report's error.code on exit 2, listed in the README. */
 export const USAGE_CODES = [
-  'RUNTIME', 'OPTION', 'IMAGE', 'GATE', 'FORMAT', 'MODE', 'REPORT_FORMAT', 'UNKNOWN_AS', 'DURATION', 'SIZE', 'BOOLEAN', 'SCORE',
-  'TIME', 'URL', 'PROXY', 'TOKEN', 'CA', 'INSECURE_TLS', 'FILE', 'INPUT', 'EXEMPTIONS', 'REPORT_FILE', 'RESULTS_DIR', 'SCAN_RESULT', 'REGISTRY_CONFIG', 'KUBERNETES', 'WARN_AT', 'KEV', 'BASELINE', 'SCAN_POLICY',
+  'RUNTIME',
+  'OPTION',
+  'IMAGE',
+  'GATE',
+  'FORMAT',
+  'MODE',
+  'REPORT_FORMAT',
+  'UNKNOWN_AS',
+  'DURATION',
+  'SIZE',
+  'BOOLEAN',
+  'SCORE',
+  'TIME',
+  'URL',
+  'PROXY',
+  'TOKEN',
+  'CA',
+  'INSECURE_TLS',
+  'FILE',
+  'INPUT',
+  'EXEMPTIONS',
+  'REPORT_FILE',
+  'RESULTS_DIR',
+  'SCAN_RESULT',
+  'REGISTRY_CONFIG',
+  'KUBERNETES',
+  'WARN_AT',
+  'KEV',
+  'BASELINE',
+  'SCAN_POLICY',
 ] as const
 export type UsageCode = (typeof USAGE_CODES)[number]
 
@@ -397,8 +723,20 @@ export class UsageError extends Error {
 
 /** Why there is no verdict: the JSON report's error.code, listed in the README. */
 export const NO_VERDICT_CODES = [
-  'TIMEOUT', 'TOKEN_REJECTED', 'TLS', 'DNS', 'MALFORMED_RESPONSE', 'BODY_TOO_LARGE', 'STORE_ERROR', 'RESULTS_NOT_WRITTEN',
-  'REGISTRY_REJECTED', 'REGISTRY_ERROR', 'DIGEST_MISMATCH', 'NO_SCAN_FILE', 'SCAN_FAILED', 'KUBERNETES_ERROR',
+  'TIMEOUT',
+  'TOKEN_REJECTED',
+  'TLS',
+  'DNS',
+  'MALFORMED_RESPONSE',
+  'BODY_TOO_LARGE',
+  'STORE_ERROR',
+  'RESULTS_NOT_WRITTEN',
+  'REGISTRY_REJECTED',
+  'REGISTRY_ERROR',
+  'DIGEST_MISMATCH',
+  'NO_SCAN_FILE',
+  'SCAN_FAILED',
+  'KUBERNETES_ERROR',
 ] as const
 export type NoVerdictCode = (typeof NO_VERDICT_CODES)[number]
 
@@ -425,7 +763,6 @@ export class InterruptedError extends Error {
   }
 }
 
-
 /** A reference to a registry artifact: the scan results an ImageVulnerabilityScan published. */
 export interface OciRef {
   readonly reference: string
@@ -440,9 +777,14 @@ export interface OciRef {
 /** What a Scan 1.0 ScanPolicy says, in the gate's terms. */
 export interface ScanPolicyImport {
   readonly name: string
-  /** Which documented template, by the rule Scan 1.0 judged ratings with (Grype's any-rating rule, Trivy's every-rating rule). */
+  /**
+   * Which documented template, by the rule Scan 1.0 judged ratings with (Grype's any-rating rule, Trivy's every-rating
+   * rule).
+   */
   readonly template: 'grype' | 'trivy'
-  /** TAP's "further refine" variants of the Grype template: ignoreCves as objects with `detail`, or also `expiration`. */
+  /**
+   * TAP's "further refine" variants of the Grype template: ignoreCves as objects with `detail`, or also `expiration`.
+   */
   readonly variant: 'plain' | 'detail' | 'expiration'
   readonly gate: Gate
   readonly unknownAs: UnknownAs
@@ -454,9 +796,17 @@ export interface ScanPolicyImport {
   readonly notes: readonly string[]
 }
 
-/** The store's and CycloneDX's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate). */
+/**
+ * The store's and CycloneDX's own spellings, looked up before any trimming or lower-casing (the hot path of evaluate).
+ */
 export const STORE_SEVERITIES: ReadonlyMap<string, Severity> = new Map(
-  [...SEVERITY_NAMES].flatMap(([name, severity]) => [[name, severity], [`${name[0]!.toUpperCase()}${name.slice(1)}`, severity]] as const),
+  [...SEVERITY_NAMES].flatMap(
+    ([name, severity]) =>
+      [
+        [name, severity],
+        [`${name[0]!.toUpperCase()}${name.slice(1)}`, severity],
+      ] as const,
+  ),
 )
 
 export function normaliseSeverity(raw: unknown): Severity {
@@ -464,7 +814,10 @@ export function normaliseSeverity(raw: unknown): Severity {
   return STORE_SEVERITIES.get(raw) ?? SEVERITY_NAMES.get(raw.trim().toLowerCase()) ?? 'unknown'
 }
 
-/** A vulnerability's ratings, one at a time: the highest severity and CVSS score, and every severity as bits (what Scan 1.0's rules looked at). */
+/**
+ * A vulnerability's ratings, one at a time: the highest severity and CVSS score, and every severity as bits (what Scan
+ * 1.0's rules looked at).
+ */
 export interface RatingTally {
   severity: Severity
   score: number | null
@@ -491,7 +844,16 @@ export function isAtOrAbove(severity: Severity, gate: Gate): boolean {
 }
 
 /** One finding, as a reader found it: the vulnerability, its severity and best score, the package, the fix. */
-export type JudgeFinding = (id: string, severity: Severity, score: number | null, packageName: string, packageVersion: string, fix: FixState, kevRated: boolean, severities: number) => void
+export type JudgeFinding = (
+  id: string,
+  severity: Severity,
+  score: number | null,
+  packageName: string,
+  packageVersion: string,
+  fix: FixState,
+  kevRated: boolean,
+  severities: number,
+) => void
 
 export interface Environment {
   readonly env: Readonly<Record<string, string | undefined>>

@@ -1,6 +1,16 @@
 import { formatDuration, imageEndpoint, newestReportFrom, storeEndpoint, triagePageFrom } from './input.ts'
 import { firstLine, isObject, parseJsonBody } from './json.ts'
-import { DEFAULT_CA_PATH, MAX_DNS_FAILURES, MAX_TIMER_MS, MAX_TRIAGE_PAGES, NoVerdictError, REQUEST_TIMEOUT_MS, RETRY_BASE_MS, RETRY_MAX_MS, TRIAGE_PAGE_SIZE } from './vocabulary.ts'
+import {
+  DEFAULT_CA_PATH,
+  MAX_DNS_FAILURES,
+  MAX_TIMER_MS,
+  MAX_TRIAGE_PAGES,
+  NoVerdictError,
+  REQUEST_TIMEOUT_MS,
+  RETRY_BASE_MS,
+  RETRY_MAX_MS,
+  TRIAGE_PAGE_SIZE,
+} from './vocabulary.ts'
 import type { StoreSettings, TriageDecision } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -48,7 +58,11 @@ export const TLS_ERROR_CODES = new Set([
 /** An error and its causes, outermost first (at most seven: a cause chain can loop). */
 export function causeChain(error: unknown): Array<Record<string, unknown>> {
   const chain: Array<Record<string, unknown>> = []
-  for (let current = error; (isObject(current) || current instanceof Error) && chain.length < 7; current = (current as { cause?: unknown }).cause) {
+  for (
+    let current = error;
+    (isObject(current) || current instanceof Error) && chain.length < 7;
+    current = (current as { cause?: unknown }).cause
+  ) {
     chain.push(current as Record<string, unknown>)
   }
   return chain
@@ -56,14 +70,29 @@ export function causeChain(error: unknown): Array<Record<string, unknown>> {
 
 /** The string values of `field` (e.g. code, hostname) along an error's cause chain. */
 export function errorField(error: unknown, field: string): string[] {
-  return causeChain(error).flatMap((link) => (typeof link[field] === 'string' && link[field] ? [link[field] as string] : []))
+  return causeChain(error).flatMap((link) =>
+    typeof link[field] === 'string' && link[field] ? [link[field] as string] : [],
+  )
 }
 
+/**
+ * An HTTP date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime forms). Date.parse alone takes "1.5" or "-1"
+ * as dates.
+ */
+export const HTTP_DATE_RE = new RegExp(
+  `^(?:${[
+    // IMF-fixdate, Sun, 06 Nov 1994 08:49:37 GMT
+    String.raw`[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT`,
+    // RFC 850, Sunday, 06-Nov-94 08:49:37 GMT
+    String.raw`[A-Za-z]+, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT`,
+    // asctime, Sun Nov  6 08:49:37 1994
+    String.raw`[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}`,
+  ].join('|')})$`,
+)
 
-/** An HTTP date (RFC 9110: IMF-fixdate, or the obsolete RFC 850 and asctime forms). Date.parse alone takes "1.5" or "-1" as dates. */
-export const HTTP_DATE_RE = /^(?:[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]+, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/
-
-/** Whole seconds or an HTTP date, as milliseconds from `now` (0 for a date past); undefined when absent or unreadable. */
+/**
+ * Whole seconds or an HTTP date, as milliseconds from `now` (0 for a date past); undefined when absent or unreadable.
+ */
 export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
   const header = (Array.isArray(value) ? value[0] : value)?.trim()
   if (!header) return undefined
@@ -82,7 +111,12 @@ export function timerMs(ms: number): number {
  * what Retry-After asked for, or 1 s doubling to 30 s (jittered), and never less than 1 s, so that no
  * answer can make a hot loop. The caller cuts it to the time left.
  */
-export function retryDelay(step: Extract<PollOutcome, { kind: 'retry' }>, failures: number, pollIntervalMs: number, random: number): number {
+export function retryDelay(
+  step: Extract<PollOutcome, { kind: 'retry' }>,
+  failures: number,
+  pollIntervalMs: number,
+  random: number,
+): number {
   const jitter = 0.8 + 0.4 * random
   if (!step.backoff) return Math.round(pollIntervalMs * jitter)
   if (step.delayMs !== undefined) return Math.max(RETRY_BASE_MS, step.delayMs)
@@ -99,7 +133,11 @@ export function answered(body: string, who: string): PollOutcome {
 }
 
 /** A 429 or 5xx: try again, after what Retry-After asks for or with backoff. */
-export function busy(reason: string, headers: StoreResponse['headers'], now: number): Extract<PollOutcome, { kind: 'retry' }> {
+export function busy(
+  reason: string,
+  headers: StoreResponse['headers'],
+  now: number,
+): Extract<PollOutcome, { kind: 'retry' }> {
   const retryAfter = parseRetryAfter(headers['retry-after'], now)
   return { kind: 'retry', reason, backoff: true, ...(retryAfter === undefined ? {} : { delayMs: retryAfter }) }
 }
@@ -125,7 +163,8 @@ export function classifyStatus<T>(
 export function classifyResponse(response: StoreResponse, now: number): PollOutcome {
   return classifyStatus(response, now, {
     accept: () => answered(response.body, 'the store'),
-    said: () => `the store answered ${response.status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`,
+    said: () =>
+      `the store answered ${response.status}${response.body.trim() ? `: ${firstLine(response.body, 80)}` : ''}`,
     otherwise: () => refusedByStore(response),
   })
 }
@@ -139,7 +178,9 @@ function refusedByStore(response: StoreResponse): PollOutcome {
       kind: 'fail',
       error: new NoVerdictError(
         'TOKEN_REJECTED',
-        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key accessToken) holds a current token of the metadata-store-read-client service account (config/view-cluster/metadata-store-read-client.yaml)',
+        'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token (key ' +
+          'accessToken) holds a current token of the metadata-store-read-client service account ' +
+          '(config/view-cluster/metadata-store-read-client.yaml)',
       ),
     }
   }
@@ -148,14 +189,20 @@ function refusedByStore(response: StoreResponse): PollOutcome {
       kind: 'fail',
       error: new NoVerdictError(
         'TOKEN_REJECTED',
-        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the metadata-store-read-only ClusterRole (config/view-cluster/metadata-store-read-client.yaml does), or, on a store without that role, use metadata-store-read-write-client`,
+        `the token may not read images (403 Forbidden: ${firstLine(response.body)}): bind its service account to the ` +
+          `metadata-store-read-only ClusterRole (config/view-cluster/metadata-store-read-client.yaml does), or, on a ` +
+          `store without that role, use metadata-store-read-write-client`,
       ),
     }
   }
   const location = response.headers.location ? ` to ${String(response.headers.location)}` : ''
   return {
     kind: 'fail',
-    error: new NoVerdictError('STORE_ERROR', `the store answered ${status}${location}${response.body.trim() ? `: ${firstLine(response.body)}` : ''}: check --url points at the Metadata Store (METADATA_STORE_URL)`),
+    error: new NoVerdictError(
+      'STORE_ERROR',
+      `the store answered ${status}${location}${response.body.trim() ? `: ${firstLine(response.body)}` : ''}: check ` +
+        `--url points at the Metadata Store (METADATA_STORE_URL)`,
+    ),
   }
 }
 
@@ -164,7 +211,9 @@ function refusedByStore(response: StoreResponse): PollOutcome {
  * certificate (app-tls-cert) for the in-cluster service, the ingress's (ingress-cert) for anything else.
  */
 export function caSecretFor(url: URL): 'app-tls-cert' | 'ingress-cert' {
-  return /\.svc(?:\.cluster\.local)?$/.test(url.hostname) || !url.hostname.includes('.') ? 'app-tls-cert' : 'ingress-cert'
+  return /\.svc(?:\.cluster\.local)?$/.test(url.hostname) || !url.hostname.includes('.')
+    ? 'app-tls-cert'
+    : 'ingress-cert'
 }
 
 /**
@@ -190,27 +239,51 @@ export interface PeerHints {
 export function classifyError(error: unknown, peer: Peer): Exclude<PollOutcome, { kind: 'done' }> {
   if (error instanceof NoVerdictError) return { kind: 'fail', error }
   const codes = errorField(error, 'code')
-  const tlsCode = codes.find((code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
+  const tlsCode = codes.find(
+    (code) => TLS_ERROR_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'),
+  )
   const host = peer.baseUrl.hostname
   if (tlsCode) {
     const secret = caSecretFor(peer.baseUrl)
     const hint =
       peer.hints?.tls ??
       (peer.ca
-        ? `either ${peer.ca.origin} is not the CA for ${host} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt, copied into secret metadata-store-cert, key caCrt), or ${host} is not in the store's certificate`
-        : `no CA was given and ${DEFAULT_CA_PATH} does not exist: in the Task, create secret metadata-store-cert (key caCrt) in this namespace from secret ${secret} in namespace metadata-store, key ca.crt (the Task mounts it there); elsewhere pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT`)
+        ? `either ${peer.ca.origin} is not the CA for ${host} (for this URL it is secret ${secret} in namespace ` +
+          `metadata-store, key ca.crt, copied into secret metadata-store-cert, key caCrt), or ${host} is not in the ` +
+          `store's certificate`
+        : `no CA was given and ${DEFAULT_CA_PATH} does not exist: in the Task, create secret metadata-store-cert ` +
+          `(key caCrt) in this namespace from secret ${secret} in namespace metadata-store, key ca.crt (the Task ` +
+          `mounts it there); elsewhere pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT`)
     // Node's own advice (--use-system-ca) does not apply: the image has no system store to add, and the CA is the fix.
-    const said = String((error as Error).message).replace(/[.;,]?\s*[^.;]*--use-system-ca[^.;]*[.;]?/gi, '').trim()
-    return { kind: 'fail', error: new NoVerdictError('TLS', `TLS with ${peer.hints?.name ?? 'the store'} failed (${tlsCode}: ${said}): ${hint}`, { cause: error }) }
+    const said = String((error as Error).message)
+      .replace(/[.;,]?\s*[^.;]*--use-system-ca[^.;]*[.;]?/gi, '')
+      .trim()
+    return {
+      kind: 'fail',
+      error: new NoVerdictError(
+        'TLS',
+        `TLS with ${peer.hints?.name ?? 'the store'} failed (${tlsCode}: ${said}): ${hint}`,
+        { cause: error },
+      ),
+    }
   }
   if (codes.includes('ENOTFOUND')) {
     const unresolved = errorField(error, 'hostname')[0] ?? host
-    const check = peer.proxied ? `check HTTPS_PROXY (the proxy resolves ${host}) and ${peer.hints?.dns ?? '--url'}` : `check ${peer.hints?.dns ?? '--url (METADATA_STORE_URL)'} and, in a pod, the cluster DNS`
+    const check = peer.proxied
+      ? `check HTTPS_PROXY (the proxy resolves ${host}) and ${peer.hints?.dns ?? '--url'}`
+      : `check ${peer.hints?.dns ?? '--url (METADATA_STORE_URL)'} and, in a pod, the cluster DNS`
     return {
       kind: 'retry',
       reason: `cannot resolve host ${unresolved} (ENOTFOUND)`,
       backoff: true,
-      giveUp: { after: MAX_DNS_FAILURES, error: new NoVerdictError('DNS', `host ${unresolved} does not resolve (ENOTFOUND, ${MAX_DNS_FAILURES} tries in a row): ${check}`, { cause: error }) },
+      giveUp: {
+        after: MAX_DNS_FAILURES,
+        error: new NoVerdictError(
+          'DNS',
+          `host ${unresolved} does not resolve (ENOTFOUND, ${MAX_DNS_FAILURES} tries in a row): ${check}`,
+          { cause: error },
+        ),
+      },
     }
   }
   const connection = codes.find((code) => CONNECTION_FAILURES[code])
@@ -222,16 +295,29 @@ export function classifyError(error: unknown, peer: Peer): Exclude<PollOutcome, 
       reason: `connection to ${host}:${port} ${CONNECTION_FAILURES[connection]} (${connection})`,
       backoff: true,
       hint: peer.hints
-        ? `Nothing answered at ${host}:${port}: check that ${peer.hints.name} runs there and that no network policy blocks this namespace`
-        : `Nothing answered at ${host}:${port}: check the store's Service (kubectl get svc -n metadata-store), the Task's metadata-store-url param (workload param policy_metadata_store_url) and any NetworkPolicy between this namespace and the store's`,
+        ? `Nothing answered at ${host}:${port}: check that ${peer.hints.name} runs there and that no network policy ` +
+          `blocks this namespace`
+        : `Nothing answered at ${host}:${port}: check the store's Service (kubectl get svc -n metadata-store), the ` +
+          `Task's metadata-store-url param (workload param policy_metadata_store_url) and any NetworkPolicy between ` +
+          `this namespace and the store's`,
     }
   }
   const code = codes[0] ?? (error as Error)?.name ?? 'error'
-  return { kind: 'retry', reason: `request failed (${code}: ${(error as Error)?.message ?? String(error)})`, backoff: true }
+  return {
+    kind: 'retry',
+    reason: `request failed (${code}: ${(error as Error)?.message ?? String(error)})`,
+    backoff: true,
+  }
 }
 
 /** Network errors that mean nothing answered at the address, as a log line says them. */
-export const CONNECTION_FAILURES: Readonly<Record<string, string>> = { ECONNREFUSED: 'refused', ECONNRESET: 'reset', EHOSTUNREACH: 'unreachable (no route to the host)', ENETUNREACH: 'unreachable (no route to the network)', UND_ERR_CONNECT_TIMEOUT: 'timed out' }
+export const CONNECTION_FAILURES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'refused',
+  ECONNRESET: 'reset',
+  EHOSTUNREACH: 'unreachable (no route to the host)',
+  ENETUNREACH: 'unreachable (no route to the network)',
+  UND_ERR_CONNECT_TIMEOUT: 'timed out',
+}
 
 export interface WaitDeps {
   readonly fetch: (url: URL, signal: AbortSignal) => Promise<StoreResponse>
@@ -247,7 +333,8 @@ export interface WaitDeps {
   readonly blocking: <T>(work: () => T) => T
 }
 
-export type Acceptance<T> = { readonly ready: true; readonly value: T } | { readonly ready: false; readonly reason: string }
+export type Acceptance<T> =
+  { readonly ready: true; readonly value: T } | { readonly ready: false; readonly reason: string }
 
 /** One resource to poll: `accept` judges a 200's JSON; a 404 means "not yet" or, for optional endpoints, "absent". */
 export interface Poll<T> {
@@ -272,7 +359,9 @@ export interface Attempts<T> {
   /** A 404 means "not yet" (wait) or, for optional things, "absent" (undefined). */
   readonly onNotFound: 'wait' | 'absent'
   readonly attempt: (signal: AbortSignal) => Promise<Step<T>>
-  /** For a request that waits on purpose (a watch): what it last heard, said instead of "no answer" when time runs out. */
+  /**
+   * For a request that waits on purpose (a watch): what it last heard, said instead of "no answer" when time runs out.
+   */
   readonly heard?: () => string
 }
 
@@ -283,7 +372,11 @@ export type Timing = Pick<StoreSettings, 'timeoutMs' | 'pollIntervalMs'>
  * Tries until `attempt` is accepted, fails, or the run's deadline passes (NoVerdictError TIMEOUT). Not-yet
  * answers wait the poll interval; 429, 5xx and network errors back off (retryDelay), never past the deadline.
  */
-export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, deps: Omit<WaitDeps, 'fetch'>): Promise<T | undefined> {
+export async function retryUntil<T>(
+  attempts: Attempts<T>,
+  peer: Peer & Timing,
+  deps: Omit<WaitDeps, 'fetch'>,
+): Promise<T | undefined> {
   const deadline = deps.started + peer.timeoutMs
   let lastReason = 'no answer yet'
   let lastHint: string | undefined
@@ -292,7 +385,11 @@ export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, 
   for (let attempt = 1; ; attempt++) {
     const remaining = deadline - deps.now()
     if (remaining <= 0) {
-      throw new NoVerdictError('TIMEOUT', `timed out after ${formatDuration(peer.timeoutMs)} waiting for ${attempts.what} (${attempt - 1} requests; last: ${lastReason}). ${lastHint ?? attempts.timeoutHint}`)
+      throw new NoVerdictError(
+        'TIMEOUT',
+        `timed out after ${formatDuration(peer.timeoutMs)} waiting for ${attempts.what} (${attempt - 1} requests; ` +
+          `last: ${lastReason}). ${lastHint ?? attempts.timeoutHint}`,
+      )
     }
     const requestMs = Math.min(REQUEST_TIMEOUT_MS, remaining)
     const requestSignal = AbortSignal.any([deps.signal, AbortSignal.timeout(timerMs(requestMs))])
@@ -301,10 +398,19 @@ export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, 
       step = await attempts.attempt(requestSignal)
     } catch (error) {
       if (deps.signal.aborted) throw deps.signal.reason
-      step = requestSignal.aborted ? { kind: 'retry', reason: attempts.heard?.() || `no answer within ${formatDuration(requestMs)}`, backoff: true } : classifyError(error, peer)
+      step = requestSignal.aborted
+        ? {
+            kind: 'retry',
+            reason: attempts.heard?.() || `no answer within ${formatDuration(requestMs)}`,
+            backoff: true,
+          }
+        : classifyError(error, peer)
     }
     if (step.kind === 'accepted') {
-      if (attempt > 1 || attempts.onNotFound === 'wait') deps.progress(`found ${attempts.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`)
+      if (attempt > 1 || attempts.onNotFound === 'wait')
+        deps.progress(
+          `found ${attempts.what}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed`,
+        )
       return step.value
     }
     if (step.kind === 'fail') throw step.error
@@ -316,7 +422,10 @@ export async function retryUntil<T>(attempts: Attempts<T>, peer: Peer & Timing, 
     failures = step.backoff ? failures + 1 : 0
     const left = Math.max(0, deadline - deps.now())
     const wait = Math.min(retryDelay(step, failures, peer.pollIntervalMs, deps.random()), left)
-    deps.progress(`${step.reason}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed, ${formatDuration(left)} left; next try in ${formatDuration(wait)}`)
+    deps.progress(
+      `${step.reason}; attempt ${attempt}, ${formatDuration(deps.now() - deps.started)} elapsed, ` +
+        `${formatDuration(left)} left; next try in ${formatDuration(wait)}`,
+    )
     await deps.sleep(timerMs(wait), deps.signal)
   }
 }
@@ -334,9 +443,14 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
           const classified = classifyResponse(response, deps.now())
           if (classified.kind !== 'done') return classified
           const accepted = poll.accept(classified.document)
-          return accepted.ready ? { kind: 'accepted', value: accepted.value } : { kind: 'retry', reason: accepted.reason, backoff: false }
+          return accepted.ready
+            ? { kind: 'accepted', value: accepted.value }
+            : { kind: 'retry', reason: accepted.reason, backoff: false }
         })
-        const more = step.kind === 'retry' && step.notFound && poll.onNotFound === 'wait' ? await poll.explain?.(signal) : undefined
+        const more =
+          step.kind === 'retry' && step.notFound && poll.onNotFound === 'wait'
+            ? await poll.explain?.(signal)
+            : undefined
         return more && step.kind === 'retry' ? { ...step, reason: `${step.reason}; ${more}` } : step
       },
     },
@@ -348,12 +462,32 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
 export const ready = <T>(value: T): Acceptance<T> => ({ ready: true, value })
 
 /** The Image document of the digest, once the store has it. */
-export async function waitForImageReport(store: StoreSettings, digest: string, deps: WaitDeps, explain?: Poll<unknown>['explain']): Promise<unknown> {
-  return pollStore({ url: imageEndpoint(store.baseUrl, digest), what: `${digest} in the store`, onNotFound: 'wait', accept: ready, explain }, store, deps)
+export async function waitForImageReport(
+  store: StoreSettings,
+  digest: string,
+  deps: WaitDeps,
+  explain?: Poll<unknown>['explain'],
+): Promise<unknown> {
+  return pollStore(
+    {
+      url: imageEndpoint(store.baseUrl, digest),
+      what: `${digest} in the store`,
+      onNotFound: 'wait',
+      accept: ready,
+      explain,
+    },
+    store,
+    deps,
+  )
 }
 
 /** Waits until the store holds a scan report for the digest generated at or after `newerThan`. */
-export async function waitForFreshReport(store: StoreSettings, digest: string, newerThan: number, deps: WaitDeps): Promise<void> {
+export async function waitForFreshReport(
+  store: StoreSettings,
+  digest: string,
+  newerThan: number,
+  deps: WaitDeps,
+): Promise<void> {
   const since = new Date(newerThan).toISOString()
   await pollStore(
     {
@@ -363,7 +497,13 @@ export async function waitForFreshReport(store: StoreSettings, digest: string, n
       accept: (document) => {
         const newest = newestReportFrom(document)
         if (newest !== undefined && newest >= newerThan) return ready(newest)
-        return { ready: false, reason: newest === undefined ? 'no scan report yet' : `the newest scan report was generated ${new Date(newest).toISOString()}, before ${since}` }
+        return {
+          ready: false,
+          reason:
+            newest === undefined
+              ? 'no scan report yet'
+              : `the newest scan report was generated ${new Date(newest).toISOString()}, before ${since}`,
+        }
       },
     },
     store,
@@ -372,11 +512,28 @@ export async function waitForFreshReport(store: StoreSettings, digest: string, n
 }
 
 /** Every triage decision the store holds for the digest, page by page; undefined when it has no triage endpoint. */
-export async function fetchTriage(store: StoreSettings, digest: string, deps: WaitDeps): Promise<TriageDecision[] | undefined> {
+export async function fetchTriage(
+  store: StoreSettings,
+  digest: string,
+  deps: WaitDeps,
+): Promise<TriageDecision[] | undefined> {
   const decisions: TriageDecision[] = []
   for (let page = 1; page <= MAX_TRIAGE_PAGES; page++) {
-    const url = storeEndpoint(store.baseUrl, '/api/v1/triage', { digest, page: String(page), page_size: String(TRIAGE_PAGE_SIZE) })
-    const result = await pollStore({ url, what: `triage page ${page} of ${digest}`, onNotFound: 'absent', accept: (document) => ready(triagePageFrom(document)) }, store, deps)
+    const url = storeEndpoint(store.baseUrl, '/api/v1/triage', {
+      digest,
+      page: String(page),
+      page_size: String(TRIAGE_PAGE_SIZE),
+    })
+    const result = await pollStore(
+      {
+        url,
+        what: `triage page ${page} of ${digest}`,
+        onNotFound: 'absent',
+        accept: (document) => ready(triagePageFrom(document)),
+      },
+      store,
+      deps,
+    )
     if (!result) return page === 1 ? undefined : decisions
     decisions.push(...result.decisions)
     if (page >= result.lastPage || result.records === 0) return decisions

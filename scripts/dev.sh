@@ -85,6 +85,7 @@ case "${1:-}" in
     ensure_schema_tools
     ensure_packages always
     npm run --silent typecheck
+    npm run --silent format:check
     npm run --silent build
     mkdir -p .cache
     status=0

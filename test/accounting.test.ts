@@ -21,23 +21,49 @@ const rating = fc.record(
     severity: fc.constantFrom('critical', 'High', 'MEDIUM', 'low', 'none', 'unknown', 'info', 'severe', ''),
     method: fc.constantFrom('CVSSv2', 'CVSSv3', 'CVSSv31', 'CVSSv4', 'other', 'OWASP', 'ssvc'),
     score: fc.oneof(fc.double({ min: 0, max: 10, noNaN: true }), fc.constant(0.97)),
-    vector: fc.constantFrom('CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H', 'AV:N/AC:L/Au:N/C:C/I:C/A:C', 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N', 'CVSS:4.0/AV:N', '1', 'high'),
+    vector: fc.constantFrom(
+      'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H',
+      'AV:N/AC:L/Au:N/C:C/I:C/A:C',
+      'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N',
+      'CVSS:4.0/AV:N',
+      '1',
+      'high',
+    ),
     source: fc.constantFrom({ name: 'NVD' }, { name: 'CISA KEV Catalog' }, { name: 'FIRST' }),
   },
   { requiredKeys: [] },
 )
-const affect = fc.record({ ref: fc.constantFrom(...REFS, 'not-a-component', ''), versions: fc.array(fc.record({ version: fc.constant('1'), status: fc.constantFrom('affected', 'unaffected', 'unknown') }), { maxLength: 2 }) }, { requiredKeys: [] })
+const affect = fc.record(
+  {
+    ref: fc.constantFrom(...REFS, 'not-a-component', ''),
+    versions: fc.array(
+      fc.record({ version: fc.constant('1'), status: fc.constantFrom('affected', 'unaffected', 'unknown') }),
+      { maxLength: 2 },
+    ),
+  },
+  { requiredKeys: [] },
+)
 const vulnerability = fc.record(
   {
     id: fc.constantFrom('CVE-2021-44228', 'CVE-2022-0001', 'GHSA-xxxx-yyyy-zzzz', 'OSV-1', ''),
     ratings: fc.array(rating, { maxLength: 4 }),
     affects: fc.array(affect, { maxLength: 3 }),
-    recommendation: fc.constantFrom('Upgrade openssl to version 3.0.15', 'No fix', 'Upgrade a to version 1; Upgrade lodash to version 4.17.21'),
+    recommendation: fc.constantFrom(
+      'Upgrade openssl to version 3.0.15',
+      'No fix',
+      'Upgrade a to version 1; Upgrade lodash to version 4.17.21',
+    ),
     analysis: fc.record({ state: fc.constantFrom('exploitable', 'not_affected', 'in_triage') }),
   },
   { requiredKeys: ['id'] },
 )
-const tools = fc.constantFrom(undefined, [{ vendor: 'aquasecurity', name: 'trivy' }], { components: [{ name: 'grype', author: 'anchore' }] }, { components: [{ name: 'osv-scanner' }] }, [{ name: 'trivy' }, { name: 'grype' }])
+const tools = fc.constantFrom(
+  undefined,
+  [{ vendor: 'aquasecurity', name: 'trivy' }],
+  { components: [{ name: 'grype', author: 'anchore' }] },
+  { components: [{ name: 'osv-scanner' }] },
+  [{ name: 'trivy' }, { name: 'grype' }],
+)
 const document = fc.record({
   specVersion: fc.constantFrom('1.4', '1.5', '1.6', '1.7'),
   tools,
@@ -51,8 +77,15 @@ function bomOf(generated: Generated): Record<string, unknown> {
   return {
     bomFormat: 'CycloneDX',
     specVersion: generated.specVersion,
-    metadata: { ...(generated.tools ? { tools: generated.tools } : {}), ...(generated.subject ? { component: generated.subject } : {}) },
-    components: REFS.slice(0, 2).map((ref) => ({ 'bom-ref': ref, name: ref.split('/')[1]!.split('@')[0], version: ref.split('@')[1] })),
+    metadata: {
+      ...(generated.tools ? { tools: generated.tools } : {}),
+      ...(generated.subject ? { component: generated.subject } : {}),
+    },
+    components: REFS.slice(0, 2).map((ref) => ({
+      'bom-ref': ref,
+      name: ref.split('/')[1]!.split('@')[0],
+      version: ref.split('@')[1],
+    })),
     vulnerabilities: generated.vulnerabilities,
   }
 }
@@ -63,26 +96,41 @@ beforeAll(async () => {
 })
 
 describe('every vulnerability is accounted for', () => {
-  it.each(['critical', 'high', 'low'] as Gate[])('at gate %s, in the JSON report, and nothing at or above the gate passes', (gate) => {
-    fc.assert(
-      fc.property(document, (generated) => {
-        const bom = bomOf(generated)
-        const report = buildJsonReport({ image: null, gate }, { evaluation: evaluate(bom, { gate, unknownAs: 'ignore', exemptions: [], triage: [], now: 0 }, undefined, cvss) })
-        const listed = [...report.blocking, ...report.suppressed, ...report.warnings, ...report.passing]
-        const ids = new Set(generated.vulnerabilities.map((v, index) => v.id || `vulnerabilities[${index}]`))
-        expect(new Set(listed.map((finding) => finding.id))).toEqual(ids)
-        expect(listed).toHaveLength(report.findings!)
-        const rank = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 } as const
-        for (const finding of [...report.warnings, ...report.passing]) expect(rank[finding.severity]).toBeLessThan(rank[gate as 'critical' | 'high' | 'low'])
-        // The oracle: a rating that says critical blocks, whoever wrote the document and whatever it repeats.
-        for (const [index, v] of generated.vulnerabilities.entries()) {
-          if (v.ratings?.some((r) => r.severity === 'critical')) expect(report.blocking.map((finding) => finding.id)).toContain(v.id || `vulnerabilities[${index}]`)
-        }
-        expect(report.verdict).toBe(report.blocking.length ? 'fail' : 'pass')
-      }),
-      { seed, numRuns: 300 },
-    )
-  })
+  it.each(['critical', 'high', 'low'] as Gate[])(
+    'at gate %s, in the JSON report, and nothing at or above the gate passes',
+    (gate) => {
+      fc.assert(
+        fc.property(document, (generated) => {
+          const bom = bomOf(generated)
+          const report = buildJsonReport(
+            { image: null, gate },
+            {
+              evaluation: evaluate(
+                bom,
+                { gate, unknownAs: 'ignore', exemptions: [], triage: [], now: 0 },
+                undefined,
+                cvss,
+              ),
+            },
+          )
+          const listed = [...report.blocking, ...report.suppressed, ...report.warnings, ...report.passing]
+          const ids = new Set(generated.vulnerabilities.map((v, index) => v.id || `vulnerabilities[${index}]`))
+          expect(new Set(listed.map((finding) => finding.id))).toEqual(ids)
+          expect(listed).toHaveLength(report.findings!)
+          const rank = { unknown: 0, low: 1, medium: 2, high: 3, critical: 4 } as const
+          for (const finding of [...report.warnings, ...report.passing])
+            expect(rank[finding.severity]).toBeLessThan(rank[gate as 'critical' | 'high' | 'low'])
+          // The oracle: a rating that says critical blocks, whoever wrote the document and whatever it repeats.
+          for (const [index, v] of generated.vulnerabilities.entries()) {
+            if (v.ratings?.some((r) => r.severity === 'critical'))
+              expect(report.blocking.map((finding) => finding.id)).toContain(v.id || `vulnerabilities[${index}]`)
+          }
+          expect(report.verdict).toBe(report.blocking.length ? 'fail' : 'pass')
+        }),
+        { seed, numRuns: 300 },
+      )
+    },
+  )
 
   it('ends with no verdict, never a pass, on documents whose parts are not what they should be', () => {
     const broken = fc.oneof(
@@ -95,7 +143,9 @@ describe('every vulnerability is accounted for', () => {
     )
     fc.assert(
       fc.property(broken, (parts) => {
-        expect(() => evaluate({ bomFormat: 'CycloneDX', specVersion: '1.6', ...parts }, 'low', undefined, cvss)).toThrow(NoVerdictError)
+        expect(() =>
+          evaluate({ bomFormat: 'CycloneDX', specVersion: '1.6', ...parts }, 'low', undefined, cvss),
+        ).toThrow(NoVerdictError)
       }),
       { seed, numRuns: 30 },
     )
@@ -108,7 +158,9 @@ describe('every vulnerability is accounted for', () => {
       const run = await runGate(['--gate', 'high', '--format', 'json', '--input', files['scan.cdx.json']!])
       const report = JSON.parse(run.stdout)
       expect(run.code).toBe(report.blocking.length ? EXIT.VIOLATION : EXIT.PASS)
-      expect(report.findings).toBe(report.blocking.length + report.suppressed.length + report.warnings.length + report.passing.length)
+      expect(report.findings).toBe(
+        report.blocking.length + report.suppressed.length + report.warnings.length + report.passing.length,
+      )
     }
   })
 })

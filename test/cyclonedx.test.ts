@@ -13,9 +13,16 @@ const FIXTURES = new URL('./fixtures/cyclonedx/', import.meta.url)
 const TRIVY = new URL('trivy-fluentd.cdx.json', FIXTURES).pathname
 const GRYPE = new URL('grype-presenter-image.cdx.json', FIXTURES).pathname
 const bom = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
-const policy = (fields: Partial<Policy> = {}): Policy => ({ gate: 'high', unknownAs: 'ignore', exemptions: [], triage: [], now: Date.parse('2026-11-28T12:00:00Z'), ...fields })
+const policy = (fields: Partial<Policy> = {}): Policy => ({
+  gate: 'high',
+  unknownAs: 'ignore',
+  exemptions: [],
+  triage: [],
+  now: Date.parse('2026-11-28T12:00:00Z'),
+  ...fields,
+})
 
-describe('evaluating a scanner\'s CycloneDX', () => {
+describe("evaluating a scanner's CycloneDX", () => {
   it('is told by its content: bomFormat CycloneDX and specVersion 1.4 to 1.7', () => {
     expect(isCycloneDx(bom(TRIVY))).toBe(true)
     expect(isCycloneDx(bom(GRYPE))).toBe(true)
@@ -26,7 +33,9 @@ describe('evaluating a scanner\'s CycloneDX', () => {
   it('judges Trivy findings by their highest rating, with the fix from the recommendation', () => {
     const evaluation = evaluate(bom(TRIVY), policy())
     expect(evaluation.counts).toEqual({ critical: 2, high: 1, medium: 0, low: 0, unknown: 0 })
-    expect(evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.score, finding.fix])).toEqual([
+    expect(
+      evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.score, finding.fix]),
+    ).toEqual([
       ['CVE-2019-18224', 'libidn2-0', 'critical', 9.8, { state: 'fixed', version: '2.0.5-1+deb10u1' }],
       ['CVE-2020-8165', 'activesupport', 'critical', 9.8, { state: 'fixed', version: '6.0.3.1, 5.2.4.3' }],
       ['CVE-2019-18276', 'bash', 'high', 7.8, { state: 'not-fixed' }],
@@ -36,14 +45,16 @@ describe('evaluating a scanner\'s CycloneDX', () => {
 
   it('marks Grype findings without fix data as unknown', () => {
     const evaluation = evaluate(bom(GRYPE), policy({ gate: 'low' }))
-    expect(evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.fix.state])).toEqual([
+    expect(
+      evaluation.blocking.map((finding) => [finding.id, finding.package, finding.severity, finding.fix.state]),
+    ).toEqual([
       ['CVE-1999-0002', 'package-2', 'critical', 'unknown'],
       ['CVE-1999-0001', 'package-1', 'low', 'unknown'],
     ])
     expect(evaluation.fixUnknown).toBe(2)
   })
 
-  it('counts the severity of every rating that has one (KEV\'s too), skips EPSS, and scores only from CVSS methods', () => {
+  it("counts the severity of every rating that has one (KEV's too), skips EPSS, and scores only from CVSS methods", () => {
     const document = {
       bomFormat: 'CycloneDX',
       specVersion: '1.6',
@@ -58,18 +69,38 @@ describe('evaluating a scanner\'s CycloneDX', () => {
             { severity: 'medium', score: 5.3, method: 'CVSSv31' },
             { severity: 'high', score: 8.8 },
           ],
-          affects: [{ ref: 'c1', versions: [{ version: '3.0.2', status: 'affected' }, { range: 'vers:deb/>=3.0.13', status: 'unaffected' }] }],
+          affects: [
+            {
+              ref: 'c1',
+              versions: [
+                { version: '3.0.2', status: 'affected' },
+                { range: 'vers:deb/>=3.0.13', status: 'unaffected' },
+              ],
+            },
+          ],
         },
       ],
     }
     const [finding] = evaluate(document, policy({ gate: 'medium' })).blocking
-    expect(finding).toMatchObject({ severity: 'critical', score: 5.3, fix: { state: 'fixed', version: 'vers:deb/>=3.0.13' } })
+    expect(finding).toMatchObject({
+      severity: 'critical',
+      score: 5.3,
+      fix: { state: 'fixed', version: 'vers:deb/>=3.0.13' },
+    })
   })
 
   it('reads Trivy recommendations by package, lists and joined recommendations included, and nothing else', () => {
-    expect([...fixesFromRecommendation('Upgrade libidn2-0 to version 2.0.5-1+deb10u1')]).toEqual([['libidn2-0', '2.0.5-1+deb10u1']])
-    expect([...fixesFromRecommendation('Upgrade activesupport to version 6.0.3.1, 5.2.4.3')]).toEqual([['activesupport', '6.0.3.1, 5.2.4.3']])
-    expect([...fixesFromRecommendation('Upgrade libssl3 to version 3.0.2-0ubuntu1.15; Upgrade openssl to version 3.0.2-0ubuntu1.15')]).toEqual([
+    expect([...fixesFromRecommendation('Upgrade libidn2-0 to version 2.0.5-1+deb10u1')]).toEqual([
+      ['libidn2-0', '2.0.5-1+deb10u1'],
+    ])
+    expect([...fixesFromRecommendation('Upgrade activesupport to version 6.0.3.1, 5.2.4.3')]).toEqual([
+      ['activesupport', '6.0.3.1, 5.2.4.3'],
+    ])
+    expect([
+      ...fixesFromRecommendation(
+        'Upgrade libssl3 to version 3.0.2-0ubuntu1.15; Upgrade openssl to version 3.0.2-0ubuntu1.15',
+      ),
+    ]).toEqual([
       ['libssl3', '3.0.2-0ubuntu1.15'],
       ['openssl', '3.0.2-0ubuntu1.15'],
     ])
@@ -92,10 +123,16 @@ describe('--input with CycloneDX and --only-fixed, the built gate', () => {
     expect(run.code).toBe(EXIT.VIOLATION)
     const report = JSON.parse(run.stdout)
     expect(report.blocking.map((finding: { id: string }) => finding.id)).toEqual(['CVE-2019-18224', 'CVE-2020-8165'])
-    expect(report.suppressed).toEqual([expect.objectContaining({ id: 'CVE-2019-18276', fix: { state: 'not-fixed' }, suppressedBy: { kind: 'no-fix' } })])
-    const text = await runGate(['--gate', 'high', '--input', TRIVY, SAMPLE_DIGEST], { env: { POLICY_ONLY_FIXED: 'true' } })
+    expect(report.suppressed).toEqual([
+      expect.objectContaining({ id: 'CVE-2019-18276', fix: { state: 'not-fixed' }, suppressedBy: { kind: 'no-fix' } }),
+    ])
+    const text = await runGate(['--gate', 'high', '--input', TRIVY, SAMPLE_DIGEST], {
+      env: { POLICY_ONLY_FIXED: 'true' },
+    })
     expect(text.code).toBe(EXIT.VIOLATION)
-    expect(text.stdout).toMatch(/Suppressed, would block otherwise:\n.*CVE-2019-18276 +bash@5\.0-4 +no fix yet \(--only-fixed\)/)
+    expect(text.stdout).toMatch(
+      /Suppressed, would block otherwise:\n.*CVE-2019-18276 +bash@5\.0-4 +no fix yet \(--only-fixed\)/,
+    )
   })
 
   it('counts every finding as fixable when the source has no fix data, and says so', async () => {
@@ -107,18 +144,28 @@ describe('--input with CycloneDX and --only-fixed, the built gate', () => {
 
   it('refuses a CycloneDX document that names another digest', async () => {
     const other = `sha256:${'b'.repeat(64)}`
-    const document = { ...bom(GRYPE), metadata: { component: { type: 'container', name: `registry.example.com/app@${other}` } } }
+    const document = {
+      ...bom(GRYPE),
+      metadata: { component: { type: 'container', name: `registry.example.com/app@${other}` } },
+    }
     const run = await runGate(['--gate', 'high', '--input', '-', SAMPLE_DIGEST], { stdin: JSON.stringify(document) })
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain(`it describes ${other}, not ${SAMPLE_DIGEST}`)
   })
 
   it('needs no image argument when the document names the digest it scanned', async () => {
-    const document = { ...bom(TRIVY), metadata: { component: { type: 'container', name: `registry.example.com/fluentd@${SAMPLE_DIGEST}` } } }
-    const run = await runGate(['--gate', 'high', '--format', 'json', '--input', '-'], { stdin: JSON.stringify(document) })
+    const document = {
+      ...bom(TRIVY),
+      metadata: { component: { type: 'container', name: `registry.example.com/fluentd@${SAMPLE_DIGEST}` } },
+    }
+    const run = await runGate(['--gate', 'high', '--format', 'json', '--input', '-'], {
+      stdin: JSON.stringify(document),
+    })
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(JSON.parse(run.stdout).image).toEqual({ reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST })
-    const storeBody = await runGate(['--gate', 'critical', '--input', '-'], { stdin: JSON.stringify({ Digest: SAMPLE_DIGEST, Packages: [] }) })
+    const storeBody = await runGate(['--gate', 'critical', '--input', '-'], {
+      stdin: JSON.stringify({ Digest: SAMPLE_DIGEST, Packages: [] }),
+    })
     expect(storeBody.code).toBe(EXIT.PASS)
     expect(storeBody.stdout).toContain(`Image  ${SAMPLE_DIGEST}`)
   })

@@ -24,12 +24,16 @@ describe('README', () => {
   })
 
   it('names every test file in its table of tests, and no file that is not there', () => {
-    const listed = tableAt('| file | covers |').slice(2).flatMap((row) => [...row.split(' | ')[0]!.matchAll(/`([\w/.-]+\.test\.ts)`/g)].map((match) => match[1]!))
-    const files = readdirSync(new URL('.', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.test.ts'))
+    const listed = tableAt('| file | covers |')
+      .slice(2)
+      .flatMap((row) => [...row.split(' | ')[0]!.matchAll(/`([\w/.-]+\.test\.ts)`/g)].map((match) => match[1]!))
+    const files = readdirSync(new URL('.', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((file) =>
+      file.endsWith('.test.ts'),
+    )
     expect([...listed].sort()).toEqual([...files].sort())
   })
 
-  it('lists every error code of the JSON document, and no other: no verdict\'s, then exit 2\'s', () => {
+  it("lists every error code of the JSON document, and no other: no verdict's, then exit 2's", () => {
     const row = readme.find((line) => line.startsWith('| `error` |')) ?? ''
     const [noVerdict, usage] = row.split('is one of')[1]!.split('on exit 2')
     const codes = (text: string) => [...text.matchAll(/`(\w+)`/g)].map((match) => match[1])

@@ -11,29 +11,91 @@ import { image, pkg, rating, SAMPLE_DIGEST, sampleImageBody, vuln } from './supp
 const HEX = 'a'.repeat(64)
 
 const severityText = fc.oneof(
-  fc.constantFrom('Critical', 'CRITICAL', ' critical', 'High', 'HIGH ', 'Important', 'important', 'Medium', 'MODERATE', 'Low', 'low', 'Negligible', 'Unknown', 'UnknownSeverity', 'none', 'info', '', 'Highest', 'crit'),
+  fc.constantFrom(
+    'Critical',
+    'CRITICAL',
+    ' critical',
+    'High',
+    'HIGH ',
+    'Important',
+    'important',
+    'Medium',
+    'MODERATE',
+    'Low',
+    'low',
+    'Negligible',
+    'Unknown',
+    'UnknownSeverity',
+    'none',
+    'info',
+    '',
+    'Highest',
+    'crit',
+  ),
   fc.string({ maxLength: 8 }),
   fc.constant(null),
   fc.integer(),
 )
-const ratingArbitrary = fc.record({ Severity: severityText, Score: fc.oneof(fc.double({ min: 0, max: 10, noNaN: true }), fc.constant(0), fc.constant(null), fc.constant('9.8')) }, { requiredKeys: [] })
-const listOf = <T>(item: fc.Arbitrary<T>, maxLength: number) => fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 6, arbitrary: fc.array(item, { maxLength }) })
+const ratingArbitrary = fc.record(
+  {
+    Severity: severityText,
+    Score: fc.oneof(fc.double({ min: 0, max: 10, noNaN: true }), fc.constant(0), fc.constant(null), fc.constant('9.8')),
+  },
+  { requiredKeys: [] },
+)
+const listOf = <T>(item: fc.Arbitrary<T>, maxLength: number) =>
+  fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 6, arbitrary: fc.array(item, { maxLength }) })
 // A small pool of IDs so that the same CVE turns up in several packages; sometimes no CVEID at all.
 const vulnerability = fc.record(
-  { CVEID: fc.oneof(fc.constantFrom('CVE-2021-44228', 'CVE-2023-0286', 'cve-2023-0286', 'GHSA-jfh8-c2jp-5v3q', 'CVE-2016-2781', ''), fc.constant(null)), ID: fc.nat(50), Ratings: listOf(ratingArbitrary, 4) },
+  {
+    CVEID: fc.oneof(
+      fc.constantFrom('CVE-2021-44228', 'CVE-2023-0286', 'cve-2023-0286', 'GHSA-jfh8-c2jp-5v3q', 'CVE-2016-2781', ''),
+      fc.constant(null),
+    ),
+    ID: fc.nat(50),
+    Ratings: listOf(ratingArbitrary, 4),
+  },
   { requiredKeys: ['ID'] },
 )
-const packageArbitrary = fc.record({ Name: fc.constantFrom('openssl', 'zlib', 'log4j-core', ''), Version: fc.constantFrom('1.0', '2.14.1', ''), Vulnerabilities: listOf(vulnerability, 6) }, { requiredKeys: [] })
-const imageArbitrary = (maxPackages: number) => fc.record({ Digest: fc.constant(SAMPLE_DIGEST), Packages: listOf(packageArbitrary, maxPackages) }, { requiredKeys: ['Digest'] })
+const packageArbitrary = fc.record(
+  {
+    Name: fc.constantFrom('openssl', 'zlib', 'log4j-core', ''),
+    Version: fc.constantFrom('1.0', '2.14.1', ''),
+    Vulnerabilities: listOf(vulnerability, 6),
+  },
+  { requiredKeys: [] },
+)
+const imageArbitrary = (maxPackages: number) =>
+  fc.record(
+    { Digest: fc.constant(SAMPLE_DIGEST), Packages: listOf(packageArbitrary, maxPackages) },
+    { requiredKeys: ['Digest'] },
+  )
 
-type Doc = { Packages?: Array<{ Name?: unknown; Vulnerabilities?: Array<{ CVEID?: unknown; ID: number; Ratings?: Array<{ Severity?: unknown; Score?: unknown }> | null }> | null }> | null }
+type Doc = {
+  Packages?: Array<{
+    Name?: unknown
+    Vulnerabilities?: Array<{
+      CVEID?: unknown
+      ID: number
+      Ratings?: Array<{ Severity?: unknown; Score?: unknown }> | null
+    }> | null
+  }> | null
+}
 
 /** The rules written out the slow, obvious way: flatten, rank, group. */
 function referenceModel(document: Doc, gate: Gate) {
   const rank = (raw: unknown): number => {
     if (typeof raw !== 'string') return 0
     const word = raw.trim().toLowerCase()
-    return word === 'critical' ? 4 : word === 'high' || word === 'important' ? 3 : word === 'medium' || word === 'moderate' ? 2 : word === 'low' ? 1 : 0
+    return word === 'critical'
+      ? 4
+      : word === 'high' || word === 'important'
+        ? 3
+        : word === 'medium' || word === 'moderate'
+          ? 2
+          : word === 'low'
+            ? 1
+            : 0
   }
   const names = ['unknown', 'low', 'medium', 'high', 'critical'] as const
   const findings = (document.Packages ?? []).flatMap((p, pi) =>
@@ -89,7 +151,8 @@ describe('normaliseSeverity', () => {
 
   it('never lets unknown reach a gate, and gate none never fails', () => {
     for (const gate of ['low', 'medium', 'high', 'critical'] as const) expect(isAtOrAbove('unknown', gate)).toBe(false)
-    for (const severity of ['critical', 'high', 'medium', 'low', 'unknown'] as const) expect(isAtOrAbove(severity, 'none')).toBe(false)
+    for (const severity of ['critical', 'high', 'medium', 'low', 'unknown'] as const)
+      expect(isAtOrAbove(severity, 'none')).toBe(false)
   })
 })
 
@@ -125,7 +188,11 @@ describe('evaluate', () => {
     ['Vulnerabilities null', image({ Name: 'a', Vulnerabilities: null })],
     ['Vulnerabilities missing', image({ Name: 'a' })],
   ])('%s means no vulnerabilities', (_name, document) => {
-    expect(evaluate(document, 'low')).toMatchObject({ counts: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 }, findings: 0, passed: true })
+    expect(evaluate(document, 'low')).toMatchObject({
+      counts: { critical: 0, high: 0, medium: 0, low: 0, unknown: 0 },
+      findings: 0,
+      passed: true,
+    })
   })
 
   it.each([
@@ -142,13 +209,29 @@ describe('evaluate', () => {
   })
 
   it('takes the highest rating, so a CVE rated High and Critical is critical and counted once', () => {
-    const result = evaluate(image(pkg('a', '1', vuln('CVE-1', rating('High', 7.5), rating('CRITICAL', 9.1), rating('low')))), 'critical')
+    const result = evaluate(
+      image(pkg('a', '1', vuln('CVE-1', rating('High', 7.5), rating('CRITICAL', 9.1), rating('low')))),
+      'critical',
+    )
     expect(result.counts).toEqual({ critical: 1, high: 0, medium: 0, low: 0, unknown: 0 })
-    expect(result.blocking).toEqual([{ id: 'CVE-1', severity: 'critical', score: 9.1, package: 'a', version: '1', rule: 'severity', fix: { state: 'unknown' } }])
+    expect(result.blocking).toEqual([
+      {
+        id: 'CVE-1',
+        severity: 'critical',
+        score: 9.1,
+        package: 'a',
+        version: '1',
+        rule: 'severity',
+        fix: { state: 'unknown' },
+      },
+    ])
   })
 
   it('counts a CVE found in two packages once, by its worst rating, and lists both findings', () => {
-    const result = evaluate(image(pkg('a', '1', vuln('CVE-1', rating('medium'))), pkg('b', '2', vuln('CVE-1', rating('high')))), 'medium')
+    const result = evaluate(
+      image(pkg('a', '1', vuln('CVE-1', rating('medium'))), pkg('b', '2', vuln('CVE-1', rating('high')))),
+      'medium',
+    )
     expect(result).toMatchObject({ uniqueVulnerabilities: 1, findings: 2, counts: { high: 1, medium: 0 } })
     expect(result.blocking.map((finding) => `${finding.package} ${finding.severity}`)).toEqual(['b high', 'a medium'])
   })
@@ -171,27 +254,43 @@ describe('evaluate', () => {
     ['Packages as an object', { Digest: SAMPLE_DIGEST, Packages: {} }, /Packages is an object, expected a list/],
     ['a package that is a number', image(7), /Packages\[0\] is a number/],
     ['Vulnerabilities as a string', image({ Vulnerabilities: 'x' }), /Packages\[0\]\.Vulnerabilities is a string/],
-    ['a rating that is null', image(pkg('a', '1', { CVEID: 'x', Ratings: [null] })), /Packages\[0\]\.Vulnerabilities\[0\]\.Ratings\[0\] is null/],
+    [
+      'a rating that is null',
+      image(pkg('a', '1', { CVEID: 'x', Ratings: [null] })),
+      /Packages\[0\]\.Vulnerabilities\[0\]\.Ratings\[0\] is null/,
+    ],
   ])('refuses %s as malformed (no verdict)', (_name, document, message) => {
     expect(() => evaluate(document, 'high')).toThrow(NoVerdictError)
     expect(() => evaluate(document, 'high')).toThrow(message)
   })
 
   it('refuses a report for another digest', () => {
-    expect(() => evaluate({ Digest: `sha256:${HEX}`, Packages: [] }, 'high', SAMPLE_DIGEST)).toThrow(/describes sha256:a{64}, not sha256:a24a/)
+    expect(() => evaluate({ Digest: `sha256:${HEX}`, Packages: [] }, 'high', SAMPLE_DIGEST)).toThrow(
+      /describes sha256:a{64}, not sha256:a24a/,
+    )
   })
 })
 
 describe('renderText and redact', () => {
   it('says so plainly when an image has no vulnerabilities', () => {
-    const text = renderText(evaluate(image(), 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
+    const text = renderText(
+      evaluate(image(), 'high'),
+      { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST },
+      { color: false },
+    )
     expect(text).toContain('No vulnerabilities reported for this image.')
     expect(text).toContain('PASS: nothing blocks at gate high.')
   })
 
   it('caps the listed findings and says how many more there are', () => {
-    const many = image(pkg('a', '1', ...Array.from({ length: 25 }, (_, i) => vuln(`CVE-2026-${1000 + i}`, rating('High', 7)))))
-    const text = renderText(evaluate(many, 'high'), { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false })
+    const many = image(
+      pkg('a', '1', ...Array.from({ length: 25 }, (_, i) => vuln(`CVE-2026-${1000 + i}`, rating('High', 7)))),
+    )
+    const text = renderText(
+      evaluate(many, 'high'),
+      { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST },
+      { color: false },
+    )
     expect(text).toContain('... and 5 more (--format json lists up to 5000)')
     expect(text).toContain('FAIL: 25 vulnerabilities (25 findings) block at gate high.')
   })
@@ -210,7 +309,11 @@ describe('renderText and redact', () => {
 
 describe('tektonResults', () => {
   it('lists at most ten blocking IDs, once each, and says how many more', () => {
-    const many = image(...Array.from({ length: 12 }, (_, i) => pkg(`p${i}`, '1', vuln(`CVE-${i}`, rating('High')), vuln(`CVE-${i}`, rating('High')))))
+    const many = image(
+      ...Array.from({ length: 12 }, (_, i) =>
+        pkg(`p${i}`, '1', vuln(`CVE-${i}`, rating('High')), vuln(`CVE-${i}`, rating('High'))),
+      ),
+    )
     const evaluation = evaluate(many, 'high')
     const results = tektonResults(buildJsonReport({ image: null, gate: 'high' }, { evaluation }))
     expect(results.blocking).toBe('CVE-0,CVE-1,CVE-10,CVE-11,CVE-2,CVE-3,CVE-4,CVE-5,CVE-6,CVE-7 (+2 more)')
@@ -238,7 +341,9 @@ describe('evaluate, on generated Image documents', () => {
     fc.assert(
       fc.property(imageArbitrary(12), (document) => {
         // From the strictest gate to the most lenient: once it passes, every higher gate passes too.
-        const passes = (['low', 'medium', 'high', 'critical', 'none'] as const).map((gate) => evaluate(document, gate).passed)
+        const passes = (['low', 'medium', 'high', 'critical', 'none'] as const).map(
+          (gate) => evaluate(document, gate).passed,
+        )
         for (let i = 1; i < passes.length; i++) if (passes[i - 1]) expect(passes[i]).toBe(true)
         expect(passes.at(-1)).toBe(true)
       }),
@@ -251,10 +356,17 @@ describe('evaluate, on generated Image documents', () => {
       fc.property(imageArbitrary(12), fc.constantFrom(...GATES), fc.nat(), (document, gate, seed) => {
         const reordered = {
           ...document,
-          Packages: document.Packages && shuffled(document.Packages, seed).map((p) => ({
-            ...p,
-            Vulnerabilities: p.Vulnerabilities && shuffled(p.Vulnerabilities, seed + 1).map((v) => ({ ...v, Ratings: v.Ratings && shuffled(v.Ratings, seed + 2) })),
-          })),
+          Packages:
+            document.Packages &&
+            shuffled(document.Packages, seed).map((p) => ({
+              ...p,
+              Vulnerabilities:
+                p.Vulnerabilities &&
+                shuffled(p.Vulnerabilities, seed + 1).map((v) => ({
+                  ...v,
+                  Ratings: v.Ratings && shuffled(v.Ratings, seed + 2),
+                })),
+            })),
         }
         const before = evaluate(document, gate)
         const after = evaluate(reordered, gate)
@@ -269,27 +381,34 @@ describe('evaluate, on generated Image documents', () => {
 
   it('handles large documents: thousands of packages, duplicate IDs everywhere', () => {
     fc.assert(
-      fc.property(fc.array(packageArbitrary, { minLength: 2_000, maxLength: 3_000 }), fc.constantFrom(...GATES), (packages, gate) => {
-        const document = { Digest: SAMPLE_DIGEST, Packages: packages }
-        const result = evaluate(document, gate)
-        expect(result.counts).toEqual(referenceModel(document as Doc, gate).counts)
-        expect(result.uniqueVulnerabilities).toBeLessThanOrEqual(56) // 5 CVE IDs and 51 store IDs at most
-      }),
+      fc.property(
+        fc.array(packageArbitrary, { minLength: 2_000, maxLength: 3_000 }),
+        fc.constantFrom(...GATES),
+        (packages, gate) => {
+          const document = { Digest: SAMPLE_DIGEST, Packages: packages }
+          const result = evaluate(document, gate)
+          expect(result.counts).toEqual(referenceModel(document as Doc, gate).counts)
+          expect(result.uniqueVulnerabilities).toBeLessThanOrEqual(56) // 5 CVE IDs and 51 store IDs at most
+        },
+      ),
       { numRuns: 5 },
     )
   })
 
   it('answers any JSON value with a verdict or a NoVerdictError, nothing else', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue(), fc.record({ Digest: fc.constant(SAMPLE_DIGEST), Packages: fc.jsonValue() })), (value) => {
-        try {
-          const result = evaluate(value, 'high')
-          expect(typeof result.passed).toBe('boolean')
-        } catch (error) {
-          expect(error).toBeInstanceOf(NoVerdictError)
-          expect((error as NoVerdictError).code).toBe('MALFORMED_RESPONSE')
-        }
-      }),
+      fc.property(
+        fc.oneof(fc.jsonValue(), fc.record({ Digest: fc.constant(SAMPLE_DIGEST), Packages: fc.jsonValue() })),
+        (value) => {
+          try {
+            const result = evaluate(value, 'high')
+            expect(typeof result.passed).toBe('boolean')
+          } catch (error) {
+            expect(error).toBeInstanceOf(NoVerdictError)
+            expect((error as NoVerdictError).code).toBe('MALFORMED_RESPONSE')
+          }
+        },
+      ),
       { numRuns: 1_000 },
     )
   })

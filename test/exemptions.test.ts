@@ -20,7 +20,8 @@ beforeAll(() => {
 
 const NOW = Date.parse('2026-11-28T12:00:00Z')
 
-const exemption = (fields: Record<string, unknown>): Exemption => exemptionsFrom({ exemptions: [{ reason: 'accepted risk', expires: '2027-01-31', ...fields }] }, 'x.yaml')[0]!
+const exemption = (fields: Record<string, unknown>): Exemption =>
+  exemptionsFrom({ exemptions: [{ reason: 'accepted risk', expires: '2027-01-31', ...fields }] }, 'x.yaml')[0]!
 
 const policy = (fields: Partial<Policy>): Policy => ({ ...basePolicy('high', NOW), ...fields })
 
@@ -32,31 +33,98 @@ describe('exemptionsFrom', () => {
       {
         exemptions: [
           { id: 'CVE-2023-0286', package: 'openssl', reason: 'not reachable', expires: '2027-01-31', owner: 'team-a' },
-          { id: 'GHSA-jfh8-c2jp-5v3q', package: { name: 'org.apache.logging.log4j:log4j-core', version: '2.14.1' }, reason: 'JNDI off', expires: '2026-12-01T00:00:00Z' },
+          {
+            id: 'GHSA-jfh8-c2jp-5v3q',
+            package: { name: 'org.apache.logging.log4j:log4j-core', version: '2.14.1' },
+            reason: 'JNDI off',
+            expires: '2026-12-01T00:00:00Z',
+          },
         ],
       },
       'x.yaml',
     )
-    expect(entries[0]).toEqual({ id: 'CVE-2023-0286', package: { name: 'openssl' }, reason: 'not reachable', expires: '2027-01-31', expiresAt: Date.parse('2027-01-31T23:59:59.999Z'), owner: 'team-a' })
-    expect(entries[1]).toMatchObject({ package: { name: 'org.apache.logging.log4j:log4j-core', version: '2.14.1' }, expiresAt: Date.parse('2026-12-01T00:00:00Z') })
+    expect(entries[0]).toEqual({
+      id: 'CVE-2023-0286',
+      package: { name: 'openssl' },
+      reason: 'not reachable',
+      expires: '2027-01-31',
+      expiresAt: Date.parse('2027-01-31T23:59:59.999Z'),
+      owner: 'team-a',
+    })
+    expect(entries[1]).toMatchObject({
+      package: { name: 'org.apache.logging.log4j:log4j-core', version: '2.14.1' },
+      expiresAt: Date.parse('2026-12-01T00:00:00Z'),
+    })
   })
 
   it.each([
     ['a file without the list', { other: [] }, 'x.yaml: the file: must hold a top-level "exemptions:" list'],
     ['an entry that is text', { exemptions: ['CVE-1'] }, 'x.yaml: entry 1: is not a mapping'],
     ['a missing id', { exemptions: [{ reason: 'r', expires: '2027-01-01' }] }, 'x.yaml: entry 1: "id" is missing'],
-    ['a missing reason', { exemptions: [{ id: 'CVE-1', expires: '2027-01-01' }] }, 'x.yaml: entry 1 (CVE-1): "reason" is missing'],
-    ['a missing expiry', { exemptions: [{ id: 'CVE-1', reason: 'r' }] }, 'x.yaml: entry 1 (CVE-1): "expires" is missing: the last day it applies'],
-    ['an impossible date', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30' }] }, '"expires" "2027-02-30" is not a real date'],
-    ['February 30 with a time', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30T10:00:00Z' }] }, 'entry 1 (CVE-1): "expires" "2027-02-30T10:00:00Z" is not a real date'],
-    ['hour 25', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T25:00:00Z' }] }, '"expires" "2027-01-01T25:00:00Z" is not a real date'],
+    [
+      'a missing reason',
+      { exemptions: [{ id: 'CVE-1', expires: '2027-01-01' }] },
+      'x.yaml: entry 1 (CVE-1): "reason" is missing',
+    ],
+    [
+      'a missing expiry',
+      { exemptions: [{ id: 'CVE-1', reason: 'r' }] },
+      'x.yaml: entry 1 (CVE-1): "expires" is missing: the last day it applies',
+    ],
+    [
+      'an impossible date',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30' }] },
+      '"expires" "2027-02-30" is not a real date',
+    ],
+    [
+      'February 30 with a time',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-02-30T10:00:00Z' }] },
+      'entry 1 (CVE-1): "expires" "2027-02-30T10:00:00Z" is not a real date',
+    ],
+    [
+      'hour 25',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T25:00:00Z' }] },
+      '"expires" "2027-01-01T25:00:00Z" is not a real date',
+    ],
     ['month 13', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-13-01T10:00:00Z' }] }, 'is not a real date'],
-    ['second 60', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T23:59:60Z' }] }, 'is not a real date'],
-    ['an offset of 24 hours', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T10:00:00+24:00' }] }, 'is not a real date'],
-    ['a misspelt field inside package', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: { name: 'openssl', versions: '3.0.2' } }] }, '"package.versions" is not a field'],
-    ['a package version that is a list', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: { name: 'openssl', version: ['3.0.2'] } }] }, '"package.version" must be text'],
-    ['a misspelt field', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', expiry: 'x' }] }, '"expiry" is not a field'],
-    ['a package list', { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: ['a'] }] }, '"package" must be a name, or a mapping'],
+    [
+      'second 60',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T23:59:60Z' }] },
+      'is not a real date',
+    ],
+    [
+      'an offset of 24 hours',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01T10:00:00+24:00' }] },
+      'is not a real date',
+    ],
+    [
+      'a misspelt field inside package',
+      {
+        exemptions: [
+          { id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: { name: 'openssl', versions: '3.0.2' } },
+        ],
+      },
+      '"package.versions" is not a field',
+    ],
+    [
+      'a package version that is a list',
+      {
+        exemptions: [
+          { id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: { name: 'openssl', version: ['3.0.2'] } },
+        ],
+      },
+      '"package.version" must be text',
+    ],
+    [
+      'a misspelt field',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', expiry: 'x' }] },
+      '"expiry" is not a field',
+    ],
+    [
+      'a package list',
+      { exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-01', package: ['a'] }] },
+      '"package" must be a name, or a mapping',
+    ],
   ])('refuses %s, naming the entry and field', (_name, document, message) => {
     expect(() => exemptionsFrom(document, 'x.yaml')).toThrow(message)
   })
@@ -71,7 +139,11 @@ describe('exemptionsFrom', () => {
 })
 
 describe('exemptions in the verdict', () => {
-  const critical = (expires: string) => policy({ gate: 'critical', exemptions: [exemption({ id: 'CVE-2021-44228', expires }), exemption({ id: 'CVE-2021-45046', expires })] })
+  const critical = (expires: string) =>
+    policy({
+      gate: 'critical',
+      exemptions: [exemption({ id: 'CVE-2021-44228', expires }), exemption({ id: 'CVE-2021-45046', expires })],
+    })
 
   it.each([
     ['today', '2026-11-28', true, 'expiring'],
@@ -106,15 +178,22 @@ describe('exemptions in the verdict', () => {
   })
 
   it('does not call an entry stale when it matches a finding below the gate', () => {
-    const result = evaluate(sampleImageBody(), policy({ gate: 'critical', exemptions: [exemption({ id: 'CVE-2016-2781' })] }))
+    const result = evaluate(
+      sampleImageBody(),
+      policy({ gate: 'critical', exemptions: [exemption({ id: 'CVE-2016-2781' })] }),
+    )
     expect(result.exemptions.stale).toEqual([])
     expect(result.suppressed).toEqual([])
   })
 
   it('shows what was suppressed and why', () => {
-    const rules = policy({ exemptions: [exemption({ id: 'CVE-2023-0286', owner: 'team-a', reason: 'X.400 never parsed' })] })
+    const rules = policy({
+      exemptions: [exemption({ id: 'CVE-2023-0286', owner: 'team-a', reason: 'X.400 never parsed' })],
+    })
     const text = renderText(evaluate(sampleImageBody(), rules), REF, { color: false, policy: rules })
-    expect(text).toMatch(/Suppressed, would block otherwise:\n {2}HIGH {7}7\.4 {2}CVE-2023-0286 {2}openssl@3\.0\.2-0ubuntu1\.7 {2}exempt until 2027-01-31 \(team-a\): X\.400 never parsed/)
+    expect(text).toMatch(
+      /Suppressed, would block otherwise:\n {2}HIGH {7}7\.4 {2}CVE-2023-0286 {2}openssl@3\.0\.2-0ubuntu1\.7 {2}exempt until 2027-01-31 \(team-a\): X\.400 never parsed/,
+    )
     expect(text).toContain('Policy 1 exemption')
   })
 })
@@ -125,12 +204,16 @@ describe('--exemptions', () => {
     const run = await gate(['--exemptions', files['exemptions.yaml']!])
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stdout).toContain('Policy 4 exemptions')
-    expect(run.stdout).toMatch(/Suppressed, would block otherwise:\n.*CVE-2021-44228 +org\.apache\.logging\.log4j:log4j-core@2\.14\.1 +exempt until \S+ \(team-a\): JNDI lookups disabled/)
+    expect(run.stdout).toMatch(
+      /Suppressed, would block otherwise:\n.*CVE-2021-44228 +org\.apache\.logging\.log4j:log4j-core@2\.14\.1 +exempt until \S+ \(team-a\): JNDI lookups disabled/,
+    )
     expect(run.stdout).toMatch(/CVE-2021-45046 .* exempt until \S+: same mitigation/)
     expect(run.stdout).toContain(`expired ${inDays(-1)}, no longer applies: CVE-2023-0464`)
     expect(run.stdout).toContain(`expires ${today}, within 14 days: CVE-2021-45046`)
     expect(run.stdout).toContain('stale, matches nothing in this image: CVE-2099-0001')
-    expect(run.stdout).toMatch(/Blocking findings, worst first:\n +HIGH +7\.5 +CVE-2023-0464 .*\n +HIGH +7\.4 +CVE-2023-0286/)
+    expect(run.stdout).toMatch(
+      /Blocking findings, worst first:\n +HIGH +7\.5 +CVE-2023-0464 .*\n +HIGH +7\.4 +CVE-2023-0286/,
+    )
     expect(run.stdout).toContain('FAIL: 2 vulnerabilities (2 findings) block at gate high.')
   })
 
@@ -142,9 +225,17 @@ describe('--exemptions', () => {
   })
 
   it.each([
-    ['a bad date', 'broken.yaml', /broken\.yaml: entry 1 \(CVE-2021-44228\): "expires" "next week" is not a real date: use YYYY-MM-DD/],
+    [
+      'a bad date',
+      'broken.yaml',
+      /broken\.yaml: entry 1 \(CVE-2021-44228\): "expires" "next week" is not a real date: use YYYY-MM-DD/,
+    ],
     ['broken YAML', 'not-yaml.yaml', /not-yaml\.yaml: not valid YAML at line \d+/],
-    ['two YAML documents, one of which would be left unread', 'two-documents.yaml', /two-documents\.yaml: holds 2 YAML documents: put every exemption in one "exemptions:" list/],
+    [
+      'two YAML documents, one of which would be left unread',
+      'two-documents.yaml',
+      /two-documents\.yaml: holds 2 YAML documents: put every exemption in one "exemptions:" list/,
+    ],
     ['a missing file', 'missing.yaml', /cannot read --exemptions .*missing\.yaml \(ENOENT\)/],
   ])('exits 2 on %s before asking the store', async (_name, file, message) => {
     await serve([answer.image(sampleImageBody())])

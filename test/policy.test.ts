@@ -11,7 +11,11 @@ import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
 import { TEST_TOKEN } from './support/simulator.ts'
 
 const START = Date.parse('2026-11-28T12:00:00Z')
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): StoreResponse => ({ status, headers, body: JSON.stringify(body) })
+const json = (status: number, body: unknown, headers: Record<string, string> = {}): StoreResponse => ({
+  status,
+  headers,
+  body: JSON.stringify(body),
+})
 const NOT_FOUND = json(404, { message: 'image not found' })
 const SAMPLE = json(200, sampleImageBody())
 
@@ -86,7 +90,7 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
 const TOKEN_FILE = { '/var/run/token': `${TEST_TOKEN}\n` }
 
 describe('--help in a terminal', () => {
-  it('wraps to the terminal\'s width, and to 80 columns when stdout is not one', async () => {
+  it("wraps to the terminal's width, and to 80 columns when stdout is not one", async () => {
     const widest = (text: string) => Math.max(...text.split('\n').map((line) => line.length))
     const [wide, piped] = [await runInProcess(['--help'], { columns: 140 }), await runInProcess(['--help'])]
     expect([wide.code, piped.code]).toEqual([EXIT.PASS, EXIT.PASS])
@@ -101,7 +105,9 @@ describe('a run on a fake clock', () => {
     const run = await runInProcess([], { answers: [NOT_FOUND, NOT_FOUND, NOT_FOUND, SAMPLE], files: TOKEN_FILE })
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.requests.map((request) => request.at)).toEqual([0, 5_000, 10_000, 15_000])
-    expect(run.stderr.match(/not in the store yet \(404\); attempt \d, \S+ elapsed, \S+ left; next try in 5s/g)).toHaveLength(3)
+    expect(
+      run.stderr.match(/not in the store yet \(404\); attempt \d, \S+ elapsed, \S+ left; next try in 5s/g),
+    ).toHaveLength(3)
     expect(run.stdout).toMatch(/FAIL: 4 vulnerabilities \(4 findings\) block at gate high\./)
   })
 
@@ -115,14 +121,20 @@ describe('a run on a fake clock', () => {
   })
 
   it('waits no longer than the time left when Retry-After asks for more', async () => {
-    const run = await runInProcess(['--timeout', '60s'], { answers: [json(503, {}, { 'retry-after': '120' })], files: TOKEN_FILE })
+    const run = await runInProcess(['--timeout', '60s'], {
+      answers: [json(503, {}, { 'retry-after': '120' })],
+      files: TOKEN_FILE,
+    })
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.elapsed).toBe(60_000)
     expect(run.requests).toHaveLength(1)
   })
 
   it('redacts the token from every line when the store echoes it', async () => {
-    const run = await runInProcess([], { answers: [json(500, { echoed: `Bearer ${TEST_TOKEN}` }), SAMPLE], files: TOKEN_FILE })
+    const run = await runInProcess([], {
+      answers: [json(500, { echoed: `Bearer ${TEST_TOKEN}` }), SAMPLE],
+      files: TOKEN_FILE,
+    })
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain('[redacted]')
     expect(run.stderr + run.stdout).not.toContain(TEST_TOKEN.slice(0, 12))
@@ -137,22 +149,45 @@ describe('a run on a fake clock', () => {
 
 describe('what a run writes', () => {
   it('writes the Tekton results with the verdict last, then prints the summary', async () => {
-    const run = await runInProcess(['--results-dir', '/tekton/results'], { files: TOKEN_FILE, dirs: ['/tekton/results'] })
+    const run = await runInProcess(['--results-dir', '/tekton/results'], {
+      files: TOKEN_FILE,
+      dirs: ['/tekton/results'],
+    })
     expect(run.code).toBe(EXIT.VIOLATION)
     expect([...run.written.keys()].at(-1)).toBe('/tekton/results/verdict')
-    expect(Object.fromEntries(run.written)).toMatchObject({ '/tekton/results/verdict': 'fail', '/tekton/results/critical': '2' })
+    expect(Object.fromEntries(run.written)).toMatchObject({
+      '/tekton/results/verdict': 'fail',
+      '/tekton/results/critical': '2',
+    })
   })
 
   it('exits 3 with the verdict still in the JSON when the results cannot be recorded', async () => {
-    const run = await runInProcess(['--results-dir', '/tekton/results', '--format', 'json'], { files: TOKEN_FILE, dirs: ['/tekton/results'], failWrites: true })
+    const run = await runInProcess(['--results-dir', '/tekton/results', '--format', 'json'], {
+      files: TOKEN_FILE,
+      dirs: ['/tekton/results'],
+      failWrites: true,
+    })
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(JSON.parse(run.stdout)).toMatchObject({ verdict: 'fail', exitCode: EXIT.NO_VERDICT, enforcedExitCode: EXIT.NO_VERDICT, error: { code: 'RESULTS_NOT_WRITTEN' } })
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      verdict: 'fail',
+      exitCode: EXIT.NO_VERDICT,
+      enforcedExitCode: EXIT.NO_VERDICT,
+      error: { code: 'RESULTS_NOT_WRITTEN' },
+    })
   })
 
   it('exits 0 in audit mode when the token is rejected, and says the gate would have failed', async () => {
-    const run = await runInProcess(['--mode', 'audit', '--format', 'json'], { answers: [{ status: 401, headers: {}, body: 'Unauthorized' }], files: TOKEN_FILE })
+    const run = await runInProcess(['--mode', 'audit', '--format', 'json'], {
+      answers: [{ status: 401, headers: {}, body: 'Unauthorized' }],
+      files: TOKEN_FILE,
+    })
     expect(run.code).toBe(EXIT.PASS)
-    expect(JSON.parse(run.stdout)).toMatchObject({ verdict: 'error', exitCode: 0, enforcedExitCode: 3, error: { code: 'TOKEN_REJECTED' } })
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      verdict: 'error',
+      exitCode: 0,
+      enforcedExitCode: 3,
+      error: { code: 'TOKEN_REJECTED' },
+    })
     expect(run.stderr).toContain('AUDIT: the gate would have failed here (exit 3, no verdict)')
   })
 

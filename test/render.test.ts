@@ -1,5 +1,6 @@
 // Golden files for what people read: the text summary with colour off, and --help. A change to the
-// output shows up as a diff here; after checking it, rewrite them with UPDATE_GOLDEN=1 npx vitest run test/render.test.ts
+// output shows up as a diff here; after checking it, rewrite them with UPDATE_GOLDEN=1 npx vitest run
+// test/render.test.ts
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { basePolicy, evaluate } from '../gate/evaluate.ts'
@@ -18,7 +19,8 @@ function expectGolden(name: string, actual: string): void {
   expect(actual).toBe(readFileSync(path, 'utf8'))
 }
 
-const summary = (document: unknown, policy: Policy, triage = false) => renderText(evaluate(document, policy), IMAGE, { color: false, policy, triage })
+const summary = (document: unknown, policy: Policy, triage = false) =>
+  renderText(evaluate(document, policy), IMAGE, { color: false, policy, triage })
 
 describe('golden files', () => {
   it('the reference sample at gate high', () => {
@@ -33,7 +35,13 @@ describe('golden files', () => {
     const exemptions = exemptionsFrom(
       {
         exemptions: [
-          { id: 'CVE-2021-44228', package: 'org.apache.logging.log4j:log4j-core', reason: 'JNDI lookups disabled', expires: '2027-01-31', owner: 'team-a' },
+          {
+            id: 'CVE-2021-44228',
+            package: 'org.apache.logging.log4j:log4j-core',
+            reason: 'JNDI lookups disabled',
+            expires: '2027-01-31',
+            owner: 'team-a',
+          },
           { id: 'CVE-2021-45046', reason: 'same mitigation', expires: '2026-12-05' },
           { id: 'CVE-2023-0464', reason: 'policy constraints unused', expires: '2026-11-01' },
           { id: 'CVE-2099-0001', reason: 'old base image', expires: '2027-06-30' },
@@ -41,7 +49,16 @@ describe('golden files', () => {
       },
       'exemptions.yaml',
     )
-    const { decisions } = triagePageFrom({ Results: [triageRecord('CVE-2023-0286', { Name: 'openssl', Version: '3.0.2-0ubuntu1.7' }, 'not_affected', 'code_not_reachable')] })
+    const { decisions } = triagePageFrom({
+      Results: [
+        triageRecord(
+          'CVE-2023-0286',
+          { Name: 'openssl', Version: '3.0.2-0ubuntu1.7' },
+          'not_affected',
+          'code_not_reachable',
+        ),
+      ],
+    })
     const policy: Policy = { ...basePolicy('high', NOW), exemptions, triage: decisions, failOnScore: 6 }
     expectGolden('policy.txt', summary(sampleImageBody(), policy, true))
   })
@@ -53,7 +70,9 @@ describe('golden files', () => {
 
 describe('--help fits the terminal', () => {
   it.each([80, 100, 120])('has no line over %i columns when the terminal is that wide', (width) => {
-    const long = renderHelp(width).split('\n').filter((line) => line.length > width)
+    const long = renderHelp(width)
+      .split('\n')
+      .filter((line) => line.length > width)
     expect(long).toEqual([])
   })
 

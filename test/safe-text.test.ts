@@ -12,7 +12,8 @@ import { validateSarif } from './support/sarif.ts'
 import { image, pkg, rating, SAMPLE_DIGEST, vuln } from './support/documents.ts'
 
 /** Characters no output may carry raw (the text summary and JSON keep their own line breaks). */
-const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+const RAW_CONTROL =
+  /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 /** What XML 1.0 may hold at all (its Char production). */
 const NOT_XML_CHAR = /[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u
 
@@ -31,18 +32,55 @@ const ATTACKS = [
 const hostileChar = fc.oneof(
   { weight: 4, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
   { weight: 2, arbitrary: fc.integer({ min: 0, max: 0x20 }) },
-  { weight: 1, arbitrary: fc.constantFrom(0x7f, 0x85, 0x9b, 0x61c, 0x200e, 0x2028, 0x2029, 0x202a, 0x202e, 0x2066, 0x2069, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xfeff, 0xfffe, 0xffff) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      0x7f,
+      0x85,
+      0x9b,
+      0x61c,
+      0x200e,
+      0x2028,
+      0x2029,
+      0x202a,
+      0x202e,
+      0x2066,
+      0x2069,
+      0xd800,
+      0xdbff,
+      0xdc00,
+      0xdfff,
+      0xfeff,
+      0xfffe,
+      0xffff,
+    ),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 0xa0, max: 0xffff }) },
 )
 const hostileText = fc.oneof(
-  { weight: 3, arbitrary: fc.array(hostileChar, { minLength: 1, maxLength: 60 }).map((codes) => String.fromCharCode(...codes)) },
+  {
+    weight: 3,
+    arbitrary: fc.array(hostileChar, { minLength: 1, maxLength: 60 }).map((codes) => String.fromCharCode(...codes)),
+  },
   { weight: 1, arbitrary: fc.constantFrom(...ATTACKS) },
-  { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...ATTACKS), fc.integer({ min: 300, max: 5_000 })).map(([attack, length]) => attack.repeat(Math.ceil(length / attack.length))) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...ATTACKS), fc.integer({ min: 300, max: 5_000 }))
+      .map(([attack, length]) => attack.repeat(Math.ceil(length / attack.length))),
+  },
 )
-const hostileFinding = fc.record({ id: hostileText, name: hostileText, version: hostileText, severity: fc.constantFrom('Critical', 'High', 'Low') })
+const hostileFinding = fc.record({
+  id: hostileText,
+  name: hostileText,
+  version: hostileText,
+  severity: fc.constantFrom('Critical', 'High', 'Low'),
+})
 
 function documentOf(findings: ReadonlyArray<{ id: string; name: string; version: string; severity: string }>) {
-  return image(...findings.map((finding) => pkg(finding.name, finding.version, vuln(finding.id, rating(finding.severity, 9.1)))))
+  return image(
+    ...findings.map((finding) => pkg(finding.name, finding.version, vuln(finding.id, rating(finding.severity, 9.1)))),
+  )
 }
 
 function policyFor(findings: ReadonlyArray<{ id: string; name: string }>, note: string): Policy {
@@ -51,11 +89,20 @@ function policyFor(findings: ReadonlyArray<{ id: string; name: string }>, note: 
     gate: 'high',
     unknownAs: 'ignore',
     now: Date.parse('2026-11-28T12:00:00Z'),
-    exemptions: first ? [{ id: first.id.trim() || 'x', reason: note, expires: '2026-12-01', expiresAt: Date.parse('2026-12-01T23:59:59Z'), owner: note }] : [],
+    exemptions: first
+      ? [
+          {
+            id: first.id.trim() || 'x',
+            reason: note,
+            expires: '2026-12-01',
+            expiresAt: Date.parse('2026-12-01T23:59:59Z'),
+            owner: note,
+          },
+        ]
+      : [],
     triage: second ? [{ id: second.id.trim() || 'y', state: 'not_affected', justification: note }] : [],
   }
 }
-
 
 describe('every output neutralises data from outside', () => {
   it('the text summary: no raw control character, bounded lines, and the verdict is the last line and the only one', () => {
@@ -63,7 +110,11 @@ describe('every output neutralises data from outside', () => {
       fc.property(fc.array(hostileFinding, { minLength: 1, maxLength: 6 }), hostileText, (findings, note) => {
         const policy = policyFor(findings, note)
         const evaluation = evaluate(documentOf(findings), policy, SAMPLE_DIGEST)
-        const text = renderText(evaluation, { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, { color: false, policy, triage: true })
+        const text = renderText(
+          evaluation,
+          { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST },
+          { color: false, policy, triage: true },
+        )
         expect(text).not.toMatch(RAW_CONTROL)
         const lines = text.trimEnd().split('\n')
         for (const line of lines) expect(line.length).toBeLessThanOrEqual(400)
@@ -78,11 +129,16 @@ describe('every output neutralises data from outside', () => {
     fc.assert(
       fc.property(fc.array(hostileFinding, { minLength: 1, maxLength: 6 }), hostileText, (findings, note) => {
         const evaluation = evaluate(documentOf(findings), policyFor(findings, note), SAMPLE_DIGEST)
-        const report = buildJsonReport({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high' }, { evaluation })
+        const report = buildJsonReport(
+          { image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high' },
+          { evaluation },
+        )
         const json = toJson(report)
         expect(json).not.toMatch(RAW_CONTROL)
         const parsed = JSON.parse(json)
-        expect(parsed.blocking.map((finding: { id: string }) => finding.id)).toEqual(evaluation.blocking.map((finding) => cut(finding.id, 256)))
+        expect(parsed.blocking.map((finding: { id: string }) => finding.id)).toEqual(
+          evaluation.blocking.map((finding) => cut(finding.id, 256)),
+        )
         const sarif = renderSarif(report)
         expect(sarif).not.toMatch(RAW_CONTROL)
         expect(validateSarif(JSON.parse(sarif)), JSON.stringify(validateSarif.errors)).toBe(true)
@@ -96,7 +152,12 @@ describe('every output neutralises data from outside', () => {
     fc.assert(
       fc.property(fc.array(hostileFinding, { minLength: 1, maxLength: 6 }), hostileText, (findings, note) => {
         const evaluation = evaluate(documentOf(findings), policyFor(findings, note), SAMPLE_DIGEST)
-        const xml = renderJunit(buildJsonReport({ image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high' }, { evaluation, error: { code: 'X', message: note } }))
+        const xml = renderJunit(
+          buildJsonReport(
+            { image: { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST }, gate: 'high' },
+            { evaluation, error: { code: 'X', message: note } },
+          ),
+        )
         expect(xml).not.toMatch(NOT_XML_CHAR)
         expect(XMLValidator.validate(xml)).toBe(true)
         const cases = [parser.parse(xml).testsuites.testsuite.testcase].flat()
@@ -115,7 +176,10 @@ describe('every output neutralises data from outside', () => {
         expect(all).not.toMatch(/[\r\n]/)
         expect(all).not.toMatch(RAW_CONTROL)
         expect(Buffer.byteLength(all)).toBeLessThan(1_024)
-        const ids = results.blocking!.replace(/ \(\+\d+ more\)$/, '').split(',').filter(Boolean)
+        const ids = results
+          .blocking!.replace(/ \(\+\d+ more\)$/, '')
+          .split(',')
+          .filter(Boolean)
         expect(ids.length).toBeLessThanOrEqual(10)
         for (const id of ids) expect(id.length).toBeLessThanOrEqual(64)
       }),
@@ -151,11 +215,22 @@ describe('neutralising and cutting', () => {
   })
 
   it('caps the report at 5000 findings per list and 256 characters per field, saying how many were left out', () => {
-    const many = Array.from({ length: 5_003 }, (_, i) => ({ id: `CVE-${i}-${'x'.repeat(300)}`, name: 'p', version: '1', severity: 'High' }))
-    const report = buildJsonReport({ image: null, gate: 'high' }, { evaluation: evaluate(documentOf(many), 'high', SAMPLE_DIGEST) })
+    const many = Array.from({ length: 5_003 }, (_, i) => ({
+      id: `CVE-${i}-${'x'.repeat(300)}`,
+      name: 'p',
+      version: '1',
+      severity: 'High',
+    }))
+    const report = buildJsonReport(
+      { image: null, gate: 'high' },
+      { evaluation: evaluate(documentOf(many), 'high', SAMPLE_DIGEST) },
+    )
     expect(report.blocking).toHaveLength(5_000)
     expect(report.omitted).toEqual({ blocking: 3, suppressed: 0, warnings: 0, passing: 0 })
-    const passing = buildJsonReport({ image: null, gate: 'critical' }, { evaluation: evaluate(documentOf(many), 'critical', SAMPLE_DIGEST) })
+    const passing = buildJsonReport(
+      { image: null, gate: 'critical' },
+      { evaluation: evaluate(documentOf(many), 'critical', SAMPLE_DIGEST) },
+    )
     expect(passing.passing).toHaveLength(5_000)
     expect(passing.omitted).toEqual({ blocking: 0, suppressed: 0, warnings: 0, passing: 3 })
     expect(report.blocking[0]!.id).toHaveLength(256)
@@ -169,7 +244,11 @@ describe('redaction', () => {
   it.each([
     ['as written', `Bearer ${TOKEN}`],
     ['JSON-escaped', JSON.stringify({ echoed: `Bearer ${TOKEN}` })],
-    ['XML-escaped', `<error message="Bearer ${TOKEN.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}"/>`],
+    [
+      'XML-escaped',
+      `<error message="Bearer ` +
+        `${TOKEN.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')}"/>`,
+    ],
   ])('removes the token %s', (_form, output) => {
     const redacted = redact(output, [TOKEN])
     expect(redacted).toContain('[redacted]')

@@ -15,12 +15,31 @@ import { startSilentProxy } from '../support/proxy.ts'
 import { cleanImageBody, SAMPLE_DIGEST, sampleImageBody } from '../support/documents.ts'
 import { answer, TEST_TOKEN } from '../support/simulator.ts'
 
-const STORE: StoreSettings = { baseUrl: new URL('https://store.example.com'), token: TEST_TOKEN, timeoutMs: 10_000, pollIntervalMs: 100, proxied: false }
-const IMAGE_POLL = { url: new URL('https://store.example.com/api/v1/images/x'), what: 'the image', onNotFound: 'wait' as const, accept: (document: unknown) => ({ ready: true as const, value: document }) }
+const STORE: StoreSettings = {
+  baseUrl: new URL('https://store.example.com'),
+  token: TEST_TOKEN,
+  timeoutMs: 10_000,
+  pollIntervalMs: 100,
+  proxied: false,
+}
+const IMAGE_POLL = {
+  url: new URL('https://store.example.com/api/v1/images/x'),
+  what: 'the image',
+  onNotFound: 'wait' as const,
+  accept: (document: unknown) => ({ ready: true as const, value: document }),
+}
 
-const status = (code: number, headers: Record<string, string> = {}, body = ''): StoreResponse => ({ status: code, headers, body })
+const status = (code: number, headers: Record<string, string> = {}, body = ''): StoreResponse => ({
+  status: code,
+  headers,
+  body,
+})
 const ok = status(200, {}, '{"Digest":"x"}')
-const dnsError = () => Object.assign(new Error('getaddrinfo ENOTFOUND store.example.com'), { code: 'ENOTFOUND', hostname: 'store.example.com' })
+const dnsError = () =>
+  Object.assign(new Error('getaddrinfo ENOTFOUND store.example.com'), {
+    code: 'ENOTFOUND',
+    hostname: 'store.example.com',
+  })
 
 /** A fake clock: `sleep` moves it on; every request and every sleep is recorded. */
 function fakeClock(answers: ReadonlyArray<StoreResponse | (() => Error)>) {
@@ -81,7 +100,9 @@ describe('the polling rules, on a fake clock', () => {
 
   it('cuts the last wait to the time left and then times out, naming what it waited for', async () => {
     const clock = fakeClock([status(404)])
-    await expect(pollStore(IMAGE_POLL, { ...STORE, timeoutMs: 250 }, clock.deps)).rejects.toThrow(/timed out after 250ms waiting for the image \(3 requests; last: not in the store yet \(404\)\)/)
+    await expect(pollStore(IMAGE_POLL, { ...STORE, timeoutMs: 250 }, clock.deps)).rejects.toThrow(
+      /timed out after 250ms waiting for the image \(3 requests; last: not in the store yet \(404\)\)/,
+    )
     expect(clock.sleeps).toEqual([100, 100, 50])
   })
 
@@ -89,7 +110,12 @@ describe('the polling rules, on a fake clock', () => {
     const clock = fakeClock([dnsError])
     const failure = pollStore(IMAGE_POLL, STORE, clock.deps)
     await expect(failure).rejects.toBeInstanceOf(NoVerdictError)
-    await expect(failure).rejects.toMatchObject({ code: 'DNS', message: expect.stringContaining('host store.example.com does not resolve (ENOTFOUND, 3 tries in a row): check --url') })
+    await expect(failure).rejects.toMatchObject({
+      code: 'DNS',
+      message: expect.stringContaining(
+        'host store.example.com does not resolve (ENOTFOUND, 3 tries in a row): check --url',
+      ),
+    })
     expect(clock.requests).toEqual([0, 1_000, 3_000])
   })
 
@@ -112,7 +138,8 @@ describe('the polling rules, on a fake clock', () => {
     expect(parseRetryAfter('120', now)).toBe(120_000)
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:30 GMT', now)).toBe(30_000)
     expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:00 GMT', now)).toBe(0)
-    for (const unreadable of ['1.5', '-1', '1e3', 'soon', '2026-01-01']) expect(parseRetryAfter(unreadable, now), unreadable).toBeUndefined()
+    for (const unreadable of ['1.5', '-1', '1e3', 'soon', '2026-01-01'])
+      expect(parseRetryAfter(unreadable, now), unreadable).toBeUndefined()
   })
 })
 
@@ -145,7 +172,11 @@ describe('the real clock: the whole run ends by --timeout', () => {
 
   it.each([
     ['--input', (fifo: string) => ['--input', fifo], /no verdict: timed out after 2s reading --input/],
-    ['the token file', (fifo: string) => ['--token-file', fifo], /no verdict: timed out after 2s reading the configuration/],
+    [
+      'the token file',
+      (fifo: string) => ['--token-file', fifo],
+      /no verdict: timed out after 2s reading the configuration/,
+    ],
     ['--exemptions', (fifo: string) => ['--exemptions', fifo], /no verdict: timed out after 2s reading --exemptions/],
   ])('a FIFO nobody writes to as %s ends at the deadline', async (_name, flags, message) => {
     await fixture.serve([answer.image(cleanImageBody())])
@@ -175,10 +206,15 @@ describe('signals end the run within a second in every phase', () => {
   async function writeLargeReport(megabytes: number): Promise<string> {
     const path = join(mkdtempSync(join(tmpdir(), 'large-')), 'report.json')
     const out = createWriteStream(path)
-    const pkg = JSON.stringify({ Name: 'openssl', Version: '3.0.2', Vulnerabilities: [{ CVEID: 'CVE-2023-0286', Ratings: [{ Severity: 'High', Score: 7.4 }] }] })
+    const pkg = JSON.stringify({
+      Name: 'openssl',
+      Version: '3.0.2',
+      Vulnerabilities: [{ CVEID: 'CVE-2023-0286', Ratings: [{ Severity: 'High', Score: 7.4 }] }],
+    })
     const block = `${Array.from({ length: 1_000 }, () => pkg).join(',')},`
     out.write(`{"Digest":"${SAMPLE_DIGEST}","Packages":[`)
-    for (let written = 0; written < megabytes * 2 ** 20; written += block.length) if (!out.write(block)) await once(out, 'drain')
+    for (let written = 0; written < megabytes * 2 ** 20; written += block.length)
+      if (!out.write(block)) await once(out, 'drain')
     out.end(`${pkg}]}`)
     await once(out, 'close')
     return path
@@ -187,22 +223,26 @@ describe('signals end the run within a second in every phase', () => {
   it.each([
     ['SIGTERM', EXIT.SIGTERM],
     ['SIGINT', EXIT.SIGINT],
-  ] as const)('%s while a large --input is parsed and evaluated ends the process at once with %i', async (signal, code) => {
-    const path = await writeLargeReport(160)
-    let sentAt = 0
-    const run = await runGate(['--gate', 'high', '--max-body-size', '1GiB', '--input', path, SAMPLE_DIGEST], {
-      onStderr: (stderr, child) => {
-        if (!sentAt && stderr.includes('parsing ')) {
-          sentAt = performance.now()
-          // A moment into the parse, so that the signal lands inside JSON.parse, not before it.
-          setTimeout(() => child.kill(signal), 100)
-        }
-      },
-    })
-    expect(sentAt, 'the gate said it was parsing').toBeGreaterThan(0)
-    expect(run.code).toBe(code)
-    expect(performance.now() - sentAt - 100).toBeLessThan(1_000)
-  }, 60_000)
+  ] as const)(
+    '%s while a large --input is parsed and evaluated ends the process at once with %i',
+    async (signal, code) => {
+      const path = await writeLargeReport(160)
+      let sentAt = 0
+      const run = await runGate(['--gate', 'high', '--max-body-size', '1GiB', '--input', path, SAMPLE_DIGEST], {
+        onStderr: (stderr, child) => {
+          if (!sentAt && stderr.includes('parsing ')) {
+            sentAt = performance.now()
+            // A moment into the parse, so that the signal lands inside JSON.parse, not before it.
+            setTimeout(() => child.kill(signal), 100)
+          }
+        },
+      })
+      expect(sentAt, 'the gate said it was parsing').toBeGreaterThan(0)
+      expect(run.code).toBe(code)
+      expect(performance.now() - sentAt - 100).toBeLessThan(1_000)
+    },
+    60_000,
+  )
 
   it('the same report, left alone, takes longer than that: the test above measures the signal, not a fast parse', async () => {
     const path = await writeLargeReport(160)
@@ -219,14 +259,34 @@ describe('a store body with the token echoed', () => {
   const fixture = useStoreFixture()
 
   it('never puts the token in stdout, stderr, the report or the results, even cut short in a long field', async () => {
-    const echoed = { ...sampleImageBody(), Packages: [{ Name: `Bearer ${TEST_TOKEN}`, Version: `${'v'.repeat(70)}${TEST_TOKEN}`, Vulnerabilities: [{ CVEID: `${TEST_TOKEN}-CVE`, Ratings: [{ Severity: 'Critical' }] }] }] }
+    const echoed = {
+      ...sampleImageBody(),
+      Packages: [
+        {
+          Name: `Bearer ${TEST_TOKEN}`,
+          Version: `${'v'.repeat(70)}${TEST_TOKEN}`,
+          Vulnerabilities: [{ CVEID: `${TEST_TOKEN}-CVE`, Ratings: [{ Severity: 'Critical' }] }],
+        },
+      ],
+    }
     await fixture.serve([answer.raw(500, `upstream said: Authorization: Bearer ${TEST_TOKEN}`), answer.image(echoed)])
     const out = writeFiles({ keep: '' })
     const dir = join(out.keep!, '..')
     for (const format of ['json', 'sarif', 'junit']) {
-      const run = await fixture.gate(['--report-file', join(dir, `report.${format}`), '--report-format', format, '--results-dir', dir, '--format', format === 'json' ? 'json' : 'text'])
+      const run = await fixture.gate([
+        '--report-file',
+        join(dir, `report.${format}`),
+        '--report-format',
+        format,
+        '--results-dir',
+        dir,
+        '--format',
+        format === 'json' ? 'json' : 'text',
+      ])
       expect(run.code).toBe(EXIT.VIOLATION)
-      const written = ['verdict', 'blocking', `report.${format}`].map((name) => execFileSync('cat', [join(dir, name)], { encoding: 'utf8' }))
+      const written = ['verdict', 'blocking', `report.${format}`].map((name) =>
+        execFileSync('cat', [join(dir, name)], { encoding: 'utf8' }),
+      )
       for (const text of [run.stdout, run.stderr, ...written]) {
         expect(text).not.toContain(TEST_TOKEN)
         expect(text).not.toContain(TEST_TOKEN.slice(0, 12))

@@ -34,7 +34,9 @@ const SAMPLE = Buffer.from(JSON.stringify(sampleImageBody()))
 const bodyFault: fc.Arbitrary<Buffer> = fc.oneof(
   fc.constant(SAMPLE),
   fc.nat(SAMPLE.length - 1).map((cut) => SAMPLE.subarray(0, cut)),
-  fc.tuple(fc.nat(SAMPLE.length - 1), fc.integer({ min: 0, max: 255 })).map(([at, byte]) => Buffer.concat([SAMPLE.subarray(0, at), Buffer.from([byte]), SAMPLE.subarray(at + 1)])),
+  fc
+    .tuple(fc.nat(SAMPLE.length - 1), fc.integer({ min: 0, max: 255 }))
+    .map(([at, byte]) => Buffer.concat([SAMPLE.subarray(0, at), Buffer.from([byte]), SAMPLE.subarray(at + 1)])),
   fc.constant(Buffer.concat([SAMPLE, Buffer.alloc(MAX_BODY, ' ')])),
   fc.jsonValue().map((value) => Buffer.from(JSON.stringify(value) ?? 'null')),
   fc.constant(Buffer.alloc(0)),
@@ -57,75 +59,127 @@ const retryAfter = fc.oneof(
   fc.constant(undefined),
   fc.integer({ min: -5, max: 200_000 }).map(String),
   fc.double({ min: -10, max: 10, noNaN: true }).map(String),
-  fc.constantFrom('Thu, 01 Jan 1970 00:00:00 GMT', 'Fri, 31 Dec 9999 23:59:59 GMT', 'soon', '', '1e3', '99999999999999999999'),
+  fc.constantFrom(
+    'Thu, 01 Jan 1970 00:00:00 GMT',
+    'Fri, 31 Dec 9999 23:59:59 GMT',
+    'soon',
+    '',
+    '1e3',
+    '99999999999999999999',
+  ),
 )
 
 describe('the polling rules under random answers, on a fake clock', () => {
-  type Item = { kind: 'status'; status: number; retryAfter?: string | undefined } | { kind: 'network'; code: string } | { kind: 'body'; body: Buffer }
+  type Item =
+    | { kind: 'status'; status: number; retryAfter?: string | undefined }
+    | { kind: 'network'; code: string }
+    | { kind: 'body'; body: Buffer }
   const item: fc.Arbitrary<Item> = fc.oneof(
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant('status' as const), status: fc.constantFrom(...RETRYABLE, ...FATAL), retryAfter }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('network' as const), code: fc.constantFrom('ECONNRESET', 'ECONNREFUSED', 'ENOTFOUND', 'UND_ERR_SOCKET', 'EAI_AGAIN') }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant('status' as const),
+        status: fc.constantFrom(...RETRYABLE, ...FATAL),
+        retryAfter,
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('network' as const),
+        code: fc.constantFrom('ECONNRESET', 'ECONNREFUSED', 'ENOTFOUND', 'UND_ERR_SOCKET', 'EAI_AGAIN'),
+      }),
+    },
     { weight: 1, arbitrary: bodyFault.map((body) => ({ kind: 'body' as const, body })) },
   )
 
   it('ends as the rules say, with at least 1 s between retries after a failure and never past the deadline', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(item, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1_000, max: 120_000 }), async (sequence, timeoutMs) => {
-        let now = 0
-        let served = 0
-        const requests: Array<{ at: number; item: Item }> = []
-        const deps: WaitDeps = {
-          fetch: async () => {
-            const next = sequence[Math.min(served++, sequence.length - 1)]!
-            requests.push({ at: now, item: next })
-            if (next.kind === 'network') throw Object.assign(new Error(next.code), { code: next.code, hostname: 'store.example.com' })
-            if (next.kind === 'body') {
-              if (next.body.length > MAX_BODY) throw new NoVerdictError('BODY_TOO_LARGE', 'too large')
-              return { status: 200, headers: {}, body: next.body.toString('utf8') } satisfies StoreResponse
-            }
-            return { status: next.status, headers: next.retryAfter === undefined ? {} : { 'retry-after': next.retryAfter }, body: '' }
-          },
-          now: () => now,
-          sleep: async (ms) => void (now += ms),
-          random: () => 0.5,
-          progress: () => undefined,
-          signal: new AbortController().signal,
-          started: 0,
-          blocking: (work) => work(),
-        }
-        const store: StoreSettings = { baseUrl: new URL('https://store.example.com'), token: TEST_TOKEN, timeoutMs, pollIntervalMs: 50, proxied: false }
-        const poll = { url: new URL('https://store.example.com/api/v1/images/x'), what: 'x', onNotFound: 'wait' as const, accept: (document: unknown) => ({ ready: true as const, value: evaluate(document, 'high') }) }
-        const outcome = await pollStore(poll, store, deps).then(
-          () => 'verdict',
-          (error: unknown) => (error instanceof NoVerdictError ? error.code : `unexpected ${String(error)}`),
-        )
-        expect(outcome).not.toMatch(/^unexpected/)
-        expect(now).toBeLessThanOrEqual(timeoutMs)
-        for (let i = 1; i < requests.length; i++) {
-          const previous = requests[i - 1]!.item
-          const failed = previous.kind === 'network' || (previous.kind === 'status' && previous.status !== 404)
-          const deadlineCut = requests[i]!.at === timeoutMs
-          if (failed && !deadlineCut) expect(requests[i]!.at - requests[i - 1]!.at).toBeGreaterThanOrEqual(1_000)
-        }
-        const last = requests.at(-1)!.item
-        if (outcome === 'verdict') expect(last.kind).toBe('body')
-        if (outcome === 'TOKEN_REJECTED' || outcome === 'STORE_ERROR') expect(last).toMatchObject({ kind: 'status' })
-      }),
+      fc.asyncProperty(
+        fc.array(item, { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1_000, max: 120_000 }),
+        async (sequence, timeoutMs) => {
+          let now = 0
+          let served = 0
+          const requests: Array<{ at: number; item: Item }> = []
+          const deps: WaitDeps = {
+            fetch: async () => {
+              const next = sequence[Math.min(served++, sequence.length - 1)]!
+              requests.push({ at: now, item: next })
+              if (next.kind === 'network')
+                throw Object.assign(new Error(next.code), { code: next.code, hostname: 'store.example.com' })
+              if (next.kind === 'body') {
+                if (next.body.length > MAX_BODY) throw new NoVerdictError('BODY_TOO_LARGE', 'too large')
+                return { status: 200, headers: {}, body: next.body.toString('utf8') } satisfies StoreResponse
+              }
+              return {
+                status: next.status,
+                headers: next.retryAfter === undefined ? {} : { 'retry-after': next.retryAfter },
+                body: '',
+              }
+            },
+            now: () => now,
+            sleep: async (ms) => void (now += ms),
+            random: () => 0.5,
+            progress: () => undefined,
+            signal: new AbortController().signal,
+            started: 0,
+            blocking: (work) => work(),
+          }
+          const store: StoreSettings = {
+            baseUrl: new URL('https://store.example.com'),
+            token: TEST_TOKEN,
+            timeoutMs,
+            pollIntervalMs: 50,
+            proxied: false,
+          }
+          const poll = {
+            url: new URL('https://store.example.com/api/v1/images/x'),
+            what: 'x',
+            onNotFound: 'wait' as const,
+            accept: (document: unknown) => ({ ready: true as const, value: evaluate(document, 'high') }),
+          }
+          const outcome = await pollStore(poll, store, deps).then(
+            () => 'verdict',
+            (error: unknown) => (error instanceof NoVerdictError ? error.code : `unexpected ${String(error)}`),
+          )
+          expect(outcome).not.toMatch(/^unexpected/)
+          expect(now).toBeLessThanOrEqual(timeoutMs)
+          for (let i = 1; i < requests.length; i++) {
+            const previous = requests[i - 1]!.item
+            const failed = previous.kind === 'network' || (previous.kind === 'status' && previous.status !== 404)
+            const deadlineCut = requests[i]!.at === timeoutMs
+            if (failed && !deadlineCut) expect(requests[i]!.at - requests[i - 1]!.at).toBeGreaterThanOrEqual(1_000)
+          }
+          const last = requests.at(-1)!.item
+          if (outcome === 'verdict') expect(last.kind).toBe('body')
+          if (outcome === 'TOKEN_REJECTED' || outcome === 'STORE_ERROR') expect(last).toMatchObject({ kind: 'status' })
+        },
+      ),
       { numRuns: 500, seed },
     )
   })
 })
 
 describe('fault fuzzing the built gate', () => {
-  type Fault = { kind: 'status'; status: (typeof RETRYABLE)[number] | (typeof FATAL)[number] } | { kind: 'body'; body: Buffer }
+  type Fault =
+    { kind: 'status'; status: (typeof RETRYABLE)[number] | (typeof FATAL)[number] } | { kind: 'body'; body: Buffer }
   const fault: fc.Arbitrary<Fault> = fc.oneof(
-    { weight: 2, arbitrary: fc.constantFrom(...RETRYABLE, ...FATAL).map((status) => ({ kind: 'status' as const, status })) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(...RETRYABLE, ...FATAL).map((status) => ({ kind: 'status' as const, status })),
+    },
     { weight: 3, arbitrary: bodyFault.map((body) => ({ kind: 'body' as const, body })) },
   )
   const toAnswer = (item: Fault): Answer =>
     item.kind === 'status'
-      ? () => new HttpResponse(item.status === 404 ? '{"message":"image not found"}' : 'failure', { status: item.status, headers: { 'retry-after': '0' } })
-      : () => new HttpResponse(new Uint8Array(item.body), { status: 200, headers: { 'content-type': 'application/json' } })
+      ? () =>
+          new HttpResponse(item.status === 404 ? '{"message":"image not found"}' : 'failure', {
+            status: item.status,
+            headers: { 'retry-after': '0' },
+          })
+      : () =>
+          new HttpResponse(new Uint8Array(item.body), { status: 200, headers: { 'content-type': 'application/json' } })
   const expectedExit = (sequence: Fault[]): number => {
     for (const item of sequence) {
       if (item.kind === 'body') return expectedForBody(item.body)
@@ -140,7 +194,9 @@ describe('fault fuzzing the built gate', () => {
       fc.asyncProperty(fc.array(fault, { minLength: 1, maxLength: 3 }), async (sequence) => {
         await fixture.serve(sequence.map(toAnswer))
         try {
-          const run = await fixture.gate(['--timeout', '6s', '--max-body-size', String(MAX_BODY)], { POLICY_POLL_INTERVAL: '50ms' })
+          const run = await fixture.gate(['--timeout', '6s', '--max-body-size', String(MAX_BODY)], {
+            POLICY_POLL_INTERVAL: '50ms',
+          })
           expect(run.code).toBe(expectedExit(sequence))
           expect(run.stderr).not.toMatch(/\n\s+at |this is a bug/)
           expect(run.ms).toBeLessThan(6_000 + 5_000)
@@ -155,7 +211,9 @@ describe('fault fuzzing the built gate', () => {
   }, 300_000)
 
   it('stops reading at --max-body-size and exits 3 with BODY_TOO_LARGE', async () => {
-    await fixture.serve([() => new HttpResponse(new Uint8Array(Buffer.concat([SAMPLE, Buffer.alloc(2 * MAX_BODY, ' ')])), { status: 200 })])
+    await fixture.serve([
+      () => new HttpResponse(new Uint8Array(Buffer.concat([SAMPLE, Buffer.alloc(2 * MAX_BODY, ' ')])), { status: 200 }),
+    ])
     const run = await fixture.gate(['--max-body-size', '64KiB', '--format', 'json'])
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(JSON.parse(run.stdout).error).toMatchObject({ code: 'BODY_TOO_LARGE' })
@@ -166,19 +224,24 @@ describe('fault fuzzing the built gate', () => {
 describe('fuzzing proxies', () => {
   it('ends by the deadline with a verdict or no verdict, whatever the proxy does', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom<ProxyBehaviour>('tunnel', 'silent', 'refuse', 'hang-up', 'garbage', 'slow-accept'), async (behaviour) => {
-        await fixture.serve([() => new HttpResponse(new Uint8Array(SAMPLE), { status: 200 })])
-        const proxy = await startConnectProxy(behaviour)
-        try {
-          const run = await fixture.gate(['--timeout', '3s'], { HTTPS_PROXY: proxy.url })
-          expect(run.code).toBe(behaviour === 'tunnel' || behaviour === 'slow-accept' ? EXIT.VIOLATION : EXIT.NO_VERDICT)
-          expect(run.stderr).not.toMatch(/\n\s+at |this is a bug/)
-          expect(run.ms).toBeLessThan(3_000 + 5_000)
-        } finally {
-          await proxy.close()
-          await fixture.store.close()
-        }
-      }),
+      fc.asyncProperty(
+        fc.constantFrom<ProxyBehaviour>('tunnel', 'silent', 'refuse', 'hang-up', 'garbage', 'slow-accept'),
+        async (behaviour) => {
+          await fixture.serve([() => new HttpResponse(new Uint8Array(SAMPLE), { status: 200 })])
+          const proxy = await startConnectProxy(behaviour)
+          try {
+            const run = await fixture.gate(['--timeout', '3s'], { HTTPS_PROXY: proxy.url })
+            expect(run.code).toBe(
+              behaviour === 'tunnel' || behaviour === 'slow-accept' ? EXIT.VIOLATION : EXIT.NO_VERDICT,
+            )
+            expect(run.stderr).not.toMatch(/\n\s+at |this is a bug/)
+            expect(run.ms).toBeLessThan(3_000 + 5_000)
+          } finally {
+            await proxy.close()
+            await fixture.store.close()
+          }
+        },
+      ),
       { numRuns: 8, seed },
     )
   }, 120_000)
@@ -193,9 +256,20 @@ describe('fuzzing --input files and FIFOs', () => {
         const path = join(dir, `input-${count++}`)
         if (viaFifo) execFileSync('mkfifo', [path])
         else writeFileSync(path, body)
-        const running = runGate(['--gate', 'high', '--timeout', '5s', '--max-body-size', String(MAX_BODY), '--input', path, SAMPLE_DIGEST])
+        const running = runGate([
+          '--gate',
+          'high',
+          '--timeout',
+          '5s',
+          '--max-body-size',
+          String(MAX_BODY),
+          '--input',
+          path,
+          SAMPLE_DIGEST,
+        ])
         if (viaFifo) {
-          // Another process writes, as with --input <(...): it blocks until the gate reads, and dies of SIGPIPE if the gate stops.
+          // Another process writes, as with --input <(...): it blocks until the gate reads, and dies of SIGPIPE if the
+          // gate stops.
           const writer = spawn('sh', ['-c', 'cat > "$1"', 'sh', path], { stdio: ['pipe', 'ignore', 'ignore'] })
           writer.stdin.on('error', () => undefined).end(body)
         }
@@ -215,7 +289,9 @@ describe('registry and Kubernetes data, fuzzed', () => {
   it('reads any bytes as a tar archive or says it is not one, never crashing', () => {
     const mutated = fc.oneof(
       fc.uint8Array({ maxLength: 4096 }).map((bytes) => Buffer.from(bytes)),
-      fc.tuple(fc.nat(TAR.length - 1), fc.integer({ min: 0, max: 255 })).map(([at, byte]) => Buffer.concat([TAR.subarray(0, at), Buffer.from([byte]), TAR.subarray(at + 1)])),
+      fc
+        .tuple(fc.nat(TAR.length - 1), fc.integer({ min: 0, max: 255 }))
+        .map(([at, byte]) => Buffer.concat([TAR.subarray(0, at), Buffer.from([byte]), TAR.subarray(at + 1)])),
       fc.nat(TAR.length).map((cut) => TAR.subarray(0, cut)),
     )
     fc.assert(
@@ -233,7 +309,13 @@ describe('registry and Kubernetes data, fuzzed', () => {
   it('judges any JSON as a manifest, a scan list or a Docker config with a known error or a result', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
-        for (const read of [() => manifestFrom(value, '', 'the manifest'), () => scanStateOf(value, SAMPLE_DIGEST), () => credentialsFor(value, 'registry.example.com', 'config'), () => manifestFrom({ layers: value }, '', 'm'), () => scanStateOf({ items: [value] }, SAMPLE_DIGEST)]) {
+        for (const read of [
+          () => manifestFrom(value, '', 'the manifest'),
+          () => scanStateOf(value, SAMPLE_DIGEST),
+          () => credentialsFor(value, 'registry.example.com', 'config'),
+          () => manifestFrom({ layers: value }, '', 'm'),
+          () => scanStateOf({ items: [value] }, SAMPLE_DIGEST),
+        ]) {
           try {
             read()
           } catch (error) {
@@ -255,12 +337,18 @@ describe('ScanPolicies, fuzzed', () => {
   it('reads any document, and any mutation of the template, as the template, or refuses it with exit 2 reasons', () => {
     const rego = fc.oneof(
       fc.string({ maxLength: 400 }),
-      fc.tuple(fc.nat(REGO.length - 1), fc.string({ maxLength: 8 })).map(([at, text]) => REGO.slice(0, at) + text + REGO.slice(at + 1)),
+      fc
+        .tuple(fc.nat(REGO.length - 1), fc.string({ maxLength: 8 }))
+        .map(([at, text]) => REGO.slice(0, at) + text + REGO.slice(at + 1)),
       fc.nat(REGO.length).map((cut) => REGO.slice(0, cut)),
     )
     fc.assert(
       fc.property(rego, fc.jsonValue(), (regoFile, other) => {
-        for (const documents of [[{ kind: 'ScanPolicy', metadata: { name: 'p' }, spec: { regoFile } }], [other], [{ kind: 'ScanPolicy', spec: other }]]) {
+        for (const documents of [
+          [{ kind: 'ScanPolicy', metadata: { name: 'p' }, spec: { regoFile } }],
+          [other],
+          [{ kind: 'ScanPolicy', spec: other }],
+        ]) {
           try {
             const policy = scanPolicyFrom(documents, 'p.yaml', hash)
             expect(GATES).toContain(policy.gate)

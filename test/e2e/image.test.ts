@@ -3,7 +3,14 @@
 import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../gate/vocabulary.ts'
-import { buildGateImage, dockerForTests, imageInfo, runContainer, type BuiltImage, type ContainerRun } from '../support/container.ts'
+import {
+  buildGateImage,
+  dockerForTests,
+  imageInfo,
+  runContainer,
+  type BuiltImage,
+  type ContainerRun,
+} from '../support/container.ts'
 import { useStoreFixture } from '../support/fixture.ts'
 import { writeFiles } from '../support/gate.ts'
 import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, scanReport } from '../support/documents.ts'
@@ -26,10 +33,20 @@ describe.skipIf(!hasDocker)('the image', () => {
   }, 300_000)
 
   /** The Task's step: its env names, the CA at /var/cert/caCrt, the token as a mounted file. */
-  function runTaskStep(env: Record<string, string> = {}, ca = fixture.files.caCrt!, more: Pick<ContainerRun, 'files' | 'writable'> = {}) {
+  function runTaskStep(
+    env: Record<string, string> = {},
+    ca = fixture.files.caCrt!,
+    more: Pick<ContainerRun, 'files' | 'writable'> = {},
+  ) {
     return runContainer(image.tag, {
       args: [SAMPLE_IMAGE],
-      env: { GATE: 'high', METADATA_STORE_URL: fixture.store.hostPort, ACCESS_TOKEN_FILE: TOKEN_PATH, POLICY_POLL_INTERVAL: '200ms', ...env },
+      env: {
+        GATE: 'high',
+        METADATA_STORE_URL: fixture.store.hostPort,
+        ACCESS_TOKEN_FILE: TOKEN_PATH,
+        POLICY_POLL_INTERVAL: '200ms',
+        ...env,
+      },
       files: { [ca]: CA_PATH, [fixture.files.token!]: TOKEN_PATH, ...more.files },
       ...(more.writable ? { writable: more.writable } : {}),
     })
@@ -68,7 +85,10 @@ describe.skipIf(!hasDocker)('the image', () => {
     const run = await runTaskStep({}, fixture.files['other-ca.crt'])
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain(`TLS with the store failed`)
-    expect(run.stderr).toContain(`either ${CA_PATH} is not the CA for localhost (for this URL it is secret app-tls-cert in namespace metadata-store`)
+    expect(run.stderr).toContain(
+      `either ${CA_PATH} is not the CA for localhost (for this URL it is secret app-tls-cert in namespace ` +
+        `metadata-store`,
+    )
   })
 
   it('exits 0 for gate none without a request', async () => {
@@ -80,26 +100,61 @@ describe.skipIf(!hasDocker)('the image', () => {
 
   it('applies the policy options from the environment, exemptions from a mounted ConfigMap, a report to a volume', async () => {
     await serve([answer.image(sampleImageBody())])
-    const config = writeFiles({ 'exemptions.yaml': 'exemptions:\n  - id: CVE-2021-44228\n    reason: JNDI lookups disabled\n    expires: 2999-12-31\n' })
+    const config = writeFiles({
+      'exemptions.yaml':
+        'exemptions:\n  - id: CVE-2021-44228\n    reason: JNDI lookups disabled\n    expires: 2999-12-31\n',
+    })
     const reports = writeFiles({ keep: '' })
     const reportDir = reports.keep!.replace(/\/keep$/, '')
-    const run = await runTaskStep({ GATE: 'critical', POLICY_EXEMPTIONS: '/config/exemptions.yaml', POLICY_TRIAGE: 'true', POLICY_MODE: 'audit', POLICY_REPORT_FILE: '/reports/gate.sarif' }, fixture.files.caCrt!, {
-      files: { [config['exemptions.yaml']!]: '/config/exemptions.yaml' },
-      writable: { [reportDir]: '/reports' },
-    })
+    const run = await runTaskStep(
+      {
+        GATE: 'critical',
+        POLICY_EXEMPTIONS: '/config/exemptions.yaml',
+        POLICY_TRIAGE: 'true',
+        POLICY_MODE: 'audit',
+        POLICY_REPORT_FILE: '/reports/gate.sarif',
+      },
+      fixture.files.caCrt!,
+      {
+        files: { [config['exemptions.yaml']!]: '/config/exemptions.yaml' },
+        writable: { [reportDir]: '/reports' },
+      },
+    )
     expect(run.code).toBe(EXIT.PASS)
     expect(run.stdout).toMatch(/CVE-2021-44228 .* exempt until 2999-12-31: JNDI lookups disabled/)
     expect(run.stdout).toContain('FAIL: 1 vulnerability (1 finding) blocks at gate critical.')
     expect(run.stderr).toContain('AUDIT: the gate would have failed here (exit 1, policy violated)')
     expect(run.stderr).toContain('--triage: this store has no triage endpoint')
     const sarif = JSON.parse(readFileSync(`${reportDir}/gate.sarif`, 'utf8'))
-    expect(sarif.runs[0].results.map((result: { ruleId: string }) => result.ruleId)).toEqual(['CVE-2021-45046', 'CVE-2021-44228'])
+    expect(sarif.runs[0].results.map((result: { ruleId: string }) => result.ruleId)).toEqual([
+      'CVE-2021-45046',
+      'CVE-2021-44228',
+    ])
   })
 
   it('reads the freshness, score and unknown-severity options from the environment', async () => {
-    const body = { Digest: SAMPLE_DIGEST, Packages: [{ Name: 'busybox', Version: '1.36', Vulnerabilities: [{ CVEID: 'CVE-2026-1', Ratings: [{ Severity: 'Low', Score: 9.8 }] }, { CVEID: 'CVE-2026-2', Ratings: [{ Severity: 'Negligible' }] }] }] }
-    await serve([answer.image(body)], { reports: { [SAMPLE_DIGEST]: [answer.image({ Results: [scanReport(new Date().toISOString())] })] } })
-    const run = await runTaskStep({ GATE: 'critical', POLICY_NEWER_THAN: '1h', POLICY_FAIL_ON_SCORE: '9', POLICY_UNKNOWN_AS: 'critical' })
+    const body = {
+      Digest: SAMPLE_DIGEST,
+      Packages: [
+        {
+          Name: 'busybox',
+          Version: '1.36',
+          Vulnerabilities: [
+            { CVEID: 'CVE-2026-1', Ratings: [{ Severity: 'Low', Score: 9.8 }] },
+            { CVEID: 'CVE-2026-2', Ratings: [{ Severity: 'Negligible' }] },
+          ],
+        },
+      ],
+    }
+    await serve([answer.image(body)], {
+      reports: { [SAMPLE_DIGEST]: [answer.image({ Results: [scanReport(new Date().toISOString())] })] },
+    })
+    const run = await runTaskStep({
+      GATE: 'critical',
+      POLICY_NEWER_THAN: '1h',
+      POLICY_FAIL_ON_SCORE: '9',
+      POLICY_UNKNOWN_AS: 'critical',
+    })
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain(`found a scan report of ${SAMPLE_DIGEST} generated at or after`)
     expect(run.stdout).toMatch(/LOW +9\.8 +CVE-2026-1 +busybox@1\.36 +\(by score\)/)
@@ -117,7 +172,12 @@ describe.skipIf(!hasDocker)('the image', () => {
 
   it('runs as uid 65532 and writes nothing, on a read-only root filesystem', async () => {
     const probe = await runContainer(image.tag, {
-      entrypoint: ['/nodejs/bin/node', '-e', "const fs=require('fs');let w='writable';try{fs.writeFileSync('/app/x','')}catch(e){w=e.code}console.log(process.getuid(),process.getgid(),w)"],
+      entrypoint: [
+        '/nodejs/bin/node',
+        '-e',
+        "const fs=require('fs');let " +
+          "w='writable';try{fs.writeFileSync('/app/x','')}catch(e){w=e.code}console.log(process.getuid(),process.getgid(),w)",
+      ],
     })
     expect(probe.stdout.trim()).toBe('65532 65532 EROFS')
     const info = await imageInfo(image.tag)
@@ -140,26 +200,43 @@ describe.skipIf(!hasDocker)('the image', () => {
          }))`,
       ],
     })
-    expect(JSON.parse(probe.stdout)).toEqual({ caBundle: true, nonroot: true, tmpMode: '1777', berlin: '01/01/1970, 01:00:00', shell: false })
+    expect(JSON.parse(probe.stdout)).toEqual({
+      caBundle: true,
+      nonroot: true,
+      tmpMode: '1777',
+      berlin: '01/01/1970, 01:00:00',
+      shell: false,
+    })
   })
 
-  it('maps a stack frame of the bundle back to its source with NODE_OPTIONS=--enable-source-maps, and holds only what runs', async () => {
-    const probe = await runContainer(image.tag, {
-      env: { NODE_OPTIONS: '--enable-source-maps' },
-      // An Io whose stdout throws: main reports the unexpected error with its stack, whose frames must name
-      // policy.ts and gate/io.ts, not policy.mjs.
-      entrypoint: [
-        '/nodejs/bin/node', '--input-type=module', '-e',
-        "const gate = await import('/app/policy.mjs'); let said = ''; await gate.main(['--version'], { env: {}, stdout() { throw new Error('probe') }, stderr(text) { said += text } }); console.log(said)",
-      ],
-    })
-    expect(probe.stdout).toMatch(/at (Module\.)?main \(\S*\/policy\.ts:\d+:\d+\)/)
-    expect(probe.stdout).toMatch(/\(\S*\/gate\/io\.ts:\d+:\d+\)/)
-    const listing = await runContainer(image.tag, {
-      entrypoint: ['/nodejs/bin/node', '-e', "const fs=require('fs');console.log(fs.readdirSync('/app',{recursive:true}).sort().join(' '))"],
-    })
-    expect(listing.stdout.trim()).toMatch(/^chunks (chunks\/\S+\.mjs )+policy\.mjs policy\.mjs\.map$/)
-  })
+  it(
+    'maps a stack frame of the bundle back to its source with NODE_OPTIONS=--enable-source-maps, and holds only ' +
+      'what runs',
+    async () => {
+      const probe = await runContainer(image.tag, {
+        env: { NODE_OPTIONS: '--enable-source-maps' },
+        // An Io whose stdout throws: main reports the unexpected error with its stack, whose frames must name
+        // policy.ts and gate/io.ts, not policy.mjs.
+        entrypoint: [
+          '/nodejs/bin/node',
+          '--input-type=module',
+          '-e',
+          "const gate = await import('/app/policy.mjs'); let said = ''; await gate.main(['--version'], { env: {}, " +
+            "stdout() { throw new Error('probe') }, stderr(text) { said += text } }); console.log(said)",
+        ],
+      })
+      expect(probe.stdout).toMatch(/at (Module\.)?main \(\S*\/policy\.ts:\d+:\d+\)/)
+      expect(probe.stdout).toMatch(/\(\S*\/gate\/io\.ts:\d+:\d+\)/)
+      const listing = await runContainer(image.tag, {
+        entrypoint: [
+          '/nodejs/bin/node',
+          '-e',
+          "const fs=require('fs');console.log(fs.readdirSync('/app',{recursive:true}).sort().join(' '))",
+        ],
+      })
+      expect(listing.stdout.trim()).toMatch(/^chunks (chunks\/\S+\.mjs )+policy\.mjs policy\.mjs\.map$/)
+    },
+  )
 
   it('carries OCI labels with the package version and adds at most 2.5 MiB to its base', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))
@@ -175,7 +252,8 @@ describe.skipIf(!hasDocker)('the image', () => {
     const added = info.Size - base.Size
     console.info(`the image is ${info.Size} bytes: its base plus ${added} bytes`)
     expect(added).toBeGreaterThan(0)
-    // 2.05 MiB measured: undici, yaml and the CVSS calculator (0.2 MB, loaded only for CycloneDX) with the bundle and its map.
+    // 2.05 MiB measured: undici, yaml and the CVSS calculator (0.2 MB, loaded only for CycloneDX) with the bundle and
+    // its map.
     expect(added).toBeLessThanOrEqual(2.5 * 1024 * 1024)
   })
 })

@@ -9,7 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { parseAllDocuments } from 'yaml'
 import { CHECKER, ytt } from '../support/checker.ts'
 
-const OVERLAY = new URL('../../config/tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml', import.meta.url).pathname
+const OVERLAY = new URL('../../config/tap-overlay/ootb-supply-chain-testing-scanning-policy.yaml', import.meta.url)
+  .pathname
 const CHAINS = ['source-test-scan-to-url', 'scanning-image-scan-to-url']
 
 let work: string
@@ -20,14 +21,24 @@ beforeAll(() => {
   writeFileSync(join(work, 'overlay.yaml'), Object.values(secret.stringData)[0]!)
 })
 
-function render(chains: string[]): Array<{ metadata: { name: string }; spec: { resources: Array<{ name: string; templateRef: { name: string }; params?: unknown[]; images?: Array<{ name: string; resource: string }> }> } }> {
+function render(chains: string[]): Array<{
+  metadata: { name: string }
+  spec: {
+    resources: Array<{
+      name: string
+      templateRef: { name: string }
+      params?: unknown[]
+      images?: Array<{ name: string; resource: string }>
+    }>
+  }
+}> {
   const args = chains.flatMap((file) => ['-f', file])
   const output = ytt([...args, '-f', join(work, 'overlay.yaml')])
   return parseAllDocuments(output).map((document) => document.toJS())
 }
 
 describe('the TAP overlay on both out-of-the-box chains', () => {
-  it('gates both: policy right after image-scanner, taking its image, and config-provider taking the policy\'s', () => {
+  it("gates both: policy right after image-scanner, taking its image, and config-provider taking the policy's", () => {
     const chains = render(CHAINS.map((name) => `${CHECKER}samples/ootb/${name}.yaml`))
     expect(chains.map((chain) => chain.metadata.name).sort()).toEqual([...CHAINS].sort())
     for (const chain of chains) {
@@ -47,9 +58,20 @@ describe('the TAP overlay on both out-of-the-box chains', () => {
 
   it('after Scan 1.0 (image-scanner-template, which sends its results to the store) keeps the store as the default', () => {
     const scan1 = join(work, 'scanning-image-scan-to-url.yaml')
-    writeFileSync(scan1, readFileSync(`${CHECKER}samples/ootb/scanning-image-scan-to-url.yaml`, 'utf8').replaceAll('name: image-vulnerability-scan-trivy', 'name: image-scanner-template'))
+    writeFileSync(
+      scan1,
+      readFileSync(`${CHECKER}samples/ootb/scanning-image-scan-to-url.yaml`, 'utf8').replaceAll(
+        'name: image-vulnerability-scan-trivy',
+        'name: image-scanner-template',
+      ),
+    )
     const chains = render([`${CHECKER}samples/ootb/source-test-scan-to-url.yaml`, scan1])
-    const defaults = Object.fromEntries(chains.map((chain) => [chain.metadata.name, chain.spec.resources.find((resource) => resource.name === 'policy')!.params]))
+    const defaults = Object.fromEntries(
+      chains.map((chain) => [
+        chain.metadata.name,
+        chain.spec.resources.find((resource) => resource.name === 'policy')!.params,
+      ]),
+    )
     expect(defaults).toEqual({
       'source-test-scan-to-url': [{ name: 'policy_scan_result', default: 'auto' }],
       'scanning-image-scan-to-url': [{ name: 'policy_scan_result', default: 'store' }],
@@ -57,9 +79,21 @@ describe('the TAP overlay on both out-of-the-box chains', () => {
   })
 
   it.each([
-    ['a chain renamed', (text: string) => text.replace('name: scanning-image-scan-to-url', 'name: scanning-image-scan-to-url-v2'), /Expected number of matched nodes to be 2, but was 1/],
-    ['image-scanner renamed', (text: string) => text.replace('- name: image-scanner', '- name: image-vulnerability-scanner'), /amr-policy-gate: no resource 'image-scanner' in this chain \(it has image-provider, image-vulnerability-scanner, /],
-    ['config-provider renamed', (text: string) => text.replace('- name: config-provider', '- name: podintent-provider'), /amr-policy-gate: no resource 'config-provider' in this chain/],
+    [
+      'a chain renamed',
+      (text: string) => text.replace('name: scanning-image-scan-to-url', 'name: scanning-image-scan-to-url-v2'),
+      /Expected number of matched nodes to be 2, but was 1/,
+    ],
+    [
+      'image-scanner renamed',
+      (text: string) => text.replace('- name: image-scanner', '- name: image-vulnerability-scanner'),
+      /amr-policy-gate: no resource 'image-scanner' in this chain \(it has image-provider, image-vulnerability-scanner, /,
+    ],
+    [
+      'config-provider renamed',
+      (text: string) => text.replace('- name: config-provider', '- name: podintent-provider'),
+      /amr-policy-gate: no resource 'config-provider' in this chain/,
+    ],
   ])('stops ytt loudly when a future TAP has %s, instead of leaving a chain ungated', (_name, change, error) => {
     const changed = join(work, 'scanning-image-scan-to-url.yaml')
     writeFileSync(changed, change(readFileSync(`${CHECKER}samples/ootb/scanning-image-scan-to-url.yaml`, 'utf8')))

@@ -1,5 +1,6 @@
 // Publishing like a release, against a real registry: Debian's docker-registry (the CNCF distribution registry
-// 2.8) on loopback with TLS (a CA made here) and htpasswd auth (test/support/registry.ts). scripts/publish.sh pushes linux/amd64 and
+// 2.8) on loopback with TLS (a CA made here) and htpasswd auth (test/support/registry.ts). scripts/publish.sh pushes
+// linux/amd64 and
 // linux/arm64 and their OCI index; the index must list both, each image must carry a node binary of its own
 // architecture, and the image pulled by digest, as a Tekton node pulls it, must run as the Task's step.
 import { execFile, spawn } from 'node:child_process'
@@ -15,7 +16,13 @@ import { EXIT } from '../../gate/vocabulary.ts'
 import { dockerForTests, runContainer } from '../support/container.ts'
 import { SAMPLE_IMAGE, sampleImageBody } from '../support/documents.ts'
 import { useStoreFixture } from '../support/fixture.ts'
-import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type Registry } from '../support/registry.ts'
+import {
+  missingRegistryTools,
+  REGISTRY_PASSWORD,
+  REGISTRY_USER,
+  startRegistry,
+  type Registry,
+} from '../support/registry.ts'
 import { TEST_TOKEN, answer } from '../support/simulator.ts'
 import { loadTask, taskStepAsContainer } from '../support/tekton.ts'
 
@@ -25,7 +32,11 @@ const hasDocker = await dockerForTests()
 const missingTools = await missingRegistryTools(['buildah', 'docker-registry', 'htpasswd'])
 
 /** What a script run printed and how it ended. */
-async function script(args: string[], env: Record<string, string>, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+async function script(
+  args: string[],
+  env: Record<string, string>,
+  cwd = ROOT,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const child = spawn('bash', args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
@@ -43,10 +54,14 @@ function elfMachine(header: Buffer): number {
 
 /** The first bytes of `path` in an uncompressed tar, or undefined. */
 function fileInTar(tar: Buffer, path: string): Buffer | undefined {
-  for (let offset = 0; offset + 512 <= tar.length; ) {
+  for (let offset = 0; offset + 512 <= tar.length;) {
     const header = tar.subarray(offset, offset + 512)
     if (header.every((byte) => byte === 0)) return undefined
-    const field = (start: number, length: number) => header.subarray(start, start + length).toString('latin1').replace(/\0.*$/s, '')
+    const field = (start: number, length: number) =>
+      header
+        .subarray(start, start + length)
+        .toString('latin1')
+        .replace(/\0.*$/s, '')
     const name = `${field(345, 155) ? `${field(345, 155)}/` : ''}${field(0, 100)}`.replace(/^\.\//, '')
     const size = Number.parseInt(field(124, 12).trim() || '0', 8)
     if (name === path) return tar.subarray(offset + 512, offset + 512 + Math.min(size, 64))
@@ -69,7 +84,10 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
 
   /** GET from the registry's API with the test's CA and credentials. */
   async function registryGet(path: string, accept: string): Promise<Buffer> {
-    const response = await request(`https://${host}${path}`, { dispatcher: client, headers: { authorization: registry!.auth, accept } })
+    const response = await request(`https://${host}${path}`, {
+      dispatcher: client,
+      headers: { authorization: registry!.auth, accept },
+    })
     expect(response.statusCode, path).toBe(200)
     return Buffer.from(await response.body.arrayBuffer())
   }
@@ -83,7 +101,10 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
     writeFileSync(join(certsDir, 'ca.crt'), registry.tls.caCert)
     client = new Agent({ connect: { ca: registry.tls.caCert } })
     // `docker login` as a publisher would run it; the credentials land in DOCKER_CONFIG for publish.sh to use.
-    const login = spawn('docker', ['login', host, '-u', REGISTRY_USER, '--password-stdin'], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, stdio: ['pipe', 'ignore', 'inherit'] })
+    const login = spawn('docker', ['login', host, '-u', REGISTRY_USER, '--password-stdin'], {
+      env: { ...process.env, DOCKER_CONFIG: dockerConfig },
+      stdio: ['pipe', 'ignore', 'inherit'],
+    })
     login.stdin.end(REGISTRY_PASSWORD)
     const [loggedIn] = (await once(login, 'close')) as [number]
     expect(loggedIn, 'docker login').toBe(0)
@@ -101,46 +122,90 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
     const scratch = mkdtempSync(join(work, 'dirty-'))
     mkdirSync(join(scratch, 'scripts'))
     copyFileSync(join(ROOT, 'scripts/publish.sh'), join(scratch, 'scripts/publish.sh'))
-    writeFileSync(join(scratch, 'package.json'), JSON.stringify({ version: '9.9.9', repository: { url: 'https://example.com/gate' } }))
+    writeFileSync(
+      join(scratch, 'package.json'),
+      JSON.stringify({ version: '9.9.9', repository: { url: 'https://example.com/gate' } }),
+    )
     await run('git', ['init', '-q', scratch])
-    const refused = await script([join(scratch, 'scripts/publish.sh'), `${repository()}:dirty`], { DOCKER_CONFIG: dockerConfig })
+    const refused = await script([join(scratch, 'scripts/publish.sh'), `${repository()}:dirty`], {
+      DOCKER_CONFIG: dockerConfig,
+    })
     expect(refused.code).toBe(1)
     expect(refused.stderr).toContain('the working tree has uncommitted changes')
   })
 
-  it('pushes linux/amd64, linux/arm64 and their index, prints REPOSITORY@sha256:<index digest> last, and sets the Task', async () => {
-    const task = join(work, 'task.yaml')
-    copyFileSync(join(ROOT, 'config/task.yaml'), task)
-    const published = await script(['scripts/publish.sh', '--allow-dirty', '--set-task', `${repository()}:${tag}`], { DOCKER_CONFIG: dockerConfig, PUBLISH_TASK_FILE: task })
-    expect(published.code, published.stderr).toBe(0)
-    pushed = published.stdout.trim().split('\n').at(-1)!
-    expect(pushed).toMatch(new RegExp(`^${repository().replace(/\./g, '\\.')}@sha256:[0-9a-f]{64}$`))
-    expect(readFileSync(task, 'utf8')).toContain(`      image: ${pushed}\n`)
-    const index = JSON.parse((await registryGet(`/v2/tools/amr-policy-gate/manifests/${tag}`, 'application/vnd.oci.image.index.v1+json')).toString())
-    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json')
-    expect(index.manifests.map((manifest: { platform: { os: string; architecture: string } }) => `${manifest.platform.os}/${manifest.platform.architecture}`).sort()).toEqual(['linux/amd64', 'linux/arm64'])
-  }, 600_000)
+  it(
+    'pushes linux/amd64, linux/arm64 and their index, prints REPOSITORY@sha256:<index digest> last, and sets the ' +
+      'Task',
+    async () => {
+      const task = join(work, 'task.yaml')
+      copyFileSync(join(ROOT, 'config/task.yaml'), task)
+      const published = await script(['scripts/publish.sh', '--allow-dirty', '--set-task', `${repository()}:${tag}`], {
+        DOCKER_CONFIG: dockerConfig,
+        PUBLISH_TASK_FILE: task,
+      })
+      expect(published.code, published.stderr).toBe(0)
+      pushed = published.stdout.trim().split('\n').at(-1)!
+      expect(pushed).toMatch(new RegExp(`^${repository().replace(/\./g, '\\.')}@sha256:[0-9a-f]{64}$`))
+      expect(readFileSync(task, 'utf8')).toContain(`      image: ${pushed}\n`)
+      const index = JSON.parse(
+        (
+          await registryGet(`/v2/tools/amr-policy-gate/manifests/${tag}`, 'application/vnd.oci.image.index.v1+json')
+        ).toString(),
+      )
+      expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json')
+      expect(
+        index.manifests
+          .map(
+            (manifest: { platform: { os: string; architecture: string } }) =>
+              `${manifest.platform.os}/${manifest.platform.architecture}`,
+          )
+          .sort(),
+      ).toEqual(['linux/amd64', 'linux/arm64'])
+    },
+    600_000,
+  )
 
   it.each([
     ['arm64', 0xb7],
     ['amd64', 0x3e],
-  ])('gives the %s image a node binary of its own architecture', async (architecture, machine) => {
-    expect(pushed, 'published by the test above').not.toBe('')
-    const index = JSON.parse((await registryGet(`/v2/tools/amr-policy-gate/manifests/${pushed.split('@')[1]}`, 'application/vnd.oci.image.index.v1+json')).toString())
-    const entry = index.manifests.find((manifest: { platform: { architecture: string } }) => manifest.platform.architecture === architecture)
-    const manifest = JSON.parse((await registryGet(`/v2/tools/amr-policy-gate/manifests/${entry.digest}`, entry.mediaType)).toString())
-    let header: Buffer | undefined
-    for (const layer of manifest.layers as Array<{ digest: string }>) {
-      header = fileInTar(gunzipSync(await registryGet(`/v2/tools/amr-policy-gate/blobs/${layer.digest}`, '*/*')), 'nodejs/bin/node')
-      if (header) break
-    }
-    expect(header, 'nodejs/bin/node in a layer').toBeDefined()
-    expect(elfMachine(header!)).toBe(machine)
-  }, 120_000)
+  ])(
+    'gives the %s image a node binary of its own architecture',
+    async (architecture, machine) => {
+      expect(pushed, 'published by the test above').not.toBe('')
+      const index = JSON.parse(
+        (
+          await registryGet(
+            `/v2/tools/amr-policy-gate/manifests/${pushed.split('@')[1]}`,
+            'application/vnd.oci.image.index.v1+json',
+          )
+        ).toString(),
+      )
+      const entry = index.manifests.find(
+        (manifest: { platform: { architecture: string } }) => manifest.platform.architecture === architecture,
+      )
+      const manifest = JSON.parse(
+        (await registryGet(`/v2/tools/amr-policy-gate/manifests/${entry.digest}`, entry.mediaType)).toString(),
+      )
+      let header: Buffer | undefined
+      for (const layer of manifest.layers as Array<{ digest: string }>) {
+        header = fileInTar(
+          gunzipSync(await registryGet(`/v2/tools/amr-policy-gate/blobs/${layer.digest}`, '*/*')),
+          'nodejs/bin/node',
+        )
+        if (header) break
+      }
+      expect(header, 'nodejs/bin/node in a layer').toBeDefined()
+      expect(elfMachine(header!)).toBe(machine)
+    },
+    120_000,
+  )
 
   it('refuses to push a version already in the registry unless told to', async () => {
     expect(pushed, 'published by the test above').not.toBe('')
-    const again = await script(['scripts/publish.sh', '--allow-dirty', `${repository()}:${tag}`], { DOCKER_CONFIG: dockerConfig })
+    const again = await script(['scripts/publish.sh', '--allow-dirty', `${repository()}:${tag}`], {
+      DOCKER_CONFIG: dockerConfig,
+    })
     expect(again.code).toBe(1)
     expect(again.stderr).toContain(`${repository()}:${tag} is already in the registry`)
   })
@@ -153,12 +218,17 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
     const container = taskStepAsContainer(loadTask(), {
       image: pushed,
       params: { image: SAMPLE_IMAGE, 'metadata-store-url': store.hostPort, 'wait-timeout': '30s' },
-      secrets: { 'metadata-store-access-token': { accessToken: TEST_TOKEN }, 'metadata-store-cert': { caCrt: fixture.tls.caCert } },
+      secrets: {
+        'metadata-store-access-token': { accessToken: TEST_TOKEN },
+        'metadata-store-cert': { caCrt: fixture.tls.caCert },
+      },
       configMaps: {},
       resultsDir,
     })
     const step = await runContainer(pushed, container)
     expect(step.code).toBe(EXIT.VIOLATION)
-    expect(Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')]))).toMatchObject({ verdict: 'fail', critical: '2' })
+    expect(
+      Object.fromEntries(readdirSync(resultsDir).map((name) => [name, readFileSync(join(resultsDir, name), 'utf8')])),
+    ).toMatchObject({ verdict: 'fail', critical: '2' })
   }, 120_000)
 })

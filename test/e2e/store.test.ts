@@ -14,7 +14,10 @@ const { serve, gate } = fixture
 let files: Record<string, string>
 
 beforeAll(() => {
-  files = { ...fixture.files, 'sample.json': writeFiles({ 'sample.json': JSON.stringify(sampleImageBody()) })['sample.json']! }
+  files = {
+    ...fixture.files,
+    'sample.json': writeFiles({ 'sample.json': JSON.stringify(sampleImageBody()) })['sample.json']!,
+  }
 })
 
 function expectNoToken(run: GateRun): void {
@@ -22,7 +25,8 @@ function expectNoToken(run: GateRun): void {
 }
 
 describe('classifyResponse', () => {
-  const response = (status: number, body = '', headers: Record<string, string> = {}) => classifyResponse({ status, headers, body }, Date.parse('2026-01-01T00:00:00Z'))
+  const response = (status: number, body = '', headers: Record<string, string> = {}) =>
+    classifyResponse({ status, headers, body }, Date.parse('2026-01-01T00:00:00Z'))
 
   it.each([
     [404, 'retry'],
@@ -53,7 +57,9 @@ describe('waiting for the scan and judging it', () => {
     await serve([...repeat(3, answer.notFound()), answer.image(sampleImageBody())])
     const run = await gate([])
     expect(run.code).toBe(EXIT.VIOLATION)
-    expect(run.stderr.match(/not in the store yet \(404\); attempt \d, .* elapsed, .* left; next try in/g)).toHaveLength(3)
+    expect(
+      run.stderr.match(/not in the store yet \(404\); attempt \d, .* elapsed, .* left; next try in/g),
+    ).toHaveLength(3)
     expect(run.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) block at gate high.')
     expect(run.stdout).toMatch(/CRITICAL {2}10\.0 {2}CVE-2021-44228 {2}org\.apache\.logging\.log4j:log4j-core@2\.14\.1/)
     expect(fixture.store.requests).toHaveLength(4)
@@ -70,7 +76,12 @@ describe('waiting for the scan and judging it', () => {
   })
 
   it('lets --gate win over GATE and judges by that gate alone', async () => {
-    const onlyMedium = { Digest: SAMPLE_DIGEST, Packages: [{ Name: 'zlib', Version: '1.2', Vulnerabilities: [{ CVEID: 'CVE-1', Ratings: [{ Severity: 'Medium' }] }] }] }
+    const onlyMedium = {
+      Digest: SAMPLE_DIGEST,
+      Packages: [
+        { Name: 'zlib', Version: '1.2', Vulnerabilities: [{ CVEID: 'CVE-1', Ratings: [{ Severity: 'Medium' }] }] },
+      ],
+    }
     await serve([answer.image(onlyMedium)])
     const lenient = await gate(['--gate', 'high'], { GATE: 'low' })
     expect(lenient.code).toBe(EXIT.PASS)
@@ -100,7 +111,9 @@ describe('waiting for the scan and judging it', () => {
     await serve([answer.notFound()])
     const run = await gate(['--timeout', '1s', '--poll-interval', '200ms'])
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toMatch(/no verdict: timed out after 1s waiting for sha256:a24a\S+ in the store \(\d+ requests; last: not in the store yet \(404\)\)/)
+    expect(run.stderr).toMatch(
+      /no verdict: timed out after 1s waiting for sha256:a24a\S+ in the store \(\d+ requests; last: not in the store yet \(404\)\)/,
+    )
     expect(run.ms).toBeLessThan(15_000)
     expectNoToken(run)
   })
@@ -120,13 +133,17 @@ describe('ending at once without a verdict', () => {
     await serve([answer.image(sampleImageBody())], { token: 'the-store-expects-another-token' })
     const run = await gate([])
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toContain('the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token')
+    expect(run.stderr).toContain(
+      'the store rejected the token (401 Unauthorized): check that secret metadata-store-access-token',
+    )
     expect(fixture.store.requests).toHaveLength(1)
     expectNoToken(run)
   })
 
   it('exits 3 on 403, naming RBAC and quoting the proxy', async () => {
-    await serve([answer.raw(403, 'Forbidden (user=system:serviceaccount:dev:default, verb=get, resource=all, subresource=)\n')])
+    await serve([
+      answer.raw(403, 'Forbidden (user=system:serviceaccount:dev:default, verb=get, resource=all, subresource=)\n'),
+    ])
     const run = await gate([])
     expect(run.code).toBe(EXIT.NO_VERDICT)
     expect(run.stderr).toContain('403 Forbidden: Forbidden (user=system:serviceaccount:dev:default')
@@ -150,7 +167,9 @@ describe('ending at once without a verdict', () => {
     await serve([answer.image(cleanImageBody())])
     const run = await gate([], { METADATA_STORE_CA_CERT: files['other-ca.crt']! })
     expect(run.code).toBe(EXIT.NO_VERDICT)
-    expect(run.stderr).toMatch(/TLS with the store failed \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)/)
+    expect(run.stderr).toMatch(
+      /TLS with the store failed \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)/,
+    )
     expect(run.stderr).toContain(files['other-ca.crt'])
     expect(fixture.store.requests).toHaveLength(0)
     expectNoToken(run)
@@ -158,10 +177,12 @@ describe('ending at once without a verdict', () => {
 
   it('exits 3 when no CA is given for a private store, saying how to give one', async () => {
     await serve([answer.image(cleanImageBody())])
-    const run = runGate([SAMPLE_IMAGE], { env: { GATE: 'high', METADATA_STORE_URL: fixture.store.url, ACCESS_TOKEN: TEST_TOKEN } })
+    const run = runGate([SAMPLE_IMAGE], {
+      env: { GATE: 'high', METADATA_STORE_URL: fixture.store.url, ACCESS_TOKEN: TEST_TOKEN },
+    })
     const result = await run
     expect(result.code).toBe(EXIT.NO_VERDICT)
-    expect(result.stderr).toContain('pass the store\'s CA with --ca-cert or METADATA_STORE_CA_CERT')
+    expect(result.stderr).toContain("pass the store's CA with --ca-cert or METADATA_STORE_CA_CERT")
     expect(result.stderr).toContain('in the Task, create secret metadata-store-cert (key caCrt)')
     expect(result.stderr).not.toContain('use-system-ca')
     expectNoToken(result)
@@ -176,7 +197,13 @@ describe('signals', () => {
     await serve([answer.notFound()])
     let sentAt = 0
     const run = await runGate([SAMPLE_IMAGE], {
-      env: { GATE: 'high', METADATA_STORE_URL: fixture.store.hostPort, ACCESS_TOKEN: TEST_TOKEN, METADATA_STORE_CA_CERT: files.caCrt!, POLICY_POLL_INTERVAL: '30s' },
+      env: {
+        GATE: 'high',
+        METADATA_STORE_URL: fixture.store.hostPort,
+        ACCESS_TOKEN: TEST_TOKEN,
+        METADATA_STORE_CA_CERT: files.caCrt!,
+        POLICY_POLL_INTERVAL: '30s',
+      },
       onStderr: (stderr, child) => {
         if (!sentAt && stderr.includes('not in the store yet')) {
           sentAt = performance.now()
@@ -193,25 +220,42 @@ describe('signals', () => {
 
 describe('classifyError', () => {
   const store = { baseUrl: new URL('https://store.example.com'), proxied: false, ca: { origin: '/var/cert/caCrt' } }
-  const failure = (code: string, extra: Record<string, unknown> = {}) => Object.assign(new Error(`failed: ${code}`), { code, ...extra })
+  const failure = (code: string, extra: Record<string, unknown> = {}) =>
+    Object.assign(new Error(`failed: ${code}`), { code, ...extra })
 
   it.each([
     ['https://metadata-store-app.metadata-store.svc.cluster.local:8443', 'app-tls-cert'],
     ['https://metadata-store-app.metadata-store.svc:8443', 'app-tls-cert'],
     ['https://metadata-store.tap.example.com', 'ingress-cert'],
-  ])('ends at once on a TLS failure with %s, naming the CA given and the secret that matches the URL (%s)', (url, secret) => {
-    const step = classifyError(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), { ...store, baseUrl: new URL(url) })
-    expect(step).toMatchObject({ kind: 'fail', error: { code: 'TLS' } })
-    const message = step.kind === 'fail' ? step.error.message : ''
-    expect(message).toContain(`either /var/cert/caCrt is not the CA for ${new URL(url).hostname} (for this URL it is secret ${secret} in namespace metadata-store, key ca.crt`)
-    expect(message).toContain('is not in the store\'s certificate')
-  })
+  ])(
+    'ends at once on a TLS failure with %s, naming the CA given and the secret that matches the URL (%s)',
+    (url, secret) => {
+      const step = classifyError(failure('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), { ...store, baseUrl: new URL(url) })
+      expect(step).toMatchObject({ kind: 'fail', error: { code: 'TLS' } })
+      const message = step.kind === 'fail' ? step.error.message : ''
+      expect(message).toContain(
+        `either /var/cert/caCrt is not the CA for ${new URL(url).hostname} (for this URL it is secret ${secret} in ` +
+          `namespace metadata-store, key ca.crt`,
+      )
+      expect(message).toContain("is not in the store's certificate")
+    },
+  )
 
   it('retries a host that does not resolve a few times, naming it, and the proxy when there is one', () => {
     const direct = classifyError(failure('ENOTFOUND', { hostname: 'store.example.com' }), store)
-    expect(direct).toMatchObject({ kind: 'retry', reason: 'cannot resolve host store.example.com (ENOTFOUND)', giveUp: { after: 3, error: { code: 'DNS' } } })
-    const proxied = classifyError(new Error('wrapped', { cause: failure('ENOTFOUND', { hostname: 'proxy.internal' }) }), { ...store, proxied: true })
-    expect(proxied).toMatchObject({ kind: 'retry', giveUp: { error: { message: expect.stringContaining('host proxy.internal does not resolve') } } })
+    expect(direct).toMatchObject({
+      kind: 'retry',
+      reason: 'cannot resolve host store.example.com (ENOTFOUND)',
+      giveUp: { after: 3, error: { code: 'DNS' } },
+    })
+    const proxied = classifyError(
+      new Error('wrapped', { cause: failure('ENOTFOUND', { hostname: 'proxy.internal' }) }),
+      { ...store, proxied: true },
+    )
+    expect(proxied).toMatchObject({
+      kind: 'retry',
+      giveUp: { error: { message: expect.stringContaining('host proxy.internal does not resolve') } },
+    })
     expect(proxied.kind === 'retry' && proxied.giveUp?.error.message).toContain('check HTTPS_PROXY')
   })
 
@@ -222,6 +266,10 @@ describe('classifyError', () => {
       backoff: true,
       hint: expect.stringContaining("check the store's Service"),
     })
-    expect(classifyError(failure('EPIPE'), store)).toEqual({ kind: 'retry', reason: 'request failed (EPIPE: failed: EPIPE)', backoff: true })
+    expect(classifyError(failure('EPIPE'), store)).toEqual({
+      kind: 'retry',
+      reason: 'request failed (EPIPE: failed: EPIPE)',
+      backoff: true,
+    })
   })
 })

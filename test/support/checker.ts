@@ -16,7 +16,8 @@ export function checkerTool(name: string): string {
   const known = unpacked.get(name)
   if (known) return known
   const packed = `${CHECKER}bin/${name}.gz`
-  if (!existsSync(packed)) throw new Error(`this test needs ${packed} (the shared folder beside the checkout, as CI has it)`)
+  if (!existsSync(packed))
+    throw new Error(`this test needs ${packed} (the shared folder beside the checkout, as CI has it)`)
   const path = join(mkdtempSync(join(tmpdir(), 'k8s-check-')), name)
   writeFileSync(path, gunzipSync(readFileSync(packed)), { mode: 0o755 })
   unpacked.set(name, path)
@@ -32,7 +33,9 @@ function schemaPython(): string {
   for (const python of ['python3', '/usr/bin/python3']) {
     if (spawnSync(python, ['-c', 'import yaml, jsonschema']).status === 0) return python
   }
-  throw new Error('no python3 with PyYAML and jsonschema: run scripts/dev.sh test (it installs python3-yaml and python3-jsonschema)')
+  throw new Error(
+    'no python3 with PyYAML and jsonschema: run scripts/dev.sh test (it installs python3-yaml and python3-jsonschema)',
+  )
 }
 
 /** The checker's validate_schemas.py on files or folders: every object against its real CRD schema. */

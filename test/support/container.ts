@@ -28,7 +28,8 @@ export async function dockerStatus(): Promise<{ ok: true } | { ok: false; reason
 export async function dockerForTests(): Promise<boolean> {
   const status = await dockerStatus()
   if (status.ok) return true
-  const message = `NO DOCKER DAEMON: the container tests cannot run (${status.reason}). Start one (scripts/dev.sh test does).`
+  const message =
+    `NO DOCKER DAEMON: the container tests cannot run (${status.reason}). Start one (scripts/dev.sh ` + `test does).`
   if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
   console.warn(`\n!!! ${message} They are SKIPPED here. !!!\n`)
   return false
@@ -41,9 +42,14 @@ export interface BuiltImage {
 
 /** Builds the image on the base scripts/base-image.sh picks (the real distroless one, or the offline stand-in). */
 export async function buildGateImage(): Promise<BuiltImage> {
-  const base = execFileSync('bash', [`${ROOT}scripts/base-image.sh`, '--resolve'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
+  const base = execFileSync('bash', [`${ROOT}scripts/base-image.sh`, '--resolve'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim()
   const { version } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8'))
-  await GenericContainer.fromDockerfile(ROOT).withBuildArgs({ BASE_IMAGE: base, VERSION: version }).build(IMAGE_TAG, { deleteOnExit: false })
+  await GenericContainer.fromDockerfile(ROOT)
+    .withBuildArgs({ BASE_IMAGE: base, VERSION: version })
+    .build(IMAGE_TAG, { deleteOnExit: false })
   return { tag: IMAGE_TAG, base }
 }
 
@@ -119,7 +125,7 @@ export async function runContainer(tag: string, run: ContainerRun = {}): Promise
 export function demultiplex(buffer: Buffer): { stdout: string; stderr: string } {
   const out: Buffer[] = []
   const err: Buffer[] = []
-  for (let offset = 0; offset + 8 <= buffer.length; ) {
+  for (let offset = 0; offset + 8 <= buffer.length;) {
     const size = buffer.readUInt32BE(offset + 4)
     const payload = buffer.subarray(offset + 8, offset + 8 + size)
     ;(buffer[offset] === 2 ? err : out).push(payload)

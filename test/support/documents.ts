@@ -17,26 +17,46 @@ export function cleanImageBody(): Record<string, unknown> {
   return body
 }
 
-/** Builders for small Image documents in the store's shape: image(pkg(name, version, vuln(id, rating(severity, score)))). */
+/**
+ * Builders for small Image documents in the store's shape: image(pkg(name, version, vuln(id, rating(severity,
+ * score)))).
+ */
 export const rating = (Severity: unknown, Score: unknown = 0) => ({ Severity, Score })
 export const vuln = (CVEID: string, ...Ratings: unknown[]) => ({ CVEID, Ratings })
-export const pkg = (Name: string, Version: string, ...Vulnerabilities: unknown[]) => ({ Name, Version, Vulnerabilities })
+export const pkg = (Name: string, Version: string, ...Vulnerabilities: unknown[]) => ({
+  Name,
+  Version,
+  Vulnerabilities,
+})
 export const image = (...Packages: unknown[]) => ({ Digest: SAMPLE_DIGEST, Packages })
 
 /** A triage record as GET /api/v1/triage returns it (TAP 1.7 API, alpha). */
-export function triageRecord(cveId: string, pkg: { Name: string; Version: string }, state: string, justification = ''): Record<string, unknown> {
+export function triageRecord(
+  cveId: string,
+  pkg: { Name: string; Version: string },
+  state: string,
+  justification = '',
+): Record<string, unknown> {
   return {
     UID: `triage-${cveId}-${pkg.Name}`,
     image: { Digest: SAMPLE_DIGEST, Name: 'tap/workloads/tanzu-java-web-app-dev', Registry: 'registry.example.com' },
     package: { ...pkg, PackageManager: 'deb' },
     vulnerability: { CVEID: cveId, Description: '' },
-    Analysis: [{ State: 'in_triage', Justification: '', Response: [], Comments: '', CreatedBy: 'alice' }, { State: state, Justification: justification, Response: [], Comments: '', CreatedBy: 'bob' }],
+    Analysis: [
+      { State: 'in_triage', Justification: '', Response: [], Comments: '', CreatedBy: 'alice' },
+      { State: state, Justification: justification, Response: [], Comments: '', CreatedBy: 'bob' },
+    ],
   }
 }
 
 /** A scan report as GET /api/v1/reports lists it. */
 export function scanReport(generatedAt: string): Record<string, unknown> {
-  return { UID: `report-${generatedAt}`, GeneratedAt: generatedAt, OriginalLocation: 'registry.example.com/scans@sha256:0', tool: { Name: 'grype', Vendor: 'anchore', Version: '0.80.0' } }
+  return {
+    UID: `report-${generatedAt}`,
+    GeneratedAt: generatedAt,
+    OriginalLocation: 'registry.example.com/scans@sha256:0',
+    tool: { Name: 'grype', Vendor: 'anchore', Version: '0.80.0' },
+  }
 }
 
 /** A day as an exemption's `expires` writes it, `days` from today (UTC). */
@@ -67,17 +87,35 @@ exemptions:
 `,
     'broken.yaml': `exemptions:\n  - id: CVE-2021-44228\n    reason: r\n    expires: next week\n`,
     'not-yaml.yaml': `exemptions: [\n`,
-    'two-documents.yaml': `exemptions: []\n---\nexemptions:\n  - id: CVE-2021-44228\n    reason: r\n    expires: 2099-01-01\n`,
+    'two-documents.yaml':
+      `exemptions: []\n---\nexemptions:\n  - id: CVE-2021-44228\n    reason: r\n    expires: ` + `2099-01-01\n`,
   }
 }
 
-/** A small CycloneDX that names the image it scanned (as Trivy's RepoDigest property does): one CVE of openssl, fixed in 3.0.15. */
+/**
+ * A small CycloneDX that names the image it scanned (as Trivy's RepoDigest property does): one CVE of openssl, fixed in
+ * 3.0.15.
+ */
 export function cycloneDxOf(digest: string, severity = 'critical'): string {
   return JSON.stringify({
     bomFormat: 'CycloneDX',
     specVersion: '1.5',
-    metadata: { component: { 'bom-ref': 'image', type: 'container', name: 'app', properties: [{ name: 'aquasecurity:trivy:RepoDigest', value: `registry.example.com/app@${digest}` }] } },
+    metadata: {
+      component: {
+        'bom-ref': 'image',
+        type: 'container',
+        name: 'app',
+        properties: [{ name: 'aquasecurity:trivy:RepoDigest', value: `registry.example.com/app@${digest}` }],
+      },
+    },
     components: [{ 'bom-ref': 'pkg:deb/openssl', name: 'openssl', version: '3.0.2' }],
-    vulnerabilities: [{ id: 'CVE-2024-9999', ratings: [{ severity }], affects: [{ ref: 'pkg:deb/openssl' }], recommendation: 'Upgrade openssl to version 3.0.15' }],
+    vulnerabilities: [
+      {
+        id: 'CVE-2024-9999',
+        ratings: [{ severity }],
+        affects: [{ ref: 'pkg:deb/openssl' }],
+        recommendation: 'Upgrade openssl to version 3.0.15',
+      },
+    ],
   })
 }

@@ -2,7 +2,16 @@
 import { afterEach, beforeAll } from 'vitest'
 import { runGate, writeFiles, type GateRun } from './gate.ts'
 import { SAMPLE_DIGEST, SAMPLE_IMAGE } from './documents.ts'
-import { makeTls, startSimulator, storeHandlers, TEST_TOKEN, type Answer, type Simulator, type StoreContent, type Tls } from './simulator.ts'
+import {
+  makeTls,
+  startSimulator,
+  storeHandlers,
+  TEST_TOKEN,
+  type Answer,
+  type Simulator,
+  type StoreContent,
+  type Tls,
+} from './simulator.ts'
 
 export interface StoreFixture {
   readonly tls: Tls
@@ -11,7 +20,9 @@ export interface StoreFixture {
   readonly store: Simulator
   /** Starts the simulator; the image answers are for SAMPLE_DIGEST. */
   serve(images: Answer[], content?: Partial<StoreContent>): Promise<Simulator>
-  /** The gate with the Task's settings in the environment (CA and token from files), then `env`, `args` and the image. */
+  /**
+   * The gate with the Task's settings in the environment (CA and token from files), then `env`, `args` and the image.
+   */
   gate(args?: string[], env?: Record<string, string>): Promise<GateRun>
 }
 
@@ -30,12 +41,22 @@ export function useStoreFixture(): StoreFixture {
       return current
     },
     async serve(images: Answer[], content: Partial<StoreContent> = {}) {
-      current = await startSimulator(storeHandlers({ token: TEST_TOKEN, ...content, images: { [SAMPLE_DIGEST]: images, ...content.images } }), fixture.tls)
+      current = await startSimulator(
+        storeHandlers({ token: TEST_TOKEN, ...content, images: { [SAMPLE_DIGEST]: images, ...content.images } }),
+        fixture.tls,
+      )
       return current
     },
     gate(args: string[] = [], env: Record<string, string> = {}) {
       return runGate([...args, SAMPLE_IMAGE], {
-        env: { GATE: 'high', METADATA_STORE_URL: fixture.store.hostPort, ACCESS_TOKEN_FILE: fixture.files.token!, METADATA_STORE_CA_CERT: fixture.files.caCrt!, POLICY_POLL_INTERVAL: '100ms', ...env },
+        env: {
+          GATE: 'high',
+          METADATA_STORE_URL: fixture.store.hostPort,
+          ACCESS_TOKEN_FILE: fixture.files.token!,
+          METADATA_STORE_CA_CERT: fixture.files.caCrt!,
+          POLICY_POLL_INTERVAL: '100ms',
+          ...env,
+        },
       })
     },
   }

@@ -37,7 +37,10 @@ export function runGate(
   } = {},
 ): Promise<GateRun> {
   const started = performance.now()
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BUNDLE, ...args], { env: cleanEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BUNDLE, ...args], {
+    env: cleanEnv(options.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
@@ -51,7 +54,12 @@ export function runGate(
     child.on('close', (code, signal) => {
       captureOutput(stdout, stderr)
       // Killed by a signal: the code the shell and Kubernetes report (143 for SIGTERM, 130 for SIGINT).
-      resolve({ code: code ?? (signal ? 128 + constants.signals[signal] : null), stdout, stderr, ms: performance.now() - started })
+      resolve({
+        code: code ?? (signal ? 128 + constants.signals[signal] : null),
+        stdout,
+        stderr,
+        ms: performance.now() - started,
+      })
     })
   })
 }

@@ -43,7 +43,8 @@ export async function startConnectProxy(behaviour: ProxyBehaviour = 'tunnel'): P
     track(sockets, client)
     const [host, port] = (req.url ?? '').split(':')
     if (behaviour === 'silent') return
-    if (behaviour === 'refuse' || !['localhost', '127.0.0.1'].includes(host ?? '')) return void client.end('HTTP/1.1 403 Forbidden\r\n\r\n')
+    if (behaviour === 'refuse' || !['localhost', '127.0.0.1'].includes(host ?? ''))
+      return void client.end('HTTP/1.1 403 Forbidden\r\n\r\n')
     if (behaviour === 'hang-up') return void client.destroy()
     if (behaviour === 'garbage') return void client.end('\x00\xff not http at all\r\n\r\n')
     const tunnel = () => {

@@ -22,7 +22,16 @@ export const REGISTRY_PASSWORD = 'registry-secret-never-printed-7f3a'
 
 /** Whether Debian's docker-registry and htpasswd are installed; under CI their absence fails the run. */
 export async function missingRegistryTools(tools = ['docker-registry', 'htpasswd']): Promise<string[]> {
-  const missing = (await Promise.all(tools.map((tool) => run('sh', ['-c', `command -v ${tool}`]).then(() => '', () => tool)))).filter(Boolean)
+  const missing = (
+    await Promise.all(
+      tools.map((tool) =>
+        run('sh', ['-c', `command -v ${tool}`]).then(
+          () => '',
+          () => tool,
+        ),
+      ),
+    )
+  ).filter(Boolean)
   if (missing.length) {
     const message = `registry tests need ${missing.join(', ')} (scripts/dev.sh test installs them from Debian).`
     if (process.env.CI) throw new Error(`${message} Under CI this is a failure, not a skip.`)
@@ -41,15 +50,24 @@ export interface Registry {
   readonly tokenRequests: Array<{ authorization: string | null; scope: string | null }>
   /** Pushes the artifact; returns the digest of what the tag names and the layers' digests. */
   push(repository: string, tag: string, artifact: Artifact): Promise<{ digest: string; layers: string[] }>
-  /** Pushes one manifest per platform and an OCI index of them all (an `unknown/unknown` platform is how BuildKit marks attestations). */
-  pushIndex(repository: string, tag: string, images: ReadonlyArray<{ readonly os: string; readonly architecture: string; readonly layers: readonly Layer[] }>): Promise<{ digest: string }>
+  /**
+   * Pushes one manifest per platform and an OCI index of them all (an `unknown/unknown` platform is how BuildKit marks
+   * attestations).
+   */
+  pushIndex(
+    repository: string,
+    tag: string,
+    images: ReadonlyArray<{ readonly os: string; readonly architecture: string; readonly layers: readonly Layer[] }>,
+  ): Promise<{ digest: string }>
   /** A blob's bytes replaced on disk behind the registry's back (it then serves other bytes than its digest). */
   corruptBlob(digest: string): void
   close(): Promise<void>
 }
 
 /** One layer: files to tar (and gzip unless `compress: false`), or raw bytes as an artifact layer with a title. */
-export type Layer = { readonly files: Record<string, string | Buffer>; readonly compress?: boolean } | { readonly raw: Buffer; readonly mediaType: string; readonly title: string }
+export type Layer =
+  | { readonly files: Record<string, string | Buffer>; readonly compress?: boolean }
+  | { readonly raw: Buffer; readonly mediaType: string; readonly title: string }
 
 export interface Artifact {
   readonly layers: readonly Layer[]
@@ -90,7 +108,11 @@ export function tarOf(files: Record<string, string | Buffer>): Buffer {
   const blocks: Buffer[] = []
   for (const [name, value] of Object.entries(files)) {
     const content = typeof value === 'string' ? Buffer.from(value) : value
-    blocks.push(ustarHeader(name, `${content.length.toString(8).padStart(11, '0')}\0`), content, Buffer.alloc((512 - (content.length % 512)) % 512))
+    blocks.push(
+      ustarHeader(name, `${content.length.toString(8).padStart(11, '0')}\0`),
+      content,
+      Buffer.alloc((512 - (content.length % 512)) % 512),
+    )
   }
   blocks.push(Buffer.alloc(1024))
   return Buffer.concat(blocks)
@@ -103,7 +125,10 @@ const base64url = (value: string | Buffer) => Buffer.from(value).toString('base6
  * Starts docker-registry. `auth: 'basic'` uses htpasswd; `auth: 'token'` points the registry at a token
  * service of the test that grants pull and push to REGISTRY_USER (Basic) and pull to anyone (`anonymousPull`).
  */
-export async function startRegistry(auth: 'basic' | 'token', options: { anonymousPull?: boolean } = {}): Promise<Registry> {
+export async function startRegistry(
+  auth: 'basic' | 'token',
+  options: { anonymousPull?: boolean } = {},
+): Promise<Registry> {
   const work = mkdtempSync(join(tmpdir(), 'registry-test-'))
   const tls = await makeTls('Registry Test CA')
   const host = `127.0.0.1:${await freePort()}`
@@ -130,29 +155,54 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
           const query = new URL(incoming.url).searchParams
           const authorization = incoming.headers.get('authorization')
           tokenRequests.push({ authorization, scope: query.get('scope') })
-          if (authorization !== null && authorization !== basic) return HttpResponse.json({ details: 'bad credentials' }, { status: 401 })
-          if (authorization === null && !options.anonymousPull) return HttpResponse.json({ details: 'credentials required' }, { status: 401 })
+          if (authorization !== null && authorization !== basic)
+            return HttpResponse.json({ details: 'bad credentials' }, { status: 401 })
+          if (authorization === null && !options.anonymousPull)
+            return HttpResponse.json({ details: 'credentials required' }, { status: 401 })
           const [, name = '', actions = ''] = (query.get('scope') ?? '').split(':')
-          const granted = actions.split(',').filter((action) => action === 'pull' || (action === 'push' && authorization !== null))
+          const granted = actions
+            .split(',')
+            .filter((action) => action === 'pull' || (action === 'push' && authorization !== null))
           const now = Math.floor(Date.now() / 1000)
           const header = base64url(JSON.stringify({ typ: 'JWT', alg: 'ES256', x5c }))
-          const claims = base64url(JSON.stringify({ iss: 'test-issuer', sub: authorization ? REGISTRY_USER : '', aud: 'test-registry', exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access: [{ type: 'repository', name, actions: granted }] }))
-          const signature = sign('sha256', Buffer.from(`${header}.${claims}`), { key: signerKey, dsaEncoding: 'ieee-p1363' })
+          const claims = base64url(
+            JSON.stringify({
+              iss: 'test-issuer',
+              sub: authorization ? REGISTRY_USER : '',
+              aud: 'test-registry',
+              exp: now + 300,
+              nbf: now - 10,
+              iat: now,
+              jti: randomUUID(),
+              access: [{ type: 'repository', name, actions: granted }],
+            }),
+          )
+          const signature = sign('sha256', Buffer.from(`${header}.${claims}`), {
+            key: signerKey,
+            dsaEncoding: 'ieee-p1363',
+          })
           return HttpResponse.json({ token: `${header}.${claims}.${base64url(signature)}`, expires_in: 300 })
         }),
       ],
       tls,
     )
-    authConfig = `  token:\n    realm: ${tokenService.url}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: ${work}/token-signer.crt\n`
+    authConfig =
+      `  token:\n    realm: ${tokenService.url}/token\n    service: test-registry\n    issuer: ` +
+      `test-issuer\n    rootcertbundle: ${work}/token-signer.crt\n`
   }
   writeFileSync(
     join(work, 'config.yml'),
-    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/data\n  delete:\n    enabled: true\nhttp:\n  addr: ${host}\n  tls:\n    certificate: ${work}/registry.crt\n    key: ${work}/registry.key\nauth:\n${authConfig}`,
+    `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/data\n  delete:\n    ` +
+      `enabled: true\nhttp:\n  addr: ${host}\n  tls:\n    certificate: ${work}/registry.crt\n    key: ` +
+      `${work}/registry.key\nauth:\n${authConfig}`,
   )
   const registry: ChildProcess = spawn('docker-registry', ['serve', join(work, 'config.yml')], { stdio: 'ignore' })
   const client = new Agent({ connect: { ca: tls.caCert } })
   for (let attempt = 0; ; attempt++) {
-    const answered = await request(`https://${host}/v2/`, { dispatcher: client }).then((response) => response.statusCode, () => 0)
+    const answered = await request(`https://${host}/v2/`, { dispatcher: client }).then(
+      (response) => response.statusCode,
+      () => 0,
+    )
     if (answered === 401) break
     if (attempt > 50) throw new Error(`docker-registry did not start on ${host}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -161,11 +211,20 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
   /** The Authorization header for a push: Basic, or a token for push and pull on the repository. */
   async function pushAuth(repository: string): Promise<string> {
     if (!tokenService) return basic
-    const response = await request(`${tokenService.url}/token?service=test-registry&scope=repository:${repository}:pull,push`, { dispatcher: client, headers: { authorization: basic } })
+    const response = await request(
+      `${tokenService.url}/token?service=test-registry&scope=repository:${repository}:pull,push`,
+      { dispatcher: client, headers: { authorization: basic } },
+    )
     return `Bearer ${((await response.body.json()) as { token: string }).token}`
   }
 
-  async function call(method: 'GET' | 'POST' | 'PUT' | 'HEAD', url: string, authorization: string, body?: Buffer, contentType?: string) {
+  async function call(
+    method: 'GET' | 'POST' | 'PUT' | 'HEAD',
+    url: string,
+    authorization: string,
+    body?: Buffer,
+    contentType?: string,
+  ) {
     const response = await request(url.startsWith('https://') ? url : `https://${host}${url}`, {
       dispatcher: client,
       method,
@@ -191,19 +250,43 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
     const layers = []
     for (const layer of artifactLayers) {
       if ('raw' in layer) {
-        layers.push({ mediaType: layer.mediaType, digest: await pushBlob(repository, authorization, layer.raw), size: layer.raw.length, annotations: { 'org.opencontainers.image.title': layer.title } })
+        layers.push({
+          mediaType: layer.mediaType,
+          digest: await pushBlob(repository, authorization, layer.raw),
+          size: layer.raw.length,
+          annotations: { 'org.opencontainers.image.title': layer.title },
+        })
         continue
       }
       const tar = tarOf(layer.files)
       const bytes = layer.compress === false ? tar : gzipSync(tar)
-      const mediaType = layer.compress === false ? 'application/vnd.oci.image.layer.v1.tar' : 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+      const mediaType =
+        layer.compress === false
+          ? 'application/vnd.oci.image.layer.v1.tar'
+          : 'application/vnd.docker.image.rootfs.diff.tar.gzip'
       layers.push({ mediaType, digest: await pushBlob(repository, authorization, bytes), size: bytes.length })
     }
     // imgpkg's bundle image: a config labelled dev.carvel.imgpkg.bundle.
-    const config = Buffer.from(JSON.stringify({ architecture: '', os: '', config: { Labels: { 'dev.carvel.imgpkg.bundle': '' } }, rootfs: { type: 'layers', diff_ids: [] } }))
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: '',
+        os: '',
+        config: { Labels: { 'dev.carvel.imgpkg.bundle': '' } },
+        rootfs: { type: 'layers', diff_ids: [] },
+      }),
+    )
     const configDigest = await pushBlob(repository, authorization, config)
     const manifest = Buffer.from(
-      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length }, layers }),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: {
+          mediaType: 'application/vnd.docker.container.image.v1+json',
+          digest: configDigest,
+          size: config.length,
+        },
+        layers,
+      }),
     )
     return { manifest, manifestDigest: digestOf(manifest), pushed: layers.map((layer) => layer.digest) }
   }
@@ -213,7 +296,12 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
       JSON.stringify({
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.index.v1+json',
-        manifests: entries.map(({ digest, size, os, architecture }) => ({ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest, size, platform: { os, architecture } })),
+        manifests: entries.map(({ digest, size, os, architecture }) => ({
+          mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+          digest,
+          size,
+          platform: { os, architecture },
+        })),
       }),
     )
 
@@ -225,10 +313,22 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
     async push(repository, tag, artifact) {
       const authorization = await pushAuth(repository)
       const { manifest, manifestDigest, pushed } = await pushManifest(repository, authorization, artifact.layers)
-      await call('PUT', `/v2/${repository}/manifests/${artifact.index ? manifestDigest : tag}`, authorization, manifest, 'application/vnd.docker.distribution.manifest.v2+json')
+      await call(
+        'PUT',
+        `/v2/${repository}/manifests/${artifact.index ? manifestDigest : tag}`,
+        authorization,
+        manifest,
+        'application/vnd.docker.distribution.manifest.v2+json',
+      )
       if (!artifact.index) return { digest: manifestDigest, layers: pushed }
       const index = indexOf([{ digest: manifestDigest, size: manifest.length, os: 'linux', architecture: 'amd64' }])
-      await call('PUT', `/v2/${repository}/manifests/${tag}`, authorization, index, 'application/vnd.oci.image.index.v1+json')
+      await call(
+        'PUT',
+        `/v2/${repository}/manifests/${tag}`,
+        authorization,
+        index,
+        'application/vnd.oci.image.index.v1+json',
+      )
       return { digest: digestOf(index), layers: pushed }
     },
     async pushIndex(repository, tag, images) {
@@ -236,11 +336,23 @@ export async function startRegistry(auth: 'basic' | 'token', options: { anonymou
       const entries = []
       for (const image of images) {
         const { manifest, manifestDigest } = await pushManifest(repository, authorization, image.layers)
-        await call('PUT', `/v2/${repository}/manifests/${manifestDigest}`, authorization, manifest, 'application/vnd.docker.distribution.manifest.v2+json')
+        await call(
+          'PUT',
+          `/v2/${repository}/manifests/${manifestDigest}`,
+          authorization,
+          manifest,
+          'application/vnd.docker.distribution.manifest.v2+json',
+        )
         entries.push({ digest: manifestDigest, size: manifest.length, os: image.os, architecture: image.architecture })
       }
       const index = indexOf(entries)
-      await call('PUT', `/v2/${repository}/manifests/${tag}`, authorization, index, 'application/vnd.oci.image.index.v1+json')
+      await call(
+        'PUT',
+        `/v2/${repository}/manifests/${tag}`,
+        authorization,
+        index,
+        'application/vnd.oci.image.index.v1+json',
+      )
       return { digest: digestOf(index) }
     },
     corruptBlob(digest) {

@@ -6,7 +6,9 @@ import { REGISTRY_PASSWORD } from './registry.ts'
 import { TEST_TOKEN } from './simulator.ts'
 
 afterEach(() => {
-  const leaks = capturedOutputs.filter((output) => [TEST_TOKEN, REGISTRY_PASSWORD, SERVICE_ACCOUNT_TOKEN].some((secret) => output.includes(secret)))
+  const leaks = capturedOutputs.filter((output) =>
+    [TEST_TOKEN, REGISTRY_PASSWORD, SERVICE_ACCOUNT_TOKEN].some((secret) => output.includes(secret)),
+  )
   capturedOutputs.length = 0
   expect(leaks, 'a token or password appeared in the output of a gate run').toEqual([])
 })

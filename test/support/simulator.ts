@@ -14,7 +14,6 @@ import { generate } from 'selfsigned'
 /** The token the simulated store accepts; the secret check fails any test whose output holds it. */
 export const TEST_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-token-never-printed.c2VjcmV0'
 
-
 export interface Tls {
   readonly caCert: string
   /** The CA's private key (PEM): the registry test's token service signs with it. */
@@ -40,7 +39,14 @@ export async function makeTls(commonName = 'Simulator Test CA'): Promise<Tls> {
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }, { type: 7, ip: '::1' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+          { type: 7, ip: '::1' },
+        ],
+      },
     ],
   })
   return { caCert: ca.cert, caKey: ca.private, key: leaf.private, cert: leaf.cert }
@@ -51,9 +57,14 @@ export type Answer = () => Response | Promise<Response>
 
 export const answer = {
   notFound: (): Answer => () => HttpResponse.json({ message: 'image not found' }, { status: 404 }),
-  image: (body: JsonBodyType): Answer => () => HttpResponse.json(body),
-  raw: (status: number, body: string, headers: Record<string, string> = {}): Answer => () =>
-    new HttpResponse(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } }),
+  image:
+    (body: JsonBodyType): Answer =>
+    () =>
+      HttpResponse.json(body),
+  raw:
+    (status: number, body: string, headers: Record<string, string> = {}): Answer =>
+    () =>
+      new HttpResponse(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } }),
   /** Never answers: the client's timeout must cut it. */
   hang: (): Answer => async () => {
     await delay('infinite')
@@ -65,12 +76,16 @@ export function repeat(count: number, reply: Answer): Answer[] {
   return Array.from({ length: count }, () => reply)
 }
 
-
-
 /** `{Count, CurrentPage, LastPage, PageSize, Results}`, the store's pagination wrapper. */
 export function paginated(items: unknown[], page: number, pageSize: number): Record<string, unknown> {
   const lastPage = Math.max(1, Math.ceil(items.length / pageSize))
-  return { Count: items.length, CurrentPage: page, LastPage: lastPage, PageSize: pageSize, Results: items.slice((page - 1) * pageSize, page * pageSize) }
+  return {
+    Count: items.length,
+    CurrentPage: page,
+    LastPage: lastPage,
+    PageSize: pageSize,
+    Results: items.slice((page - 1) * pageSize, page * pageSize),
+  }
 }
 
 export interface StoreContent {
@@ -93,7 +108,8 @@ export function storeHandlers(options: StoreContent): RequestHandler[] {
     return answers[Math.min(index, answers.length - 1)]!()
   }
   const authorised = (request: Request) => request.headers.get('authorization') === `Bearer ${options.token}`
-  const unauthorised = () => new HttpResponse('Unauthorized\n', { status: 401, headers: { 'content-type': 'text/plain; charset=utf-8' } })
+  const unauthorised = () =>
+    new HttpResponse('Unauthorized\n', { status: 401, headers: { 'content-type': 'text/plain; charset=utf-8' } })
   return [
     http.get('/api/v1/images/:digest', ({ request, params }) => {
       if (!authorised(request)) return unauthorised()
@@ -109,7 +125,9 @@ export function storeHandlers(options: StoreContent): RequestHandler[] {
       if (!options.triage) return HttpResponse.json({ message: 'Not Found' }, { status: 404 })
       const query = new URL(request.url).searchParams
       const records = options.triage[query.get('digest') ?? ''] ?? []
-      return HttpResponse.json(paginated(records, Number(query.get('page') ?? 1), Number(query.get('page_size') ?? 20)) as JsonBodyType)
+      return HttpResponse.json(
+        paginated(records, Number(query.get('page') ?? 1), Number(query.get('page_size') ?? 20)) as JsonBodyType,
+      )
     }),
   ]
 }
@@ -142,7 +160,9 @@ export async function startSimulator(handlers: RequestHandler[], tls: Tls): Prom
     if (response.type === 'error') return void res.socket?.destroy()
     res.writeHead(response.status, response.statusText, [...response.headers].flat())
     if (!response.body) return void res.end()
-    Readable.fromWeb(response.body as import('node:stream/web').ReadableStream).on('error', () => res.destroy()).pipe(res)
+    Readable.fromWeb(response.body as import('node:stream/web').ReadableStream)
+      .on('error', () => res.destroy())
+      .pipe(res)
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

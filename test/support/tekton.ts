@@ -11,8 +11,17 @@ import type { ContainerRun } from './container.ts'
 const CONFIG = new URL('../../config/', import.meta.url)
 
 // The parts of the Tekton v1 and Cartographer schemas the tests read.
-export interface Param { name: string; type?: string; default?: string; description?: string }
-export interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }
+export interface Param {
+  name: string
+  type?: string
+  default?: string
+  description?: string
+}
+export interface EnvVar {
+  name: string
+  value?: string
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } }
+}
 export interface Step {
   name: string
   image: string
@@ -23,7 +32,13 @@ export interface Step {
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>
   timeout?: string
   computeResources?: { requests?: Record<string, string>; limits?: Record<string, string> }
-  securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; runAsGroup?: number; readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean }
+  securityContext?: {
+    runAsNonRoot?: boolean
+    runAsUser?: number
+    runAsGroup?: number
+    readOnlyRootFilesystem?: boolean
+    allowPrivilegeEscalation?: boolean
+  }
 }
 export interface Task {
   apiVersion: string
@@ -32,11 +47,21 @@ export interface Task {
   spec: {
     params: Param[]
     results: Array<{ name: string; description?: string }>
-    volumes: Array<{ name: string; secret?: { secretName: string; optional?: boolean; items?: Array<{ key: string; path: string }> }; configMap?: { name: string; optional?: boolean } }>
+    volumes: Array<{
+      name: string
+      secret?: { secretName: string; optional?: boolean; items?: Array<{ key: string; path: string }> }
+      configMap?: { name: string; optional?: boolean }
+    }>
     steps: Step[]
   }
 }
-export interface Manifest { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, any>; [field: string]: unknown }
+export interface Manifest {
+  apiVersion: string
+  kind: string
+  metadata: { name: string }
+  spec: Record<string, any>
+  [field: string]: unknown
+}
 
 export function configText(file: string): string {
   return readFileSync(new URL(file, CONFIG), 'utf8')
@@ -93,8 +118,13 @@ export function taskStepAsContainer(
   const files: Record<string, string> = {}
   for (const mount of step.volumeMounts ?? []) {
     const volume = task.spec.volumes.find((candidate) => candidate.name === mount.name)
-    const data = volume?.secret ? run.secrets[volume.secret.secretName] : volume?.configMap ? run.configMaps?.[volume.configMap.name] : undefined
-    if (!data && !(volume?.configMap?.optional || volume?.secret?.optional)) throw new Error(`volume ${mount.name} has no secret or ConfigMap in this run`)
+    const data = volume?.secret
+      ? run.secrets[volume.secret.secretName]
+      : volume?.configMap
+        ? run.configMaps?.[volume.configMap.name]
+        : undefined
+    if (!data && !(volume?.configMap?.optional || volume?.secret?.optional))
+      throw new Error(`volume ${mount.name} has no secret or ConfigMap in this run`)
     const folder = mkdtempSync(join(tmpdir(), 'policy-gate-volume-'))
     // A volume's items choose keys and name their files; without items every key is a file of its name.
     const items = volume?.secret?.items ?? Object.keys(data ?? {}).map((key) => ({ key, path: key }))
@@ -111,6 +141,8 @@ export function taskStepAsContainer(
     files,
     writable: { [run.resultsDir]: '/tekton/results' },
     readOnly: security.readOnlyRootFilesystem === true,
-    ...(security.runAsUser === undefined ? {} : { user: `${security.runAsUser}:${security.runAsGroup ?? security.runAsUser}` }),
+    ...(security.runAsUser === undefined
+      ? {}
+      : { user: `${security.runAsUser}:${security.runAsGroup ?? security.runAsUser}` }),
   }
 }
