@@ -39,6 +39,6 @@ export function checkFits(body: Uint8Array, available: number, what: string): vo
   throw new NoVerdictError(
     'BODY_TOO_LARGE',
     `${what} (${mib(body.length)}) needs about ${mib(needed)} to evaluate, more than the ${mib(available)} this ` +
-      `process may still use: raise the step's memory limit (README, Memory)`,
+      `process may still use: raise the step's memory limit (docs/operations.md, Memory)`,
   )
 }

@@ -102,7 +102,7 @@ export function propertyOf(owner: Record<string, unknown>, name: string): string
 }
 
 /**
- * What a finding's own data says of a fix, by its producer's rule (README, "Fix states"). Only evidence about
+ * What a finding's own data says of a fix, by its producer's rule (docs/policy.md, "Fix states"). Only evidence about
  * this (component, vulnerability) pair says "not fixed"; anything else is unknown, which --only-fixed never
  * lets through.
  * - Trivy writes a recommendation naming the package when a fix exists (or, in some versions, the

@@ -246,7 +246,7 @@ export function parseExpiry(text: string): number | undefined {
 export function exemptionsFrom(document: unknown, origin: string): Exemption[] {
   const fail = (where: string, problem: string) => new UsageError('EXEMPTIONS', `${origin}: ${where}: ${problem}`)
   if (!isObject(document) || !Array.isArray(document.exemptions)) {
-    throw fail('the file', 'must hold a top-level "exemptions:" list (see README, Exemptions)')
+    throw fail('the file', 'must hold a top-level "exemptions:" list (see docs/policy.md, Exemptions)')
   }
   const known = new Set(['id', 'package', 'reason', 'expires', 'owner', 'kev'])
   return document.exemptions.map((raw: unknown, index: number): Exemption => {

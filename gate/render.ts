@@ -699,7 +699,7 @@ export function renderHelp(width = 80): string {
 
 export const code = (value: string) => `\`${value}\``
 
-/** The README's options table, row by row: the docs test holds the README to it. */
+/** docs/usage.md's options table, row by row: the docs test holds the page to it. */
 export function renderOptionsTable(): string[] {
   return [
     '| option | env | default | meaning |',
@@ -722,7 +722,7 @@ export function renderOptionsTable(): string[] {
   ]
 }
 
-/** The README's exit-code table, row by row. */
+/** docs/usage.md's exit-code table, row by row. */
 export function renderExitCodeTable(): string[] {
   return ['| code | meaning |', '|---|---|', ...EXIT_CODES.map(([exit, meaning]) => `| ${exit} | ${meaning} |`)]
 }

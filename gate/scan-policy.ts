@@ -235,7 +235,7 @@ export function scanPolicyFrom(
         ]
           .filter(Boolean)
           .join('; ') +
-        '. Translate it by hand into --gate and --exemptions (README, From Scan 1.0)',
+        '. Translate it by hand into --gate and --exemptions (docs/policy.md, From Scan 1.0)',
     )
   }
   const { template, variant } = found

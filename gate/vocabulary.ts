@@ -3,7 +3,7 @@ export const VERSION = typeof __VERSION__ === 'string' ? __VERSION__ : '0.0.0-de
 export const NAME = 'amr-policy-gate'
 
 // ---------------------------------------------------------------------------------------------
-// Exit codes: this table feeds --help, the README and the tests.
+// Exit codes: this table feeds --help, docs/usage.md and the tests.
 
 export const EXIT = { PASS: 0, VIOLATION: 1, USAGE: 2, NO_VERDICT: 3, SIGINT: 130, SIGTERM: 143 } as const
 
@@ -75,7 +75,7 @@ export const MAX_RESULT_ID = 64
 export const LARGE_BODY_BYTES = 8 * 1024 * 1024
 
 // ---------------------------------------------------------------------------------------------
-// Options: this table feeds the parser, the defaults, --help, the README's table and the tests.
+// Options: this table feeds the parser, the defaults, --help, docs/usage.md's table and the tests.
 
 export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'unknown'] as const
 export type Severity = (typeof SEVERITIES)[number]
@@ -106,7 +106,7 @@ export interface OptionSpec {
   readonly required?: true
   /** One line for --help. */
   readonly help: string
-  /** More for the README's table than --help has room for. */
+  /** More for docs/usage.md's table than --help has room for. */
   readonly more?: string
 }
 
@@ -178,7 +178,8 @@ export const OPTION_TABLE = [
       "evaluate the scanner's published results at REF (an OCI reference), or with auto those of the image's " +
       'ImageVulnerabilityScan, instead of asking the store',
     more:
-      'See [Where the scan comes from](#where-the-scan-comes-from). REF is what `status.scanResult` shows; ' +
+      'See [Where the scan comes from](scan-sources.md#where-the-scan-comes-from). REF is what `status.scanResult` ' +
+      'shows; ' +
       '`auto` runs in a pod and needs to read ImageVulnerabilityScans in its namespace. The store is not asked, so ' +
       "no token or `--url` is needed. `store` (or empty) asks the store, the default: a workload's way back from a " +
       'chain whose default is `auto`.',
@@ -221,7 +222,7 @@ export const OPTION_TABLE = [
     choices: FORMATS,
     default: 'text',
     help: 'text is for people; json writes one document on stdout',
-    more: 'The JSON schema is under [JSON output](#json-output).',
+    more: 'The JSON schema is under [JSON output](outputs.md#json-output).',
   },
   {
     flag: '--results-dir',
@@ -237,7 +238,7 @@ export const OPTION_TABLE = [
     env: 'POLICY_EXEMPTIONS',
     value: 'FILE',
     help: 'YAML exemptions (id, package, reason, expires, owner) that suppress matching findings until they expire',
-    more: 'See [Exemptions](#exemptions).',
+    more: 'See [Exemptions](policy.md#exemptions).',
   },
   {
     flag: '--triage',
@@ -273,21 +274,23 @@ export const OPTION_TABLE = [
     help:
       'report findings from this severity up that do not block as warnings (below the gate); the exit code is ' +
       'unchanged',
-    more: 'See [Warnings](#warnings).',
+    more: 'See [Warnings](policy.md#warnings).',
   },
   {
     flag: '--kev',
     env: 'POLICY_KEV',
     value: 'FILE',
     help: "CISA's Known Exploited Vulnerabilities catalog (JSON): a finding it lists blocks at any severity",
-    more: 'See [Known-exploited vulnerabilities](#known-exploited-vulnerabilities). Never downloaded: mount a copy.',
+    more:
+      'See [Known-exploited vulnerabilities](policy.md#known-exploited-vulnerabilities). Never downloaded: mount ' +
+      'a copy.',
   },
   {
     flag: '--baseline',
     env: 'POLICY_BASELINE',
     value: 'IMAGE',
     help: 'the image running today (name@sha256:...): only findings new in the image checked, or worse, block',
-    more: 'Read from the same source as the image. See [No new vulnerabilities](#no-new-vulnerabilities).',
+    more: 'Read from the same source as the image. See [No new vulnerabilities](policy.md#no-new-vulnerabilities).',
   },
   {
     flag: '--baseline-input',
@@ -302,7 +305,7 @@ export const OPTION_TABLE = [
     help:
       "a Scan 1.0 ScanPolicy (YAML) whose Rego is one of TAP's templates: its severities give the gate, its " +
       'ignored CVEs exemptions',
-    more: 'Flags and variables given win over it. See [From Scan 1.0](#from-scan-10-scanpolicies).',
+    more: 'Flags and variables given win over it. See [From Scan 1.0](policy.md#from-scan-10-scanpolicies).',
   },
   {
     flag: '--print-exemptions',
@@ -355,7 +358,7 @@ export const OPTION_TABLE = [
     help: 'a larger answer (or --input) ends with exit 3: bytes, or with KiB, MiB, GiB, KB, MB, GB',
     more:
       "Real reports are a few MB; the default is what the Task's 512Mi evaluates with room to spare " +
-      "([Memory](#memory)). Raise it together with the step's memory.",
+      "([Memory](operations.md#memory)). Raise it together with the step's memory.",
   },
   { flag: '--help', help: 'show this help and exit, whatever else is given' },
   { flag: '--version', help: 'show the version' },
@@ -498,7 +501,7 @@ export interface Warning extends Finding {
  * A fix, as the scan's source says it for this finding: a fixed version (Trivy's recommendation, Grype's
  * unaffected ranges), evidence that there is none (Trivy wrote no recommendation, Grype lists the pair as
  * affected only), or unknown: the source says nothing about this finding (the Metadata Store, older Grype,
- * other producers). README, "Straight from the scanner", has the rule per producer.
+ * other producers). docs/policy.md, "Straight from the scanner", has the rule per producer.
  */
 export type FixState =
   | { readonly state: 'fixed'; readonly version: string }
@@ -675,7 +678,7 @@ export interface ScanResultSource {
 // ---------------------------------------------------------------------------------------------
 // Errors: branch on `code`, never on the message.
 
-/** A usage error's code: the JSON report's error.code on exit 2, listed in the README. */
+/** A usage error's code: the JSON report's error.code on exit 2, listed in docs/outputs.md. */
 export const USAGE_CODES = [
   'RUNTIME',
   'OPTION',
@@ -721,7 +724,7 @@ export class UsageError extends Error {
   }
 }
 
-/** Why there is no verdict: the JSON report's error.code, listed in the README. */
+/** Why there is no verdict: the JSON report's error.code, listed in docs/outputs.md. */
 export const NO_VERDICT_CODES = [
   'TIMEOUT',
   'TOKEN_REJECTED',

@@ -435,7 +435,7 @@ export async function pollStore<T>(poll: Poll<T>, store: StoreSettings, deps: Wa
   return retryUntil(
     {
       what: poll.what,
-      timeoutHint: 'If the scan ran, check the AMR observer (see README, troubleshooting)',
+      timeoutHint: 'If the scan ran, check the AMR observer (see docs/operations.md, Troubleshooting)',
       onNotFound: poll.onNotFound,
       attempt: async (signal) => {
         const response = await deps.fetch(poll.url, signal)
