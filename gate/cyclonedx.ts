@@ -1,7 +1,7 @@
 import { DIGEST_RE } from './input.ts'
 import { SCAN_DOCUMENT, describeJson, isObject, listAt, notAnObject, textOf } from './json.ts'
 import { cut } from './safe-text.ts'
-import { addRating, importCommonJs, mergeTally, newTally, normaliseSeverity } from './vocabulary.ts'
+import { addRating, importCommonJs, mergeTally, newTally, normaliseSeverity, resetTally } from './vocabulary.ts'
 import type { FixState, JudgeFinding, KnownExploited, RatingTally, Severity } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -375,13 +375,14 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
   const merging = namesAPairTwice(vulnerabilities)
   const pairs = new Map<string, Pair | Map<string, Pair>>()
   // The hot loop of a 50 MB scan: plain loops, and error paths (with their strings) built only when something is wrong.
+  const tally = newTally()
   for (let v = 0; v < vulnerabilities.length; v++) {
     const vulnerability = vulnerabilities[v]
     if (!isObject(vulnerability)) throw notAnObject(SCAN_DOCUMENT, vulnerability, `vulnerabilities[${v}]`)
     const ratings = Array.isArray(vulnerability.ratings)
       ? vulnerability.ratings
       : listAt(SCAN_DOCUMENT, vulnerability, 'ratings', `vulnerabilities[${v}].`)
-    const tally = newTally()
+    resetTally(tally)
     let kevRated = false
     for (let r = 0; r < ratings.length; r++) {
       const rating = ratings[r]

@@ -29,6 +29,7 @@ import {
   newTally,
   normaliseSeverity,
   NoVerdictError,
+  resetTally,
   SEVERITY_RANK,
   SUPPRESSING_TRIAGE_STATES,
   UsageError,
@@ -352,6 +353,7 @@ export function createJudge(policy: Policy) {
  */
 export function walkStoreImage(image: Record<string, unknown>, judge: JudgeFinding): void {
   const packages = listAt(IMAGE_REPORT, image, 'Packages', '')
+  const tally = newTally()
   for (let p = 0; p < packages.length; p++) {
     const pkg = packages[p]
     if (!isObject(pkg)) throw notAnObject(IMAGE_REPORT, pkg, `Packages[${p}]`)
@@ -368,7 +370,7 @@ export function walkStoreImage(image: Record<string, unknown>, judge: JudgeFindi
       const ratings = Array.isArray(vulnerability.Ratings)
         ? vulnerability.Ratings
         : listAt(IMAGE_REPORT, vulnerability, 'Ratings', `Packages[${p}].Vulnerabilities[${v}].`)
-      const tally = newTally()
+      resetTally(tally)
       for (let r = 0; r < ratings.length; r++) {
         const rating = ratings[r]
         if (!isObject(rating))

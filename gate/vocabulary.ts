@@ -829,6 +829,14 @@ export interface RatingTally {
 
 export const newTally = (): RatingTally => ({ severity: 'unknown', score: null, severities: 0 })
 
+/** The tally back to none for the next vulnerability: one object per walk, not one per vulnerability (hot loop). */
+export function resetTally(tally: RatingTally): RatingTally {
+  tally.severity = 'unknown'
+  tally.score = null
+  tally.severities = 0
+  return tally
+}
+
 export function addRating(tally: RatingTally, severity: Severity, score: number | null): void {
   if (SEVERITY_RANK[severity] > SEVERITY_RANK[tally.severity]) tally.severity = severity
   tally.severities |= 1 << SEVERITY_RANK[severity]

@@ -11,6 +11,7 @@ import {
   RETRY_MAX_MS,
   TRIAGE_PAGE_SIZE,
 } from './vocabulary.ts'
+import type { Io } from './io.ts'
 import type { StoreSettings, TriageDecision } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -319,18 +320,12 @@ export const CONNECTION_FAILURES: Readonly<Record<string, string>> = {
   UND_ERR_CONNECT_TIMEOUT: 'timed out',
 }
 
-export interface WaitDeps {
+/** What a wait needs of the run's Io (the clock, sleep, jitter, signal, blocking work), and the request it repeats. */
+export interface WaitDeps extends Pick<Io, 'now' | 'sleep' | 'random' | 'signal' | 'blocking'> {
   readonly fetch: (url: URL, signal: AbortSignal) => Promise<StoreResponse>
-  readonly now: () => number
-  readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>
-  readonly random: () => number
   readonly progress: (line: string) => void
-  /** Aborts on SIGINT or SIGTERM. */
-  readonly signal: AbortSignal
   /** Every request of one run shares the --timeout that started then. */
   readonly started: number
-  /** Runs synchronous work (parsing a body) so that a signal still ends the process at once. */
-  readonly blocking: <T>(work: () => T) => T
 }
 
 export type Acceptance<T> =

@@ -1,14 +1,14 @@
+import { describe, it, expect } from 'vitest'
+import { isMain, main } from '../policy.ts'
+import { UsageError, EXIT } from '../gate/vocabulary.ts'
+import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
+import { TEST_TOKEN } from './support/simulator.ts'
 // The whole run, in process: main() with the injection bundle (Io) filled with fakes: a clock that moves
 // only when the gate sleeps, files in a map, and a store that answers from a script. Every wait rule of a
 // run is checked here in milliseconds and deterministically; test/deadline.test.ts keeps the real-time proof.
 import { Readable } from 'node:stream'
-import { describe, expect, it } from 'vitest'
 import { type Io } from '../gate/io.ts'
-import { main } from '../policy.ts'
-import { EXIT, UsageError } from '../gate/vocabulary.ts'
 import { type StoreResponse } from '../gate/wait.ts'
-import { SAMPLE_DIGEST, sampleImageBody } from './support/documents.ts'
-import { TEST_TOKEN } from './support/simulator.ts'
 
 const START = Date.parse('2026-11-28T12:00:00Z')
 const json = (status: number, body: unknown, headers: Record<string, string> = {}): StoreResponse => ({
@@ -196,5 +196,25 @@ describe('what a run writes', () => {
     expect(run.code).toBe(EXIT.USAGE)
     expect(run.stderr).toContain('cannot read the token file named by ACCESS_TOKEN_FILE (ENOENT)')
     expect(run.connections).toBe(0)
+  })
+})
+
+describe('isMain', () => {
+  const links = (path: string) => (path === '/usr/local/bin/gate' ? '/app/policy.mjs' : path)
+  it.each([
+    ['the bundle itself', '/app/policy.mjs', true],
+    ['a link to it', '/usr/local/bin/gate', true],
+    ['another script that imports it', '/app/test.mjs', false],
+    ['no script (node -e)', undefined, false],
+  ] as const)('for %s (%s): %s', (_name, script, expected) => {
+    expect(isMain('file:///app/policy.mjs', script, links)).toBe(expected)
+  })
+
+  it('is false when the script cannot be resolved', () => {
+    expect(
+      isMain('file:///app/policy.mjs', '/gone', () => {
+        throw Object.assign(new Error('gone'), { code: 'ENOENT' })
+      }),
+    ).toBe(false)
   })
 })

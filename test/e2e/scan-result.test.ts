@@ -3,15 +3,11 @@
 // htpasswd (Basic) or token auth. The bundles hold real Trivy and Grype CycloneDX (test/fixtures/cyclonedx).
 import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { scanStateOf } from '../../gate/kubernetes.ts'
-import { credentialsFor, filesOfTar, manifestFrom, parseChallenge } from '../../gate/registry.ts'
-import { parseOciRef } from '../../gate/input.ts'
-import { EXIT, UsageError } from '../../gate/vocabulary.ts'
+import { EXIT } from '../../gate/vocabulary.ts'
 import { cycloneDxOf, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody } from '../support/documents.ts'
 import { useStoreFixture } from '../support/fixture.ts'
 import { runGate, writeFiles } from '../support/gate.ts'
 import {
-  imageVulnerabilityScan,
   NAMESPACE,
   startKubernetes,
   type KubernetesApi,
@@ -24,7 +20,6 @@ import {
   REGISTRY_PASSWORD,
   REGISTRY_USER,
   startRegistry,
-  tarOf,
   type Registry,
 } from '../support/registry.ts'
 
@@ -631,112 +626,5 @@ describe('--scan-result usage', () => {
     const run = await runGate(args, { env: { GATE: 'high' } })
     expect(run.code).toBe(EXIT.USAGE)
     expect(run.stderr).toContain(message)
-  })
-})
-
-describe('reading registry data, pure', () => {
-  it('parses references as status.scanResult shows them', () => {
-    expect(
-      parseOciRef('registry.example.com:5000/project/app-scan-results@sha256:' + 'A'.repeat(64), '--scan-result'),
-    ).toEqual({
-      reference: 'registry.example.com:5000/project/app-scan-results@sha256:' + 'A'.repeat(64),
-      registry: 'registry.example.com:5000',
-      repository: 'project/app-scan-results',
-      tagOrDigest: `sha256:${'a'.repeat(64)}`,
-      digest: `sha256:${'a'.repeat(64)}`,
-    })
-    expect(parseOciRef('localhost/app:uid-1', '--scan-result')).toMatchObject({
-      registry: 'localhost',
-      repository: 'app',
-      tagOrDigest: 'uid-1',
-    })
-    expect(() => parseOciRef('registry.example.com/app@sha256:short', '--scan-result')).toThrow(UsageError)
-  })
-
-  it('finds credentials under any spelling of the registry in a Docker config, and never guesses', () => {
-    const auth = Buffer.from('robot$ci:s3cret:with:colons').toString('base64')
-    expect(
-      credentialsFor({ auths: { 'https://registry.example.com/v1/': { auth } } }, 'registry.example.com', 'f'),
-    ).toEqual({ username: 'robot$ci', password: 's3cret:with:colons' })
-    expect(credentialsFor({ auths: { 'other.example.com': { auth } } }, 'registry.example.com', 'f')).toBeUndefined()
-    expect(() =>
-      credentialsFor(
-        { auths: { 'registry.example.com': { auth: Buffer.from('nocolon').toString('base64') } } },
-        'registry.example.com',
-        'f',
-      ),
-    ).toThrow(/not base64 of user:password/)
-    expect(() =>
-      credentialsFor({ auths: { 'registry.example.com': { identitytoken: 'x' } } }, 'registry.example.com', 'f'),
-    ).toThrow(/identity token/)
-    expect(() => credentialsFor([], 'registry.example.com', 'f')).toThrow(/not a Docker config/)
-  })
-
-  it('reads WWW-Authenticate challenges with quoted and escaped values', () => {
-    expect(
-      parseChallenge(
-        'Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull"',
-      ),
-    ).toEqual({
-      scheme: 'bearer',
-      params: {
-        realm: 'https://auth.example.com/token',
-        service: 'registry.example.com',
-        scope: 'repository:a/b:pull',
-      },
-    })
-    expect(parseChallenge('Basic realm="a \\"quoted\\" realm"')).toEqual({
-      scheme: 'basic',
-      params: { realm: 'a "quoted" realm' },
-    })
-    expect(parseChallenge(undefined)).toBeUndefined()
-  })
-
-  it('reads tar archives, and refuses what is not one rather than finding it empty', () => {
-    const tar = tarOf({ 'scan.cdx.json': '{}', [`${'d'.repeat(120)}/long.json`]: 'x' })
-    expect(filesOfTar(tar, 'layer').map((file) => [file.name, file.content.toString()])).toEqual([
-      ['scan.cdx.json', '{}'],
-      [`${'d'.repeat(120)}/long.json`.slice(0, 100), 'x'],
-    ])
-    expect(() => filesOfTar(Buffer.alloc(1024, 7), 'layer')).toThrow(/not a tar archive/)
-    expect(() => filesOfTar(tarOf({ 'big.json': 'x'.repeat(1000) }).subarray(0, 600), 'layer')).toThrow(/truncated/)
-  })
-
-  it('checks the manifest fields it relies on', () => {
-    expect(() => manifestFrom({ layers: [{ digest: 'md5:x', size: 1 }] }, '', 'the manifest')).toThrow(
-      /layers\[0\] has no sha256 digest/,
-    )
-    expect(() =>
-      manifestFrom({ layers: [{ digest: `sha256:${'a'.repeat(64)}`, size: -1 }] }, '', 'the manifest'),
-    ).toThrow(/layers\[0\]\.size is/)
-    expect(manifestFrom({ manifests: [] }, 'application/vnd.oci.image.index.v1+json', 'x').kind).toBe('index')
-  })
-
-  it('knows a scan state from its Succeeded condition', () => {
-    const list = (...items: unknown[]) => ({ items })
-    expect(scanStateOf(list(), SAMPLE_DIGEST)).toEqual({ kind: 'none' })
-    expect(
-      scanStateOf(
-        list(
-          imageVulnerabilityScan({
-            name: 's',
-            digest: SAMPLE_DIGEST,
-            succeeded: { status: 'Unknown', reason: 'Running', message: 'scan-task running' },
-          }),
-        ),
-        SAMPLE_DIGEST,
-      ),
-    ).toEqual({
-      kind: 'running',
-      name: 's',
-      detail: 'Succeeded Unknown (Running: scan-task running)',
-    })
-    expect(
-      scanStateOf(
-        list(imageVulnerabilityScan({ name: 's', digest: SAMPLE_DIGEST, succeeded: { status: 'True' } })),
-        SAMPLE_DIGEST,
-      ),
-    ).toMatchObject({ kind: 'running', detail: 'Succeeded, but status.scanResult is empty yet' })
-    expect(() => scanStateOf({ items: 'x' }, SAMPLE_DIGEST)).toThrow(/items is not a list/)
   })
 })
