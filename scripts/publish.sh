@@ -18,7 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '6,9p' "$0" >&2; exit 2; }
-log() { echo "publish.sh: $*" >&2; }
+LOG_NAME=publish.sh
+# Node 24 and the tools, as scripts/dev.sh sets them up: a release runs from a fresh clone.
+. scripts/lib.sh
 
 set_task=false allow_dirty=false overwrite=false reference=""
 while [ $# -gt 0 ]; do
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -n "$reference" ] || usage
+ensure_node
 version="$(node -p 'require("./package.json").version')"
 source_url="$(node -p 'require("./package.json").repository.url')"
 # REPOSITORY[:TAG]: a colon after the last slash starts the tag (a registry's port comes before it).
@@ -48,11 +51,22 @@ fi
 # buildah (containers/image) reads the same credentials when pointed at docker's file.
 export REGISTRY_AUTH_FILE="${REGISTRY_AUTH_FILE:-${DOCKER_CONFIG:-$HOME/.docker}/config.json}"
 
-if ! $overwrite && docker manifest inspect "$repository:$tag" >/dev/null 2>&1; then
-  log "$repository:$tag is already in the registry: a release tag is published once (bump the version, or pass --overwrite)"
-  exit 1
+# A release tag is published once. Only the registry's own "manifest unknown" means the tag is free: any other
+# failure (TLS, credentials, the network) says nothing about it, so it stops the release instead of overwriting.
+ensure_docker
+if ! $overwrite; then
+  if answer="$(docker manifest inspect "$repository:$tag" 2>&1)"; then
+    log "$repository:$tag is already in the registry: a release tag is published once (bump the version, or pass --overwrite)"
+    exit 1
+  elif ! grep -qiE 'manifest unknown|no such manifest' <<<"$answer"; then
+    log "cannot tell whether $repository:$tag is already published: $(head -1 <<<"$answer")"
+    log "fix the registry's access first (its CA in /etc/docker/certs.d/REGISTRY/ca.crt, docker login REGISTRY)"
+    exit 1
+  fi
 fi
 
+ensure_release_tools
+ensure_packages always
 node build.mjs
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 list="localhost/amr-policy-gate-publish:$tag"

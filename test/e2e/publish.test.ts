@@ -122,6 +122,7 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
     const scratch = mkdtempSync(join(work, 'dirty-'))
     mkdirSync(join(scratch, 'scripts'))
     copyFileSync(join(ROOT, 'scripts/publish.sh'), join(scratch, 'scripts/publish.sh'))
+    copyFileSync(join(ROOT, 'scripts/lib.sh'), join(scratch, 'scripts/lib.sh'))
     writeFileSync(
       join(scratch, 'package.json'),
       JSON.stringify({ version: '9.9.9', repository: { url: 'https://example.com/gate' } }),
@@ -132,6 +133,26 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
     })
     expect(refused.code).toBe(1)
     expect(refused.stderr).toContain('the working tree has uncommitted changes')
+  })
+
+  it('stops when it cannot tell whether the tag is published (a registry it has neither credentials nor the CA for), never overwrites', async () => {
+    const untrusted = await startRegistry('basic')
+    try {
+      const refused = await script(
+        ['scripts/publish.sh', '--allow-dirty', `${untrusted.host}/tools/amr-policy-gate:once`],
+        {
+          DOCKER_CONFIG: dockerConfig,
+        },
+      )
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toContain(
+        `cannot tell whether ${untrusted.host}/tools/amr-policy-gate:once is already published`,
+      )
+      expect(refused.stderr).toMatch(/no basic auth credentials|x509|certificate/)
+      expect(refused.stderr).not.toContain('building linux/')
+    } finally {
+      await untrusted.close()
+    }
   })
 
   it(
