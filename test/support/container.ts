@@ -47,8 +47,9 @@ export async function buildGateImage(): Promise<BuiltImage> {
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim()
   const { version } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8'))
+  const baseDigest = execFileSync('docker', ['image', 'inspect', '-f', '{{.Id}}', base], { encoding: 'utf8' }).trim()
   await GenericContainer.fromDockerfile(ROOT)
-    .withBuildArgs({ BASE_IMAGE: base, VERSION: version })
+    .withBuildArgs({ BASE_IMAGE: base, BASE_DIGEST: baseDigest, VERSION: version })
     .build(IMAGE_TAG, { deleteOnExit: false })
   return { tag: IMAGE_TAG, base }
 }
