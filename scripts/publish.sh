@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Publishes the gate's image like a release: linux/amd64 and linux/arm64 built from the Dockerfile (it has no
-# RUN step, so neither architecture needs emulation), pushed with an OCI image index, and the reference to pin
-# printed as the last line: REPOSITORY@sha256:<digest of the index>.
+# RUN step, so neither architecture needs emulation), pushed with an OCI image index, each image's CycloneDX SBOM
+# attached to it as an OCI referrer, and the reference to pin printed as the last line:
+# REPOSITORY@sha256:<digest of the index>.
 #
 #   scripts/publish.sh [--set-task] [--allow-dirty] [--overwrite] REPOSITORY[:TAG]   TAG: package.json's version
 #     --set-task      write the pushed reference into config/developer-namespace/task.yaml (config/task.yaml links to it) in place of the step's image
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '6,9p' "$0" >&2; exit 2; }
+usage() { sed -n '7,10p' "$0" >&2; exit 2; }
 LOG_NAME=publish.sh
 # Node 24 and the tools, as scripts/dev.sh sets them up: a release runs from a fresh clone.
 . scripts/lib.sh
@@ -82,15 +83,27 @@ for arch in amd64 arm64; do
     --build-arg BASE_IMAGE="$base" --build-arg BASE_DIGEST="${base_digest:-unknown}" \
     --build-arg VERSION="$version" --build-arg SOURCE="$source_url" \
     --label org.opencontainers.image.revision="$revision" \
-    --manifest "$list" . >/dev/null
+    --tag "$list-$arch" --manifest "$list" . >/dev/null
 done
 
 digest_file="$(mktemp)"
-trap 'rm -f "$digest_file"' EXIT
+trap 'rm -f "$digest_file" "$digest_file".*.cdx.json' EXIT
 log "pushing linux/amd64, linux/arm64 and their index to $repository:$tag"
 buildah manifest push --quiet --all --format oci --digestfile "$digest_file" "$list" "docker://$repository:$tag"
 digest="$(cat "$digest_file")"
 pushed="$repository@$digest"
+
+# Each image's SBOM, from its files as scanners read them, attached to it as an OCI 1.1 referrer (with the
+# fallback tag where the registry has no referrers API): Grype and Trivy can scan the release without pulling it.
+for arch in amd64 arm64; do
+  node_version="$(buildah inspect --type image --format '{{index .OCIv1.Config.Labels "dev.amr-policy-gate.node.version"}}' "$list-$arch")"
+  container="$(buildah from --pull=false "$list-$arch")"
+  rootfs="$(buildah mount "$container")"
+  node scripts/sbom.ts "$rootfs" "$arch" "${node_version:-unknown}" > "$digest_file.$arch.cdx.json"
+  buildah umount "$container" >/dev/null && buildah rm "$container" >/dev/null
+  sbom="$(node scripts/attach-sbom.ts "$repository" "$digest" "$arch" "$digest_file.$arch.cdx.json")"
+  log "attached the linux/$arch SBOM (CycloneDX 1.6) as $repository@$sbom"
+done
 
 if $set_task; then
   task_file="${PUBLISH_TASK_FILE:-config/developer-namespace/task.yaml}"

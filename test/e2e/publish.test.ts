@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import { Agent, request } from 'undici'
+import { Spec, Validation } from '@cyclonedx/cyclonedx-library'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../gate/vocabulary.ts'
 import { dockerForTests, runContainer } from '../support/container.ts'
@@ -220,6 +221,53 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
       expect(elfMachine(header!)).toBe(machine)
     },
     120_000,
+  )
+
+  it.each(['amd64', 'arm64'])(
+    "attaches the %s image's SBOM as an OCI referrer: CycloneDX 1.6 that validates, listing its packages with versions",
+    async (architecture) => {
+      expect(pushed, 'published by the test above').not.toBe('')
+      const index = JSON.parse(
+        (
+          await registryGet(
+            `/v2/tools/amr-policy-gate/manifests/${pushed.split('@')[1]}`,
+            'application/vnd.oci.image.index.v1+json',
+          )
+        ).toString(),
+      )
+      const image = index.manifests.find(
+        (manifest: { platform: { architecture: string } }) => manifest.platform.architecture === architecture,
+      )
+      // distribution 2.8 has no referrers API: the referrers are an index under the fallback tag (OCI distribution 1.1).
+      const referrers = JSON.parse(
+        (
+          await registryGet(
+            `/v2/tools/amr-policy-gate/manifests/sha256-${image.digest.slice(7)}`,
+            'application/vnd.oci.image.index.v1+json',
+          )
+        ).toString(),
+      )
+      const [descriptor] = referrers.manifests
+      expect(descriptor).toMatchObject({
+        artifactType: 'application/vnd.cyclonedx+json',
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      })
+      const artifact = JSON.parse(
+        (
+          await registryGet(`/v2/tools/amr-policy-gate/manifests/${descriptor.digest}`, descriptor.mediaType)
+        ).toString(),
+      )
+      expect(artifact.subject).toEqual({ mediaType: image.mediaType, digest: image.digest, size: image.size })
+      const sbom = (await registryGet(`/v2/tools/amr-policy-gate/blobs/${artifact.layers[0].digest}`, '*/*')).toString()
+      expect(await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(sbom)).toBeNull()
+      const components = JSON.parse(sbom).components as Array<{ name: string; version: string; purl?: string }>
+      const versionOf = (name: string) => components.find((component) => component.name === name)?.version
+      for (const name of ['libc6', 'libstdc++6', 'node', 'undici', 'yaml']) expect(versionOf(name), name).toMatch(/\d/)
+      expect(components.find((component) => component.name === 'libc6')?.purl).toContain(`arch=${architecture}`)
+      expect(JSON.parse(sbom).metadata.component.properties).toEqual([
+        { name: 'oci:image:architecture', value: architecture },
+      ])
+    },
   )
 
   it('refuses to push a version already in the registry unless told to', async () => {
