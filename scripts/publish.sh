@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Publishes the gate's image like a release: linux/amd64 and linux/arm64 built from the Dockerfile (it has no
 # RUN step, so neither architecture needs emulation), pushed with an OCI image index, each image's CycloneDX SBOM
-# attached to it as an OCI referrer, and the reference to pin printed as the last line:
+# attached to it as an OCI referrer, the Carvel package's bundle and a package repository bundle (printed on
+# stderr), and the reference to pin printed as the last line:
 # REPOSITORY@sha256:<digest of the index>.
 #
 #   scripts/publish.sh [--set-task] [--allow-dirty] [--overwrite] REPOSITORY[:TAG]   TAG: package.json's version
@@ -18,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '7,10p' "$0" >&2; exit 2; }
+usage() { sed -n '8,11p' "$0" >&2; exit 2; }
 LOG_NAME=publish.sh
 # Node 24 and the tools, as scripts/dev.sh sets them up: a release runs from a fresh clone.
 . scripts/lib.sh
@@ -87,7 +88,7 @@ for arch in amd64 arm64; do
 done
 
 digest_file="$(mktemp)"
-trap 'rm -f "$digest_file" "$digest_file".*.cdx.json' EXIT
+trap 'rm -f "$digest_file" "$digest_file".*' EXIT
 log "pushing linux/amd64, linux/arm64 and their index to $repository:$tag"
 buildah manifest push --quiet --all --format oci --digestfile "$digest_file" "$list" "docker://$repository:$tag"
 digest="$(cat "$digest_file")"
@@ -104,6 +105,32 @@ for arch in amd64 arm64; do
   sbom="$(node scripts/attach-sbom.ts "$repository" "$digest" "$arch" "$digest_file.$arch.cdx.json")"
   log "attached the linux/$arch SBOM (CycloneDX 1.6) as $repository@$sbom"
 done
+
+# The Carvel package: its imgpkg bundle (an OCI image labelled dev.carvel.imgpkg.bundle, the image locked in
+# .imgpkg/images.yml) and a package repository bundle listing it, so that `tanzu package repository add` and
+# `imgpkg copy` work from the registry alone.
+push_bundle() { # DIR TARGET -> prints TARGET's digest
+  local container digest_out="$digest_file.bundle"
+  container="$(buildah from scratch)"
+  buildah copy --quiet "$container" "$1" / >/dev/null
+  buildah config --label dev.carvel.imgpkg.bundle=true "$container"
+  buildah commit --quiet --rm --format oci "$container" "localhost/amr-policy-gate-bundle:$tag" >/dev/null
+  buildah push --quiet --format oci --digestfile "$digest_out" "localhost/amr-policy-gate-bundle:$tag" "docker://$2"
+  buildah rmi "localhost/amr-policy-gate-bundle:$tag" >/dev/null
+  cat "$digest_out"
+}
+bundle_dir="$(mktemp -d)"
+repo_dir="$(mktemp -d)"
+trap 'rm -rf "$digest_file" "$digest_file".* "$bundle_dir" "$repo_dir"' EXIT
+scripts/package-bundle.sh "$bundle_dir" "$pushed"
+package_bundle="$repository-package@$(push_bundle "$bundle_dir" "$repository-package:$tag")"
+log "pushed the package bundle $package_bundle"
+ref_name="$(sed -n 's/^  refName: //p' config/package/package.yaml)"
+mkdir -p "$repo_dir/packages/$ref_name" "$repo_dir/.imgpkg"
+sed "s|PACKAGE-BUNDLE|$package_bundle|" config/package/package.yaml > "$repo_dir/packages/$ref_name/$version.yml"
+printf 'apiVersion: imgpkg.carvel.dev/v1alpha1\nkind: ImagesLock\nimages:\n  - image: %s\n' "$package_bundle" > "$repo_dir/.imgpkg/images.yml"
+package_repository="$repository-repo@$(push_bundle "$repo_dir" "$repository-repo:$tag")"
+log "pushed the package repository $package_repository: tanzu package repository add amr-policy-gate --url $package_repository"
 
 if $set_task; then
   task_file="${PUBLISH_TASK_FILE:-config/developer-namespace/task.yaml}"

@@ -80,6 +80,7 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
   let certsDir = ''
   let client: Agent
   let pushed = ''
+  let publishedLog = ''
   const repository = () => `${host}/tools/amr-policy-gate`
   const tag = `test-${process.pid}`
 
@@ -168,6 +169,7 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
       })
       expect(published.code, published.stderr).toBe(0)
       pushed = published.stdout.trim().split('\n').at(-1)!
+      publishedLog = published.stderr
       expect(pushed).toMatch(new RegExp(`^${repository().replace(/\./g, '\\.')}@sha256:[0-9a-f]{64}$`))
       expect(readFileSync(task, 'utf8')).toContain(`      image: ${pushed}\n`)
       const index = JSON.parse(
@@ -269,6 +271,55 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
       ])
     },
   )
+
+  /** The files of an imgpkg bundle (one layer of files, the config labelled dev.carvel.imgpkg.bundle). */
+  async function bundleFiles(repositoryPath: string, digest: string): Promise<Record<string, string>> {
+    const manifest = JSON.parse(
+      (
+        await registryGet(`/v2/${repositoryPath}/manifests/${digest}`, 'application/vnd.oci.image.manifest.v1+json')
+      ).toString(),
+    )
+    const config = JSON.parse(
+      (await registryGet(`/v2/${repositoryPath}/blobs/${manifest.config.digest}`, '*/*')).toString(),
+    )
+    expect(config.config.Labels).toMatchObject({ 'dev.carvel.imgpkg.bundle': 'true' })
+    const files: Record<string, string> = {}
+    for (const layer of manifest.layers as Array<{ digest: string }>) {
+      const tar = gunzipSync(await registryGet(`/v2/${repositoryPath}/blobs/${layer.digest}`, '*/*'))
+      for (let offset = 0; offset + 512 <= tar.length;) {
+        const header = tar.subarray(offset, offset + 512)
+        if (header.every((byte) => byte === 0)) break
+        const name = header.subarray(0, 100).toString('latin1').replace(/\0.*$/s, '').replace(/^\.\//, '')
+        const size = Number.parseInt(
+          header.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0',
+          8,
+        )
+        if (header[156] === 0x30 || header[156] === 0)
+          files[name] = tar.subarray(offset + 512, offset + 512 + size).toString()
+        offset += 512 + Math.ceil(size / 512) * 512
+      }
+    }
+    return files
+  }
+
+  it('pushes the Carvel package as an imgpkg bundle locking the image, and a package repository listing it', async () => {
+    expect(pushed, 'published by the test above').not.toBe('')
+    const packageBundle = /pushed the package bundle (\S+)/.exec(publishedLog)?.[1]
+    const repositoryBundle = /pushed the package repository (\S+):/.exec(publishedLog)?.[1]
+    expect(packageBundle).toMatch(new RegExp(`^${repository()}-package@sha256:[0-9a-f]{64}$`))
+    const bundle = await bundleFiles('tools/amr-policy-gate-package', packageBundle!.split('@')[1]!)
+    expect(bundle['.imgpkg/images.yml']).toContain(`- image: ${pushed}`)
+    expect(Object.keys(bundle)).toEqual(
+      expect.arrayContaining(['config/values-schema.yaml', 'config/namespaces.yaml', 'config/image.yaml']),
+    )
+    expect(bundle['config/image.yaml']).toContain(`image: ${pushed}`)
+    const listing = await bundleFiles('tools/amr-policy-gate-repo', repositoryBundle!.split('@')[1]!)
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+    const packageFile = Object.keys(listing).find((name) => name.startsWith('packages/'))!
+    expect(packageFile).toBe(`packages/amr-policy-gate.amr-policy-gate.github.io/${version}.yml`)
+    expect(listing[packageFile]).toContain(`image: ${packageBundle}`)
+    expect(listing['.imgpkg/images.yml']).toContain(`- image: ${packageBundle}`)
+  })
 
   it('refuses to push a version already in the registry unless told to', async () => {
     expect(pushed, 'published by the test above').not.toBe('')
