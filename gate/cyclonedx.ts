@@ -1,8 +1,16 @@
 import { DIGEST_RE } from './input.ts'
 import { SCAN_DOCUMENT, describeJson, isObject, listAt, notAnObject, textOf } from './json.ts'
 import { cut } from './safe-text.ts'
-import { addRating, importCommonJs, mergeTally, newTally, normaliseSeverity, resetTally } from './vocabulary.ts'
-import type { FixState, JudgeFinding, KnownExploited, RatingTally, Severity } from './vocabulary.ts'
+import {
+  addRating,
+  importCommonJs,
+  mergeTally,
+  newTally,
+  normaliseSeverity,
+  resetTally,
+  SUPPRESSING_TRIAGE_STATES,
+} from './vocabulary.ts'
+import type { Analysis, FixState, JudgeFinding, KnownExploited, RatingTally, Severity } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Pure functions: a scanner's CycloneDX
@@ -323,11 +331,33 @@ export function namesAPairTwice(vulnerabilities: readonly unknown[]): boolean {
   return false
 }
 
+/** A vulnerability's `analysis` (CycloneDX 1.4 to 1.7), or undefined when it states none. */
+export function analysisOf(value: unknown): Analysis | undefined {
+  if (!isObject(value)) return undefined
+  const state = textOf(value.state).toLowerCase()
+  if (!state) return undefined
+  const justification = textOf(value.justification)
+  const detail = textOf(value.detail)
+  return { state, ...(justification ? { justification } : {}), ...(detail ? { detail } : {}) }
+}
+
+/**
+ * Two statements' analyses of one pair as one: the one that states something, the same one twice, or, when they
+ * disagree on whether the finding stands, `conflicting`, which suppresses nothing (the stricter reading, as
+ * mergeFix takes for fixes; a producer that means one of them should not write both).
+ */
+export function mergeAnalysis(seen: Analysis | undefined, next: Analysis | undefined): Analysis | undefined {
+  if (!seen || !next) return seen ?? next
+  if (SUPPRESSING_TRIAGE_STATES.has(seen.state) === SUPPRESSING_TRIAGE_STATES.has(next.state)) return seen
+  return { state: 'conflicting', detail: `the document says both ${seen.state} and ${next.state}` }
+}
+
 /**
  * One (component, vulnerability) pair while the document is read: statements about the same pair are merged before it
  * is judged.
  */
 export interface Pair extends RatingTally {
+  analysis?: Analysis
   readonly id: string
   /** The `affects` ref as written; empty for the document's subject. */
   readonly ref: string
@@ -416,6 +446,7 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       addRating(tally, ratingSeverity, ratingScore)
     }
     const id = textOf(vulnerability.id) || `vulnerabilities[${v}]`
+    const analysis = analysisOf(vulnerability.analysis)
     const recommended = producer === 'trivy' ? fixesFromRecommendation(vulnerability.recommendation) : noFixes
     const affects = Array.isArray(vulnerability.affects)
       ? vulnerability.affects
@@ -437,7 +468,7 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
         packageName,
       )
       if (!merging) {
-        judge(id, tally.severity, tally.score, packageName, packageVersion, fix, kevRated, tally.severities)
+        judge(id, tally.severity, tally.score, packageName, packageVersion, fix, kevRated, tally.severities, analysis)
         continue
       }
       const entry = pairs.get(id)
@@ -447,13 +478,24 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
         seen = undefined
       }
       if (!seen) {
-        const pair: Pair = { id, ref, ...tally, kevRated, packageName, packageVersion, fix }
+        const pair: Pair = {
+          id,
+          ref,
+          ...tally,
+          kevRated,
+          packageName,
+          packageVersion,
+          fix,
+          ...(analysis ? { analysis } : {}),
+        }
         const byRef = pairs.get(id)
         if (byRef instanceof Map) byRef.set(ref, pair)
         else pairs.set(id, pair)
         continue
       }
       mergeTally(seen, tally)
+      const merged = mergeAnalysis(seen.analysis, analysis)
+      if (merged) seen.analysis = merged
       seen.kevRated ||= kevRated
       seen.fix = mergeFix(seen.fix, fix)
     }
@@ -468,6 +510,7 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       pair.fix,
       pair.kevRated,
       pair.severities,
+      pair.analysis,
     )
   for (const entry of pairs.values()) {
     if (entry instanceof Map) entry.forEach(judgePair)

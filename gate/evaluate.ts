@@ -35,20 +35,22 @@ import {
   UsageError,
 } from './vocabulary.ts'
 import type {
+  Analysis,
   Evaluation,
   Exemption,
   Finding,
   Gate,
-  JudgeFinding,
   Judged,
+  JudgeFinding,
   KnownExploited,
   PackageMatch,
   Policy,
   Rule,
+  ScanPolicyImport,
   Severity,
   SuppressedFinding,
+  TriageDecision,
   Warning,
-  ScanPolicyImport,
 } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -225,6 +227,16 @@ export function baselineFrom(document: unknown, cvss?: CvssScorer): Map<string, 
  * scanner's CycloneDX), and summed up at the end: counts per unique ID at its worst, what blocks, what an
  * exemption, the store's triage or --only-fixed suppresses, and the exemptions to review.
  */
+/** The scan's own analysis as a triage decision, when --triage honours it and its state suppresses. */
+function documentDecision(
+  policy: Policy,
+  analysis: Analysis | undefined,
+): Pick<TriageDecision, 'state' | 'justification'> | undefined {
+  if (!policy.documentTriage || !analysis || !SUPPRESSING_TRIAGE_STATES.has(analysis.state)) return undefined
+  const why = [analysis.justification, analysis.detail].filter(Boolean).join(': ')
+  return { state: analysis.state, ...(why ? { justification: why } : {}) }
+}
+
 export function createJudge(policy: Policy) {
   const active = policy.exemptions.filter((exemption) => exemption.expiresAt >= policy.now)
   const exemptionsById = byLowerCaseId(active)
@@ -241,7 +253,17 @@ export function createJudge(policy: Policy) {
   let findings = 0
   let passingCount = 0
   let fixUnknown = 0
-  const judge: JudgeFinding = (id, severity, score, packageName, packageVersion, fix, kevRated, severities) => {
+  const judge: JudgeFinding = (
+    id,
+    severity,
+    score,
+    packageName,
+    packageVersion,
+    fix,
+    kevRated,
+    severities,
+    analysis,
+  ) => {
     const seen = worstById.get(id)
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
     findings++
@@ -282,7 +304,10 @@ export function createJudge(policy: Policy) {
     const exempted = exemption && (!kev || exemption.acceptsKev) ? exemption : undefined
     if (exemption && !exempted) kevNotAccepted.add(exemption)
     const triage =
-      exempted || kev || !triageById.size ? undefined : findMatch(triageById, id, packageName, packageVersion)
+      exempted || kev
+        ? undefined
+        : ((triageById.size ? findMatch(triageById, id, packageName, packageVersion) : undefined) ??
+          documentDecision(policy, analysis))
     const inherited = policy.baseline?.get(`${id.toLowerCase()}\u0000${packageName}`)
     if (exempted) {
       suppressed.push({

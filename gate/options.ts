@@ -206,9 +206,9 @@ export function resolveConfig(
         'INPUT',
         `--input and ${scanResultInput.origin} both say where the scan comes from: give one`,
       )
-    const needsStore = common.triage ? '--triage' : common.newerThan !== undefined ? '--newer-than' : undefined
-    if (needsStore)
-      throw new UsageError('INPUT', `${needsStore} asks the store, which ${notFromStore} does not: drop one of them`)
+    // --triage reads a document's own analysis (CycloneDX VEX inside the scan); only --newer-than needs the store.
+    if (common.newerThan !== undefined)
+      throw new UsageError('INPUT', `--newer-than asks the store, which ${notFromStore} does not: drop one of them`)
   }
   if (baselineImage && !baselineInput && fixedDocument) {
     throw new UsageError(

@@ -59,8 +59,11 @@ export function describeGate(gate: Gate): string {
   return `${gate} (fails on ${levels.join(' or ')})`
 }
 
+/** Whose triage --triage honours in this run: the store's records, or the scan document's own analysis. */
+export type TriageSource = false | 'store' | 'document'
+
 /** The policy beyond the gate, one clause each, for the summary. */
-export function describePolicy(policy: Policy, triage: boolean): string[] {
+export function describePolicy(policy: Policy, triage: TriageSource): string[] {
   return [
     ...(policy.failOnScore === undefined ? [] : [`also fails on a score of ${policy.failOnScore} or more`]),
     ...(policy.unknownAs === 'ignore' ? [] : [`unknown severity counts as ${policy.unknownAs}`]),
@@ -72,7 +75,8 @@ export function describePolicy(policy: Policy, triage: boolean): string[] {
     ...(policy.warnAt && policy.warnAt !== 'none' ? [`warns from ${policy.warnAt} up`] : []),
     ...(policy.scan1 ? [`from ScanPolicy ${policy.scan1.name}`] : []),
     ...(policy.exemptions.length ? [plural(policy.exemptions.length, 'exemption')] : []),
-    ...(triage ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
+    ...(triage === 'store' ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
+    ...(triage === 'document' ? ["the scan's own triage (its CycloneDX analysis)"] : []),
   ]
 }
 
@@ -131,7 +135,7 @@ export function describeExemption(exemption: Exemption): string {
 export function renderText(
   evaluation: Evaluation,
   image: ImageRef | string,
-  options: RenderOptions & { policy?: Policy; triage?: boolean; setAside?: readonly SetAside[] },
+  options: RenderOptions & { policy?: Policy; triage?: TriageSource; setAside?: readonly SetAside[] },
 ): string {
   const paint = painter(options.color)
   const { counts, gate, blocking, suppressed, exemptions } = evaluation

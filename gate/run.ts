@@ -446,6 +446,7 @@ export function judgeDocument(
     onlyFixed: config.onlyFixed,
     exemptions: prepared.exemptions,
     triage,
+    documentTriage: config.triage,
     now: io.now(),
     warnAt: config.warnAt,
     ...(config.failOnScore === undefined ? {} : { failOnScore: config.failOnScore }),
@@ -456,7 +457,8 @@ export function judgeDocument(
   const color = io.isTTY && !io.env.NO_COLOR && io.env.TERM !== 'dumb'
   return io.blocking(() => {
     const evaluation = evaluate(document, policy, expectedDigest, cvss)
-    return [evaluation, renderText(evaluation, image, { color, policy, triage: config.triage, setAside })] as const
+    const triageSource = !config.triage ? false : config.source && 'store' in config.source ? 'store' : 'document'
+    return [evaluation, renderText(evaluation, image, { color, policy, triage: triageSource, setAside })] as const
   })
 }
 

@@ -244,9 +244,11 @@ export const OPTION_TABLE = [
     flag: '--triage',
     env: 'POLICY_TRIAGE',
     help:
-      "also suppress findings the store's triage marks not_affected, false_positive, resolved or " +
-      'resolved_with_pedigree',
-    more: 'The variable takes `true` or `false`.',
+      "also suppress findings the scan's own triage marks not_affected, false_positive, resolved or " +
+      "resolved_with_pedigree: the store's triage records, or a CycloneDX document's analysis",
+    more:
+      'The variable takes `true` or `false`. A KEV-listed finding stays blocking, as with exemptions that do not ' +
+      'accept it; two analyses of one finding that disagree suppress nothing.',
   },
   {
     flag: '--newer-than',
@@ -556,6 +558,8 @@ export interface Policy {
   readonly onlyFixed?: boolean
   readonly exemptions: readonly Exemption[]
   readonly triage: readonly TriageDecision[]
+  /** --triage: a scan document's own analysis of a finding (not_affected, false_positive, resolved) suppresses it. */
+  readonly documentTriage?: boolean
   /** The clock for exemption expiry, ms since the epoch. */
   readonly now: number
   /** Report what does not block from this severity up (none: no warnings). */
@@ -855,6 +859,16 @@ export function isAtOrAbove(severity: Severity, gate: Gate): boolean {
 }
 
 /** One finding, as a reader found it: the vulnerability, its severity and best score, the package, the fix. */
+/**
+ * A scan document's own decision on a finding (CycloneDX `vulnerabilities[].analysis`, VEX inside the scan): its
+ * state as written (lower case), and why. Two decisions on one pair that disagree are `conflicting`.
+ */
+export interface Analysis {
+  readonly state: string
+  readonly justification?: string
+  readonly detail?: string
+}
+
 export type JudgeFinding = (
   id: string,
   severity: Severity,
@@ -864,6 +878,7 @@ export type JudgeFinding = (
   fix: FixState,
   kevRated: boolean,
   severities: number,
+  analysis?: Analysis,
 ) => void
 
 export interface Environment {

@@ -1,7 +1,9 @@
 // Straight from the scan: the scanner's CycloneDX through --input, judged by the same evaluation as a store
 // body, with each finding's fix state and --only-fixed. The documents are real outputs of Trivy (fix data as
 // free text in `recommendation`) and Grype (no fix data); see test/fixtures/cyclonedx/SOURCES.md.
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fixesFromRecommendation, isCycloneDx } from '../gate/cyclonedx.ts'
 import { evaluate } from '../gate/evaluate.ts'
@@ -175,5 +177,81 @@ describe('--input with CycloneDX and --only-fixed, the built gate', () => {
     expect(run.code).toBe(EXIT.VIOLATION)
     expect(run.stderr).toContain(`--input ${GRYPE} names no image digest: judged as the scan of --input ${GRYPE}`)
     expect(run.stdout.split('\n')[0]).toBe(`Scan of --input ${GRYPE} (names no image digest)`)
+  })
+})
+
+describe("the scan's own triage: CycloneDX analysis (VEX inside the scan)", () => {
+  const IMAGE_DIGEST = `sha256:${'c'.repeat(64)}`
+  const rating = (severity: string) => [{ source: { name: 'nvd' }, severity }]
+  /** A scan of one image: openssl and log4j, each vulnerability with the analysis given. */
+  const scan = (
+    vulnerabilities: Array<{ id: string; ref: string; analysis?: Record<string, unknown>; severity?: string }>,
+  ) => ({
+    bomFormat: 'CycloneDX',
+    specVersion: '1.6',
+    metadata: { component: { type: 'container', name: 'registry.example.com/app', version: IMAGE_DIGEST } },
+    components: [
+      { 'bom-ref': 'openssl', type: 'library', name: 'openssl', version: '3.0.2' },
+      { 'bom-ref': 'log4j', type: 'library', name: 'log4j-core', version: '2.14.1' },
+    ],
+    vulnerabilities: vulnerabilities.map(({ id, ref, analysis, severity }) => ({
+      id,
+      ratings: rating(severity ?? 'critical'),
+      affects: [{ ref }],
+      ...(analysis ? { analysis } : {}),
+    })),
+  })
+  const triaged = scan([
+    {
+      id: 'CVE-2022-0001',
+      ref: 'openssl',
+      analysis: { state: 'not_affected', justification: 'code_not_reachable', detail: 'TLS is off' },
+    },
+    { id: 'CVE-2022-0002', ref: 'openssl', analysis: { state: 'false_positive' } },
+    { id: 'CVE-2022-0003', ref: 'log4j', analysis: { state: 'exploitable', response: ['update'] } },
+    { id: 'CVE-2022-0004', ref: 'log4j', analysis: { state: 'in_triage' } },
+    { id: 'CVE-2022-0005', ref: 'log4j' },
+  ])
+
+  it('suppresses not_affected and false_positive with --triage, with the justification and detail, and nothing else', () => {
+    const honoured = evaluate(triaged, policy({ documentTriage: true }))
+    expect(honoured.blocking.map((finding) => finding.id)).toEqual(['CVE-2022-0003', 'CVE-2022-0004', 'CVE-2022-0005'])
+    expect(honoured.suppressed.map((finding) => [finding.id, finding.suppressedBy])).toEqual([
+      ['CVE-2022-0001', { kind: 'triage', state: 'not_affected', justification: 'code_not_reachable: TLS is off' }],
+      ['CVE-2022-0002', { kind: 'triage', state: 'false_positive' }],
+    ])
+    expect(evaluate(triaged, policy()).blocking).toHaveLength(5)
+  })
+
+  it('suppresses nothing when two statements on one finding disagree (the CISA VEX cases do), and never a KEV-listed one', () => {
+    const conflicting = scan([
+      { id: 'CVE-2022-0001', ref: 'openssl', analysis: { state: 'not_affected', justification: 'code_not_present' } },
+      { id: 'CVE-2022-0001', ref: 'openssl', analysis: { state: 'exploitable' } },
+    ])
+    expect(evaluate(conflicting, policy({ documentTriage: true })).blocking.map((finding) => finding.id)).toEqual([
+      'CVE-2022-0001',
+    ])
+    const case8 = evaluate(
+      bom(new URL('cisa-case-8.vex.json', FIXTURES).pathname),
+      policy({ documentTriage: true, gate: 'low' }),
+    )
+    expect(case8.suppressed).toEqual([])
+    const kev = new Map([['CVE-2022-0001', { dateAdded: '2022-01-10' }]])
+    const listed = evaluate(triaged, policy({ documentTriage: true, kev }))
+    expect(listed.blocking.map((finding) => finding.id)).toContain('CVE-2022-0001')
+  })
+
+  it('honours the analysis through the built gate with --input and POLICY_TRIAGE, and says whose triage it is', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'vex-in-scan-')), 'scan.cdx.json')
+    writeFileSync(file, JSON.stringify(triaged))
+    const run = await runGate(['--gate', 'high', '--input', file, '--format', 'text'], {
+      env: { POLICY_TRIAGE: 'true' },
+    })
+    expect(run.code).toBe(EXIT.VIOLATION)
+    expect(run.stdout).toContain("the scan's own triage (its CycloneDX analysis)")
+    expect(run.stdout).toMatch(/CVE-2022-0001 .*triage not_affected: code_not_reachable: TLS is off/)
+    expect(run.stdout).toContain('FAIL: 3 vulnerabilities (3 findings) block at gate high.')
+    const untriaged = await runGate(['--gate', 'high', '--input', file])
+    expect(untriaged.stdout).toContain('FAIL: 5 vulnerabilities (5 findings) block at gate high.')
   })
 })

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { basePolicy, evaluate } from '../gate/evaluate.ts'
 import { exemptionsFrom, triagePageFrom } from '../gate/input.ts'
-import { renderHelp, renderText } from '../gate/render.ts'
+import { renderHelp, renderText, type TriageSource } from '../gate/render.ts'
 import { ENVIRONMENT, OPTION_GROUPS, OPTIONS, VERSION, type Policy } from '../gate/vocabulary.ts'
 import { cleanImageBody, SAMPLE_DIGEST, SAMPLE_IMAGE, sampleImageBody, triageRecord } from './support/documents.ts'
 
@@ -19,7 +19,7 @@ function expectGolden(name: string, actual: string): void {
   expect(actual).toBe(readFileSync(path, 'utf8'))
 }
 
-const summary = (document: unknown, policy: Policy, triage = false) =>
+const summary = (document: unknown, policy: Policy, triage: TriageSource = false) =>
   renderText(evaluate(document, policy), IMAGE, { color: false, policy, triage })
 
 describe('golden files', () => {
@@ -60,7 +60,7 @@ describe('golden files', () => {
       ],
     })
     const policy: Policy = { ...basePolicy('high', NOW), exemptions, triage: decisions, failOnScore: 6 }
-    expectGolden('policy.txt', summary(sampleImageBody(), policy, true))
+    expectGolden('policy.txt', summary(sampleImageBody(), policy, 'store'))
   })
 
   it('--help', () => {

@@ -113,7 +113,7 @@ describe('every output neutralises data from outside', () => {
         const text = renderText(
           evaluation,
           { reference: SAMPLE_DIGEST, digest: SAMPLE_DIGEST },
-          { color: false, policy, triage: true },
+          { color: false, policy, triage: 'store' },
         )
         expect(text).not.toMatch(RAW_CONTROL)
         const lines = text.trimEnd().split('\n')

@@ -616,8 +616,8 @@ describe('--scan-result usage', () => {
       'both say where the scan comes from',
     ],
     [
-      ['--scan-result', 'registry.example.com/app:x', '--triage', SAMPLE_IMAGE],
-      '--triage asks the store, which --scan-result does not',
+      ['--scan-result', 'registry.example.com/app:x', '--newer-than', '1h', SAMPLE_IMAGE],
+      '--newer-than asks the store, which --scan-result does not',
     ],
     [['--scan-result', 'auto', SAMPLE_IMAGE], 'KUBERNETES_SERVICE_HOST is not set'],
     [['--scan-result', 'auto'], 'no image given'],
