@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Agent, request } from 'undici'
+import { parseJson } from '../gate/json.ts'
+import { credentialsFor, parseChallenge } from '../gate/registry.ts'
 
 const [repository, indexDigest, arch, sbomFile] = process.argv.slice(2)
 if (!repository || !indexDigest || !arch || !sbomFile) {
@@ -19,8 +21,13 @@ const path = repository.slice(repository.indexOf('/') + 1)
 const caFile = `/etc/docker/certs.d/${host}/ca.crt`
 const dispatcher = new Agent({ connect: existsSync(caFile) ? { ca: readFileSync(caFile, 'utf8') } : {} })
 const configFile = join(process.env.DOCKER_CONFIG ?? join(process.env.HOME ?? '/root', '.docker'), 'config.json')
-const auths = existsSync(configFile) ? (JSON.parse(readFileSync(configFile, 'utf8')).auths ?? {}) : {}
-const basic = auths[host]?.auth ? `Basic ${auths[host].auth}` : undefined
+// The gate's own reading of a Docker config: any spelling of the host's key, auth or username and password.
+const credentials = existsSync(configFile)
+  ? credentialsFor(parseJson(readFileSync(configFile, 'utf8')), host, configFile)
+  : undefined
+const basic = credentials
+  ? `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`
+  : undefined
 let authorization = basic
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
@@ -52,10 +59,10 @@ async function call(
       ...(body ? { body } : {}),
     })
   let response = await send()
-  const challenge = String(response.headers['www-authenticate'] ?? '')
-  if (response.statusCode === 401 && challenge.startsWith('Bearer ')) {
+  const challenge = parseChallenge(response.headers['www-authenticate'])
+  if (response.statusCode === 401 && challenge?.scheme === 'bearer' && challenge.params.realm) {
     await response.body.dump()
-    const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [match[1], match[2]]))
+    const { params } = challenge
     const realm = new URL(params.realm!)
     if (params.service) realm.searchParams.set('service', params.service)
     realm.searchParams.set('scope', `repository:${path}:pull,push`)

@@ -29,8 +29,14 @@ function controlFields(text: string): Record<string, string> {
   return fields
 }
 
-const osRelease = controlFields(readFileSync(join(rootfs, 'usr/lib/os-release'), 'utf8').replace(/=/g, ':'))
-const distro = `${osRelease.ID?.replace(/"/g, '')}-${osRelease.VERSION_ID?.replace(/"/g, '')}`
+/** os-release's KEY=value lines (a value may be quoted, and may hold '='). */
+const osRelease = Object.fromEntries(
+  readFileSync(join(rootfs, 'usr/lib/os-release'), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('='))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).replace(/^"(.*)"$/, '$1')]),
+)
+const distro = `${osRelease.ID}-${osRelease.VERSION_ID}`
 const bom = new Models.Bom()
 bom.metadata.component = new Models.Component(Enums.ComponentType.Container, name, { version, bomRef: name })
 bom.metadata.component.properties.add(new Models.Property('oci:image:architecture', arch))
@@ -40,8 +46,8 @@ bom.metadata.tools.components.add(
 const add = (component: Models.Component) => bom.components.add(component)
 
 add(
-  new Models.Component(Enums.ComponentType.OperatingSystem, osRelease.ID!.replace(/"/g, ''), {
-    version: osRelease.VERSION_ID!.replace(/"/g, ''),
+  new Models.Component(Enums.ComponentType.OperatingSystem, osRelease.ID!, {
+    version: osRelease.VERSION_ID!,
     bomRef: 'os',
   }),
 )
