@@ -23,6 +23,7 @@
  *   registry      scan results in an OCI registry
  *   kubernetes    following an ImageVulnerabilityScan
  *   files         the token, CA, exemptions and saved documents
+ *   vex           VEX: --vex documents read and matched, --print-vex written
  *   body-cost     what a body costs to evaluate, checked before it is parsed
  *   run           the steps main names: prepare, obtain, judge, emit, fail
  */
@@ -47,6 +48,7 @@ import {
   loadScanPolicy,
   obtainDocument,
   prepare,
+  printVex,
   realFiles,
 } from './gate/run.ts'
 import { EXIT, InterruptedError, NAME, UsageError, VERSION } from './gate/vocabulary.ts'
@@ -103,7 +105,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       io,
       await cvssFor(obtained.document),
     )
-    return emit(ctx, { evaluation, setAside }, summary)
+    const vexDocument = config.printVex ? await printVex(evaluation, run.image, obtained.document, io.now()) : undefined
+    return emit(ctx, { evaluation, setAside }, summary, vexDocument)
   } catch (caught) {
     return endWithoutVerdict(caught, ctx)
   } finally {

@@ -364,6 +364,7 @@ export interface Pair extends RatingTally {
   kevRated: boolean
   readonly packageName: string
   readonly packageVersion: string
+  readonly purl: string
   fix: FixState
 }
 
@@ -376,9 +377,12 @@ export interface Pair extends RatingTally {
  * Only CVSS ratings give a score. The fix follows the producer's rule (fixOf).
  */
 export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding, cvss: CvssScorer | undefined): void {
-  const components = new Map<string, { name: string; version: string }>()
-  // Components nest (assemblies, a jar in a jar): every level's bom-ref names a package.
+  const components = new Map<string, { name: string; version: string; purl: string }>()
+  // Components nest (assemblies, a jar in a jar): every level's bom-ref names a package. The document's subject
+  // has one too, which Dependency-Track's VEX export names in `affects`.
+  const subject = subjectComponent(bom)
   const pending: Array<{ list: readonly unknown[]; path: string }> = [
+    { list: [subject], path: 'metadata.component' },
     { list: listAt(SCAN_DOCUMENT, bom, 'components', ''), path: 'components' },
   ]
   for (let next = pending.pop(); next; next = pending.pop()) {
@@ -386,7 +390,11 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       const component = next.list[c]
       if (!isObject(component)) throw notAnObject(SCAN_DOCUMENT, component, `${next.path}[${c}]`)
       if (typeof component['bom-ref'] === 'string')
-        components.set(component['bom-ref'], { name: textOf(component.name), version: textOf(component.version) })
+        components.set(component['bom-ref'], {
+          name: textOf(component.name),
+          version: textOf(component.version),
+          purl: textOf(component.purl),
+        })
       if (component.components !== undefined)
         pending.push({
           list: listAt(SCAN_DOCUMENT, component, 'components', `${next.path}[${c}].`),
@@ -394,9 +402,9 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
         })
     }
   }
-  const subject = subjectComponent(bom)
   const subjectName = textOf(subject.name) || textOf(subject.purl) || '(the scanned subject)'
   const subjectVersion = textOf(subject.version)
+  const subjectPurl = textOf(subject.purl)
   const producer = producerOf(bom)
   const noFixes: ReadonlyMap<string, string> = new Map()
   const vulnerabilities = listAt(SCAN_DOCUMENT, bom, 'vulnerabilities', '')
@@ -460,6 +468,7 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       const component = ref ? components.get(ref) : undefined
       const packageName = component?.name || ref || subjectName
       const packageVersion = component ? component.version : ref ? '' : subjectVersion
+      const purl = component ? component.purl : ref.startsWith('pkg:') ? ref : ref ? '' : subjectPurl
       const fix = fixOf(
         producer,
         vulnerability,
@@ -468,7 +477,18 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
         packageName,
       )
       if (!merging) {
-        judge(id, tally.severity, tally.score, packageName, packageVersion, fix, kevRated, tally.severities, analysis)
+        judge(
+          id,
+          tally.severity,
+          tally.score,
+          packageName,
+          packageVersion,
+          fix,
+          kevRated,
+          tally.severities,
+          analysis,
+          purl,
+        )
         continue
       }
       const entry = pairs.get(id)
@@ -485,6 +505,7 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
           kevRated,
           packageName,
           packageVersion,
+          purl,
           fix,
           ...(analysis ? { analysis } : {}),
         }
@@ -511,6 +532,7 @@ export function walkCycloneDx(bom: Record<string, unknown>, judge: JudgeFinding,
       pair.kevRated,
       pair.severities,
       pair.analysis,
+      pair.purl,
     )
   for (const entry of pairs.values()) {
     if (entry instanceof Map) entry.forEach(judgePair)

@@ -243,6 +243,7 @@ export function createJudge(policy: Policy) {
   const triageById = byLowerCaseId(policy.triage.filter((decision) => SUPPRESSING_TRIAGE_STATES.has(decision.state)))
   const matchedExemptions = new Set<Exemption>()
   const kevNotAccepted = new Set<Exemption>()
+  const vexNotAccepted: Finding[] = []
   const worstById = new Map<string, Severity>()
   const kevIds = new Set<string>()
   const blocking: Finding[] = []
@@ -263,6 +264,7 @@ export function createJudge(policy: Policy) {
     kevRated,
     severities,
     analysis,
+    purl = '',
   ) => {
     const seen = worstById.get(id)
     if (seen === undefined || SEVERITY_RANK[severity] > SEVERITY_RANK[seen]) worstById.set(id, severity)
@@ -303,15 +305,25 @@ export function createJudge(policy: Policy) {
     // --only-fixed.
     const exempted = exemption && (!kev || exemption.acceptsKev) ? exemption : undefined
     if (exemption && !exempted) kevNotAccepted.add(exemption)
+    // --vex: the latest statement about the finding. Suppressing ones yield to KEV unless --vex-accepts-kev; the others
+    // are shown beside the finding.
+    const vex = exempted ? undefined : policy.vex?.(id, purl, packageName, packageVersion)
+    const vexSuppresses = vex?.status === 'not_affected' || vex?.status === 'fixed'
+    const vexApplies = vexSuppresses && (!kev || policy.vexAcceptsKev)
+    if (vexSuppresses && !vexApplies) vexNotAccepted.push({ ...finding, ...(purl ? { purl } : {}), vex: vex! })
     const triage =
-      exempted || kev
+      exempted || vexApplies || kev
         ? undefined
         : ((triageById.size ? findMatch(triageById, id, packageName, packageVersion) : undefined) ??
           documentDecision(policy, analysis))
     const inherited = policy.baseline?.get(`${id.toLowerCase()}\u0000${packageName}`)
-    if (exempted) {
+    const noted: Finding = vex ? { ...finding, ...(purl ? { purl } : {}), vex } : finding
+    if (vexApplies) {
+      suppressed.push({ ...finding, ...(purl ? { purl } : {}), suppressedBy: { kind: 'vex', ...vex! } })
+    } else if (exempted) {
       suppressed.push({
         ...finding,
+        ...(purl ? { purl } : {}),
         suppressedBy: {
           kind: 'exemption',
           reason: exempted.reason,
@@ -322,6 +334,7 @@ export function createJudge(policy: Policy) {
     } else if (triage) {
       suppressed.push({
         ...finding,
+        ...(purl ? { purl } : {}),
         suppressedBy: {
           kind: 'triage',
           state: triage.state,
@@ -329,12 +342,12 @@ export function createJudge(policy: Policy) {
         },
       })
     } else if (inherited !== undefined && SEVERITY_RANK[severity] <= SEVERITY_RANK[inherited]) {
-      warnings.push({ ...finding, warnedBy: 'baseline' })
+      warnings.push({ ...noted, warnedBy: 'baseline' })
     } else if (policy.onlyFixed && fix.state === 'not-fixed' && !kev) {
       suppressed.push({ ...finding, suppressedBy: { kind: 'no-fix' } })
     } else {
       blocking.push(
-        policy.scan1 && passedUnderScan1(severities, policy.scan1) ? { ...finding, passedUnderScan1: true } : finding,
+        policy.scan1 && passedUnderScan1(severities, policy.scan1) ? { ...noted, passedUnderScan1: true } : noted,
       )
     }
   }
@@ -357,6 +370,7 @@ export function createJudge(policy: Policy) {
       warnings,
       knownExploited: kevIds.size,
       kevNotAccepted: [...kevNotAccepted],
+      vexNotAccepted,
       exemptions: {
         expired: policy.exemptions.filter((exemption) => exemption.expiresAt < policy.now),
         expiringSoon: active.filter((exemption) => exemption.expiresAt <= warnBefore),

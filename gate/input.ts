@@ -450,7 +450,8 @@ export type ParsedArgs =
 /**
  * Splits argv by the OPTIONS table: `--flag value`, `--flag=value`, `--` ends options. --help wins over
  * anything else given, valid or not; a flag given twice is refused: for a security gate, which of
- * `--gate high --gate none` was meant must not be a guess.
+ * `--gate high --gate none` was meant must not be a guess. A repeatable flag (--vex) collects its values as one
+ * comma-separated list, as its variable holds them.
  */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const options = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length)
@@ -486,6 +487,12 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     } else {
       value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
       if (value === undefined) throw new UsageError('OPTION', `${flag} needs a value (${spec.value})`)
+    }
+    if (spec.repeatable) {
+      if (value.includes(','))
+        throw new UsageError('OPTION', `${flag} "${value}" holds a comma: give ${flag} once for each ${spec.value}`)
+      values.set(flag, values.has(flag) ? `${values.get(flag)},${value}` : value)
+      continue
     }
     if (values.has(flag))
       throw new UsageError('OPTION', `${flag} is given twice ("${values.get(flag)}", then "${value}"): give it once`)

@@ -85,6 +85,8 @@ export interface FileSystem extends Omit<Environment, 'env'> {
   /** Writes a set of files all or none. */
   readonly writeAll: (files: ReadonlyArray<readonly [path: string, content: string]>) => void
   readonly remove: (path: string) => void
+  /** A folder's files, sorted, hidden ones left out (a ConfigMap's ..data); undefined when the path is no folder. */
+  readonly list: (path: string) => readonly string[] | undefined
 }
 
 /** What one run writes to: stdout and stderr, redacted of the secrets it learns on the way. */
@@ -92,6 +94,8 @@ export interface Output {
   readonly secrets: string[]
   /** Text for a person: redacted, but for the summary's verdict line. */
   readonly stdout: (text: string) => void
+  /** The same on stderr, when stdout carries a document (--print-vex). */
+  readonly stderr: (text: string) => void
   /** JSON already redacted by value (redactReport): written as it is, so that it stays JSON. */
   readonly json: (text: string) => void
   /** One line on stderr with the tool's name; a store's words quoted in it are shown escaped. */
@@ -103,6 +107,7 @@ export function outputFor(io: Io): Output {
   return {
     secrets,
     stdout: (text) => io.stdout(redactSummary(text, secrets)),
+    stderr: (text) => io.stderr(redactSummary(text, secrets)),
     json: (text) => io.stdout(text),
     say: (line) => io.stderr(redact(`${NAME}: ${escapeControls(line)}\n`, secrets)),
   }

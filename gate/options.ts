@@ -46,6 +46,18 @@ export function pick(
   return undefined
 }
 
+/** A repeatable option's paths: its comma-separated list, each trimmed; an empty entry is refused. */
+export function listOption(option: { value: string; origin: string } | undefined): string[] {
+  if (!option) return []
+  const items = option.value.split(',').map((item) => item.trim())
+  if (items.some((item) => !item))
+    throw new UsageError(
+      'OPTION',
+      `${option.origin} "${option.value}" has an empty entry: list paths separated by commas`,
+    )
+  return items
+}
+
 /** json unless the report file's name says sarif (.sarif, .sarif.json) or junit (.xml). */
 export function reportFormatFor(path: string): ReportFormat {
   if (/\.sarif(\.json)?$/i.test(path)) return 'sarif'
@@ -159,6 +171,7 @@ export function resolveConfig(
     throw new UsageError('WARN_AT', `--warn-at ${warnAt} with --gate ${gate}: ${fix}`)
   }
   const kevFile = get('--kev')?.value
+  const vexFiles = listOption(get('--vex'))
   const baselineImage = read('--baseline', (value, origin) => parseImageRef(value, origin))
   const baselineInput = get('--baseline-input')?.value
   const common: Config = {
@@ -178,6 +191,9 @@ export function resolveConfig(
     ...(scanSelector ? { scanSelector } : {}),
     warnAt,
     ...(kevFile ? { kevFile } : {}),
+    ...(vexFiles.length ? { vexFiles } : {}),
+    ...(read('--vex-accepts-kev', parseBoolean) ? { vexAcceptsKev: true } : {}),
+    ...(read('--print-vex', parseBoolean) ? { printVex: true } : {}),
     ...(scanPolicy ? { scanPolicy } : {}),
     ...(baselineImage || baselineInput
       ? {
@@ -197,6 +213,11 @@ export function resolveConfig(
         }
       : {}),
   }
+  if (common.printVex && common.format === 'json')
+    throw new UsageError(
+      'OPTION',
+      '--print-vex and --format json both write to stdout: keep --print-vex and write the report with --report-file',
+    )
   if (gate === 'none') return common
   const input = values.get('--input')
   const notFromStore = input !== undefined ? '--input' : scanResultInput?.origin

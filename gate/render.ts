@@ -37,6 +37,7 @@ import type {
   Severity,
   SuppressedFinding,
   Suppression,
+  VexVerdict,
   Warning,
 } from './vocabulary.ts'
 
@@ -77,6 +78,12 @@ export function describePolicy(policy: Policy, triage: TriageSource): string[] {
     ...(policy.exemptions.length ? [plural(policy.exemptions.length, 'exemption')] : []),
     ...(triage === 'store' ? [`store triage (${plural(policy.triage.length, 'record')})`] : []),
     ...(triage === 'document' ? ["the scan's own triage (its CycloneDX analysis)"] : []),
+    ...(policy.vex
+      ? [
+          `VEX (${plural(policy.vexStatements ?? 0, 'statement')}` +
+            `${policy.vexAcceptsKev ? ', applied to known-exploited findings too' : ''})`,
+        ]
+      : []),
   ]
 }
 
@@ -107,7 +114,18 @@ export function describeFix(fix: FixState): string {
   return fix.state === 'fixed' ? `; fixed in ${fix.version}` : fix.state === 'not-fixed' ? '; no fix yet' : ''
 }
 
+/** What a --vex statement says of a finding, and where it says it. */
+export function describeVex(vex: VexVerdict): string {
+  const where = ` (${vex.source}${vex.author ? `, by ${vex.author}` : ''})`
+  if (vex.status === 'conflicting') return `VEX conflicting, suppresses nothing: ${vex.detail ?? ''}`
+  if (vex.status === 'affected') return `VEX affected: ${vex.action ?? 'no action statement'}${where}`
+  if (vex.status === 'under_investigation') return `VEX under investigation${where}`
+  const why = [vex.justification, vex.impact].filter(Boolean).join(': ')
+  return `VEX ${vex.status}${why ? `: ${why}` : ''}${where}`
+}
+
 export function describeSuppression(suppression: Suppression): string {
+  if (suppression.kind === 'vex') return describeVex(suppression)
   if (suppression.kind === 'triage')
     return `triage ${suppression.state}${suppression.justification ? `: ${suppression.justification}` : ''}`
   if (suppression.kind === 'no-fix') return 'no fix yet (--only-fixed)'
@@ -167,21 +185,27 @@ export function renderText(
     const listed = rows.slice(0, MAX_LISTED_FINDINGS)
     const idWidth = Math.max(...listed.map((finding) => displayText(finding.id, TEXT_WIDTH.id).length))
     lines.push('', title)
-    for (const finding of listed)
-      lines.push(`${findingRow(finding, idWidth)}${detail ? `  ${displayText(detail(finding), TEXT_WIDTH.note)}` : ''}`)
+    for (const finding of listed) {
+      const note = detail?.(finding)
+      lines.push(`${findingRow(finding, idWidth)}${note ? `  ${displayText(note, TEXT_WIDTH.note)}` : ''}`)
+    }
     if (rows.length > listed.length)
       lines.push(`  ... and ${rows.length - listed.length} more (--format json lists up to ${MAX_REPORTED_FINDINGS})`)
   }
-  section('Blocking findings, worst first:', blocking)
-  // Known-exploited findings an exemption lets through are listed first and apart: they are the riskiest thing let
-  // through.
+  const vexNote = (finding: Finding) => (finding.vex ? describeVex(finding.vex) : '')
+  section('Blocking findings, worst first:', blocking, vexNote)
+  // Known-exploited findings an exemption or VEX lets through are listed first and apart: they are the riskiest thing
+  // let through.
   const exemptedKev = suppressed.filter((finding) => finding.kev)
   if (exemptedKev.length) {
     lines.push(
       '',
-      paint('red', `Known exploited, yet exempted (kev: accepted): ${plural(exemptedKev.length, 'finding')}`),
+      paint(
+        'red',
+        `Known exploited, yet suppressed (kev: accepted, --vex-accepts-kev): ${plural(exemptedKev.length, 'finding')}`,
+      ),
     )
-    section('Known-exploited findings exempted:', exemptedKev, (finding) =>
+    section('Known-exploited findings suppressed:', exemptedKev, (finding) =>
       describeSuppression((finding as SuppressedFinding).suppressedBy),
     )
   }
@@ -190,7 +214,10 @@ export function renderText(
     exemptedKev.length ? suppressed.filter((finding) => !finding.kev) : suppressed,
     (finding) => describeSuppression((finding as SuppressedFinding).suppressedBy),
   )
-  section('Warnings, do not block:', evaluation.warnings, (finding) => describeWarning(finding as Warning))
+  section('Warnings, do not block:', evaluation.warnings, (finding) =>
+    [describeWarning(finding as Warning), vexNote(finding)].filter(Boolean).join('; '),
+  )
+  section('VEX not applied, known exploited (--vex-accepts-kev applies it):', evaluation.vexNotAccepted, vexNote)
   const scan1 = options.policy?.scan1
   const passedBefore = scan1 ? blocking.filter((finding) => finding.passedUnderScan1) : []
   if (scan1 && passedBefore.length) {
@@ -742,7 +769,8 @@ export function resultId(id: string): string {
 }
 
 /**
- * The Tekton results, name → content: the verdict, the count per severity, the blocking IDs (about 800 bytes at most).
+ * The Tekton results, name → content: the verdict, the counts per severity and of warnings and suppressed findings, the
+ * blocking IDs (about 800 bytes at most).
  */
 export function tektonResults(report: JsonReport): Record<string, string> {
   const ids = [...new Set(report.blocking.map((finding) => finding.id))]
@@ -755,6 +783,7 @@ export function tektonResults(report: JsonReport): Record<string, string> {
     ),
     blocking: more > 0 ? `${listed} (+${more} more)` : listed,
     warnings: report.counts ? String(report.warnings.length + report.omitted.warnings) : '',
+    suppressed: report.counts ? String(report.suppressed.length + report.omitted.suppressed) : '',
     kev: report.knownExploited === null ? '' : String(report.knownExploited),
     reason: report.reason,
     message: cutBytes(escapeControls(report.message), MAX_RESULT_MESSAGE_BYTES),

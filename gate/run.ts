@@ -1,6 +1,24 @@
-import { accessSync, constants as fsConstants, existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  constants as fsConstants,
+  existsSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { ScanFiles, bomsOf, digestNamedBy, loadCvssScorer, needsCvss, subjectOf } from './cyclonedx.ts'
+import {
+  ScanFiles,
+  bomsOf,
+  digestNamedBy,
+  digestOfBom,
+  loadCvssScorer,
+  needsCvss,
+  subjectComponent,
+  subjectOf,
+} from './cyclonedx.ts'
 import type { CvssScorer, SetAside } from './cyclonedx.ts'
 import { KEV_MAX_AGE_DAYS, baselineFrom, digestMismatch, evaluate, kevCatalogFrom } from './evaluate.ts'
 import type { KevCatalog } from './evaluate.ts'
@@ -16,13 +34,15 @@ import {
 import { bearerFetch, connect } from './http.ts'
 import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
 import type { FileSystem, Io, Output, Run, RunContext } from './io.ts'
+import { textOf } from './json.ts'
 import type { ScanList } from './kubernetes.ts'
 import { checkCa } from './options.ts'
 import type { OptionReader } from './options.ts'
 import type { RegistryAccess } from './registry.ts'
+import type { VexPolicy } from './vex.ts'
 import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderText, tektonResults } from './render.ts'
 import type { JsonReport, Outcome } from './render.ts'
-import { cut, escapeControls, redactReport, toJson } from './safe-text.ts'
+import { cut, escapeControls, redact, redactReport, toJson } from './safe-text.ts'
 import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError } from './vocabulary.ts'
 import type {
   Config,
@@ -67,6 +87,23 @@ export const realFiles: FileSystem = {
   read: readNamedFile,
   writeAll: writeFilesAtomically,
   remove: (path) => rmSync(path, { force: true }),
+  list: (path) => {
+    try {
+      if (!statSync(path).isDirectory()) return undefined
+      const isFile = (name: string) => {
+        try {
+          return statSync(join(path, name)).isFile()
+        } catch {
+          return false
+        }
+      }
+      return readdirSync(path)
+        .filter((name) => !name.startsWith('.') && isFile(name))
+        .sort()
+    } catch {
+      return undefined
+    }
+  },
   fileExists: (path: string) => existsSync(path),
   isDirectory: (path: string) => {
     try {
@@ -94,6 +131,7 @@ export interface Prepared {
   readonly registry?: RegistryAccess
   readonly exemptions: readonly Exemption[]
   readonly kev?: KevCatalog
+  readonly vex?: VexPolicy
 }
 
 /** The Node the gate is built for; an older one fails inside undici, far from the cause. */
@@ -186,7 +224,18 @@ export async function prepare(ctx: RunContext): Promise<Prepared> {
   ]
   run.phase = 'reading --kev'
   const kev = config.kevFile ? await loadKevCatalog(config.kevFile, run.deadline, output, io) : undefined
-  return { ...(store ? { store } : {}), ...(registry ? { registry } : {}), exemptions, ...(kev ? { kev } : {}) }
+  run.phase = 'reading --vex'
+  // The VEX reader and the purl library are loaded only by the runs that read VEX (build.mjs).
+  const vex = config.vexFiles
+    ? await (await import('./vex.ts')).prepareVex(config.vexFiles, io.files, run.deadline)
+    : undefined
+  return {
+    ...(store ? { store } : {}),
+    ...(registry ? { registry } : {}),
+    exemptions,
+    ...(kev ? { kev } : {}),
+    ...(vex ? { vex } : {}),
+  }
 }
 
 export const MAX_KEV_BYTES = 16 * 1024 * 1024
@@ -440,7 +489,15 @@ export function judgeDocument(
   io: Io,
   cvss: CvssScorer | undefined,
 ): readonly [Evaluation, string] {
+  const vex = prepared.vex
   const policy: Policy = {
+    ...(vex
+      ? {
+          vex: vex.judgeFor(vex.identify(typeof image === 'string' ? undefined : image, ...scanSubjects(document))),
+          vexStatements: vex.statements,
+          ...(config.vexAcceptsKev ? { vexAcceptsKev: true } : {}),
+        }
+      : {}),
     gate: config.gate,
     unknownAs: config.unknownAs,
     onlyFixed: config.onlyFixed,
@@ -462,12 +519,32 @@ export function judgeDocument(
   })
 }
 
+/** What the scan's files say they are of: the digests they name, and their subjects' purls (for VEX's products). */
+export function scanSubjects(document: unknown): [digests: string[], purls: string[]] {
+  const boms = bomsOf(document) ?? []
+  return [
+    boms.map((file) => digestOfBom(file.bom)).filter((digest) => digest !== undefined),
+    boms.map((file) => textOf(subjectComponent(file.bom).purl)).filter(Boolean),
+  ]
+}
+
+/** --print-vex: the run's decisions as OpenVEX about the image judged; undefined when nothing was decided. */
+export async function printVex(
+  evaluation: Evaluation,
+  image: ImageRef | undefined,
+  document: unknown,
+  now: number,
+): Promise<string | undefined> {
+  const { renderOpenVex } = await import('./vex.ts')
+  return renderOpenVex(evaluation, image, ...scanSubjects(document), now)
+}
+
 /**
  * Every verdict, and every failure to reach one, ends here. The files are written first, so that Tekton
  * never reads a stale or half-written result; when the results cannot be written the verdict is still
  * printed, but the exit code says no verdict, since the Task could not record it.
  */
-export function emit(ctx: RunContext, outcome: Outcome, summary?: string): number {
+export function emit(ctx: RunContext, outcome: Outcome, summary?: string, vexDocument?: string): number {
   const {
     config,
     run,
@@ -506,7 +583,12 @@ export function emit(ctx: RunContext, outcome: Outcome, summary?: string): numbe
       )
     }
   }
-  if (config.format === 'json') output.json(toJson(jsonReport()))
+  if (config.printVex) {
+    // stdout carries the VEX document alone, so that it can be piped; the person reads the summary on stderr.
+    if (vexDocument) output.json(redact(vexDocument, output.secrets))
+    else if (outcome.evaluation) output.say('--print-vex: no exemption, triage or VEX decided anything here: no VEX')
+    if (summary) output.stderr(summary)
+  } else if (config.format === 'json') output.json(toJson(jsonReport()))
   else if (summary) output.stdout(summary)
   if (decision.exitCode !== decision.enforcedExitCode) {
     output.say(auditLine(decision.enforcedExitCode))

@@ -104,6 +104,8 @@ export interface OptionSpec {
   readonly defaultText?: string
   /** No default: the run needs it. */
   readonly required?: true
+  /** May be given more than once; its variable then holds a comma-separated list. */
+  readonly repeatable?: true
   /** One line for --help. */
   readonly help: string
   /** More for docs/usage.md's table than --help has room for. */
@@ -288,6 +290,32 @@ export const OPTION_TABLE = [
       'a copy.',
   },
   {
+    flag: '--vex',
+    env: 'POLICY_VEX',
+    value: 'PATH',
+    repeatable: true,
+    help:
+      'an OpenVEX (v0.2.0) or CycloneDX VEX document, or a folder of them: not_affected and fixed statements about ' +
+      'the image or a package suppress the finding',
+    more:
+      'Repeatable; the variable takes a comma-separated list. For several statements on one finding the latest ' +
+      'wins. See [VEX](policy.md#vex).',
+  },
+  {
+    flag: '--vex-accepts-kev',
+    env: 'POLICY_VEX_ACCEPTS_KEV',
+    help: 'let --vex statements suppress known-exploited findings too (without it, they stay blocking)',
+    more: 'The variable takes `true` or `false`: the same explicit acceptance an exemption needs (`kev: accepted`).',
+  },
+  {
+    flag: '--print-vex',
+    env: 'POLICY_PRINT_VEX',
+    help: "write the run's decisions (exemptions, triage, VEX) as an OpenVEX document on stdout; the summary on stderr",
+    more:
+      'The exit code is the verdict as ever. Give the document to Trivy or Grype (`--vex`), or back to the gate. ' +
+      'See [VEX out](policy.md#vex-out).',
+  },
+  {
     flag: '--baseline',
     env: 'POLICY_BASELINE',
     value: 'IMAGE',
@@ -396,6 +424,9 @@ export const OPTION_GROUPS: ReadonlyArray<readonly [title: string, flags: readon
       '--only-fixed',
       '--warn-at',
       '--kev',
+      '--vex',
+      '--vex-accepts-kev',
+      '--print-vex',
       '--baseline',
       '--baseline-input',
       '--scan-policy',
@@ -485,6 +516,24 @@ export interface Finding {
   readonly kev?: KnownExploited
   /** Blocks now, but passed under the Scan 1.0 ScanPolicy given with --scan-policy. */
   readonly passedUnderScan1?: true
+  /** The package's purl as the scan writes it: kept for findings a VEX statement speaks of, and for --print-vex. */
+  readonly purl?: string
+  /** What --vex says of a finding it does not suppress: affected (with the action), under investigation, conflict. */
+  readonly vex?: VexVerdict
+}
+
+/** The latest --vex statement about a finding (VEX beside the scan), or `conflicting` statements of the same time. */
+export interface VexVerdict {
+  readonly status: 'not_affected' | 'affected' | 'fixed' | 'under_investigation' | 'conflicting'
+  /** `FILE, statement N`: where the statement is. */
+  readonly source: string
+  readonly justification?: string
+  readonly impact?: string
+  /** An affected statement's action statement (CycloneDX: its responses and detail). */
+  readonly action?: string
+  readonly author?: string
+  /** Why conflicting. */
+  readonly detail?: string
 }
 
 /** A CISA KEV catalog entry, as far as the outputs show it. */
@@ -543,6 +592,7 @@ export type Suppression =
   | { readonly kind: 'exemption'; readonly reason: string; readonly expires: string; readonly owner?: string }
   | { readonly kind: 'triage'; readonly state: string; readonly justification?: string }
   | { readonly kind: 'no-fix' }
+  | ({ readonly kind: 'vex' } & VexVerdict)
 
 export interface SuppressedFinding extends Finding {
   readonly suppressedBy: Suppression
@@ -560,6 +610,12 @@ export interface Policy {
   readonly triage: readonly TriageDecision[]
   /** --triage: a scan document's own analysis of a finding (not_affected, false_positive, resolved) suppresses it. */
   readonly documentTriage?: boolean
+  /** --vex: the latest statement about a finding (by ID, purl or package name and version), if any. */
+  readonly vex?: (id: string, purl: string, name: string, version: string) => VexVerdict | undefined
+  /** --vex-accepts-kev: a not_affected or fixed statement suppresses a known-exploited finding too. */
+  readonly vexAcceptsKev?: boolean
+  /** How many --vex statements were read, for the summary. */
+  readonly vexStatements?: number
   /** The clock for exemption expiry, ms since the epoch. */
   readonly now: number
   /** Report what does not block from this severity up (none: no warnings). */
@@ -589,6 +645,8 @@ export interface Evaluation {
   readonly knownExploited: number
   /** Exemptions that matched a known-exploited finding without `kev: accepted`, so did not apply to it. */
   readonly kevNotAccepted: readonly Exemption[]
+  /** Known-exploited findings a --vex statement would suppress, not applied without --vex-accepts-kev. */
+  readonly vexNotAccepted: readonly Finding[]
   readonly exemptions: {
     /** No longer applied. */
     readonly expired: readonly Exemption[]
@@ -656,6 +714,11 @@ export interface Config {
   readonly warnAt: Gate
   /** CISA's KEV catalog file. */
   readonly kevFile?: string
+  /** --vex: OpenVEX or CycloneDX VEX files, and folders of them. */
+  readonly vexFiles?: readonly string[]
+  readonly vexAcceptsKev?: boolean
+  /** --print-vex: the decisions as OpenVEX on stdout, the summary on stderr. */
+  readonly printVex?: boolean
   /** The Scan 1.0 ScanPolicy the gate, unknown-as and exemptions came from (flags given win). */
   readonly scanPolicy?: ScanPolicyImport
   /** The running image: only findings new in the checked image, or worse, block. */
@@ -714,6 +777,7 @@ export const USAGE_CODES = [
   'KEV',
   'BASELINE',
   'SCAN_POLICY',
+  'VEX',
 ] as const
 export type UsageCode = (typeof USAGE_CODES)[number]
 
@@ -879,6 +943,8 @@ export type JudgeFinding = (
   kevRated: boolean,
   severities: number,
   analysis?: Analysis,
+  /** The package's purl, or '' when the source writes none (the store). */
+  purl?: string,
 ) => void
 
 export interface Environment {

@@ -148,7 +148,7 @@ describe('--kev: known-exploited vulnerabilities', () => {
     expect(evaluation.blocking.map((finding) => finding.id)).toEqual(['CVE-2021-44228'])
     expect(evaluation.suppressed.map((finding) => finding.id)).toEqual(['CVE-2021-45046'])
     const text = renderText(evaluation, REF, { color: false })
-    expect(text).toContain('Known exploited, yet exempted (kev: accepted): 1 finding')
+    expect(text).toContain('Known exploited, yet suppressed (kev: accepted, --vex-accepts-kev): 1 finding')
     expect(text).toContain('not applied to a known-exploited finding (add kev: accepted to apply it): CVE-2021-44228')
     expect(() =>
       exemptionsFrom({ exemptions: [{ id: 'CVE-1', reason: 'r', expires: '2027-01-31', kev: true }] }, 'x.yaml'),

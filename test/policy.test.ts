@@ -66,6 +66,13 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
         for (const [path, content] of entries) written.set(path, content)
       },
       remove: (path) => void written.delete(path),
+      list: (path) =>
+        dirs.includes(path)
+          ? Object.keys(files)
+              .filter((file) => file.startsWith(`${path}/`))
+              .map((file) => file.slice(path.length + 1))
+              .sort()
+          : undefined,
     },
     connect: async () => {
       connections++
