@@ -97,6 +97,33 @@ function stampRunnable(workloadParams: Record<string, string> = {}) {
   return Object.assign(parse(ytt(['-f', stamping])), { runTemplate })
 }
 
+/** The step container Tekton v0.50's Pod builder makes of the Task, for a TaskRun of the stamped Runnable's params. */
+function tektonPod(task: unknown, runnable: ReturnType<typeof stampRunnable>) {
+  const [taskFile, taskRunFile, podFile] = ['task.yaml', 'taskrun.yaml', 'pod.yaml'].map((name) =>
+    join(mkdtempSync(join(tmpdir(), 'nsp-pod-')), name),
+  ) as [string, string, string]
+  writeFileSync(taskFile, stringify(task))
+  writeFileSync(
+    taskRunFile,
+    stringify({
+      apiVersion: 'tekton.dev/v1',
+      kind: 'TaskRun',
+      metadata: { name: 'app-policy-x', namespace: 'dev' },
+      spec: {
+        params: runnable.spec.inputs['tekton-params'],
+        serviceAccountName: runnable.spec.serviceAccountName,
+        taskRef: { name: 'tekton-policy-enforcement' },
+      },
+    }),
+  )
+  execFileSync(checkerTool('tekton-check-v0.50'), [taskFile, taskRunFile, podFile], { stdio: 'pipe' })
+  return parse(readFileSync(podFile, 'utf8')).spec.containers[0] as {
+    args: string[]
+    env: Array<{ name: string; value?: string; valueFrom?: unknown }>
+    volumeMounts: Array<{ name: string; mountPath: string }>
+  }
+}
+
 const ytterror = (run: () => unknown) => {
   try {
     run()
@@ -231,6 +258,22 @@ describe('config/developer-namespace/ through the Namespace Provisioner', () => 
     },
   )
 
+  it("a workload's policy_vex and policy_vex_accepts_kev reach the gate's environment through Tekton's Pod", () => {
+    const objects = provision({ default_parameters: { policy_gate_image: IMAGE }, namespaces: [{ name: 'dev' }] })
+    const task = objects.get('Task/dev/tekton-policy-enforcement')
+    const envOf = (workloadParams: Record<string, string>) => {
+      const container = tektonPod(task, stampRunnable(workloadParams))
+      return {
+        env: Object.fromEntries(container.env.map((v) => [v.name, v.value ?? ''])),
+        mounts: container.volumeMounts,
+      }
+    }
+    const given = envOf({ policy_vex: '/etc/amr-policy-gate-vex', policy_vex_accepts_kev: 'true' })
+    expect(given.env).toMatchObject({ POLICY_VEX: '/etc/amr-policy-gate-vex', POLICY_VEX_ACCEPTS_KEV: 'true' })
+    expect(given.mounts).toContainEqual(expect.objectContaining({ name: 'vex', mountPath: '/etc/amr-policy-gate-vex' }))
+    expect(envOf({}).env).toMatchObject({ POLICY_VEX: '', POLICY_VEX_ACCEPTS_KEV: 'false' })
+  })
+
   it(
     "in an audit namespace without the store's token, the Pod Tekton builds runs the gate to exit 0 with verdict " +
       'error and the reason',
@@ -239,32 +282,10 @@ describe('config/developer-namespace/ through the Namespace Provisioner', () => 
         default_parameters: { policy_gate_image: IMAGE, policy_mode: 'audit' },
         namespaces: [{ name: 'dev' }],
       })
-      const pod = mkdtempSync(join(tmpdir(), 'nsp-pod-'))
-      const taskFile = join(pod, 'task.yaml')
-      writeFileSync(taskFile, stringify(objects.get('Task/dev/tekton-policy-enforcement')))
       const runnable = stampRunnable()
       const tektonParams = runnable.spec.inputs['tekton-params'] as Array<{ name: string }>
       expect(tektonParams.map((param) => param.name)).not.toContain('mode')
-      const taskRunFile = join(pod, 'taskrun.yaml')
-      writeFileSync(
-        taskRunFile,
-        stringify({
-          apiVersion: 'tekton.dev/v1',
-          kind: 'TaskRun',
-          metadata: { name: 'app-policy-x', namespace: 'dev' },
-          spec: {
-            params: tektonParams,
-            serviceAccountName: runnable.spec.serviceAccountName,
-            taskRef: { name: 'tekton-policy-enforcement' },
-          },
-        }),
-      )
-      const podFile = join(pod, 'pod.yaml')
-      execFileSync(checkerTool('tekton-check-v0.50'), [taskFile, taskRunFile, podFile], { stdio: 'pipe' })
-      const container = parse(readFileSync(podFile, 'utf8')).spec.containers[0] as {
-        args: string[]
-        env: Array<{ name: string; value?: string; valueFrom?: unknown }>
-      }
+      const container = tektonPod(objects.get('Task/dev/tekton-policy-enforcement'), runnable)
       const env = Object.fromEntries(
         container.env
           .filter((variable) => !variable.valueFrom)

@@ -251,6 +251,7 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
       blocking: '',
       warnings: '0',
       kev: '0',
+      suppressed: '0',
       reason: 'PASSED',
       message: 'PASS: nothing blocks at gate high.',
     })
@@ -269,6 +270,7 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
       blocking: 'CVE-2021-44228,CVE-2021-45046,CVE-2023-0464,CVE-2023-0286',
       warnings: '0',
       kev: '0',
+      suppressed: '0',
       reason: 'POLICY_VIOLATION',
       message: 'FAIL: 4 vulnerabilities (4 findings) block at gate high.',
     })
@@ -303,6 +305,50 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
       critical: '2',
       blocking: 'CVE-2021-45046,CVE-2023-0464,CVE-2023-0286',
     })
+  })
+
+  it('takes VEX documents from ConfigMap amr-policy-gate-vex: the statements suppress, the results count them', async () => {
+    const openVex = (statement: Record<string, unknown>) =>
+      JSON.stringify({
+        '@context': 'https://openvex.dev/ns/v0.2.0',
+        '@id': 'https://example.com/vex/1',
+        author: 'Platform team',
+        timestamp: '2026-11-01T00:00:00Z',
+        version: 1,
+        statements: [statement],
+      })
+    const { run, results } = await runStep(
+      [answer.image(sampleImageBody())],
+      { vex: '/etc/amr-policy-gate-vex' },
+      {
+        'amr-policy-gate-vex': {
+          // The image by its reference, and the store's package (which has no purl) by name and version.
+          'team.openvex.json': openVex({
+            vulnerability: { name: 'CVE-2023-0286' },
+            products: [{ '@id': SAMPLE_IMAGE, subcomponents: [{ '@id': 'pkg:deb/ubuntu/openssl@3.0.2-0ubuntu1.7' }] }],
+            status: 'not_affected',
+            justification: 'vulnerable_code_not_in_execute_path',
+          }),
+          'vendor.openvex.json': openVex({
+            vulnerability: { name: 'CVE-2021-45046' },
+            products: [
+              {
+                '@id':
+                  'pkg:oci/tanzu-java-web-app-dev?repository_url=registry.example.com/tap/workloads/tanzu-java-web-app-dev',
+                subcomponents: [{ '@id': 'pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1' }],
+              },
+            ],
+            status: 'fixed',
+          }),
+        },
+      },
+    )
+    expect(run.code, run.stderr).toBe(EXIT.VIOLATION)
+    expect(run.stdout).toMatch(/CVE-2023-0286 .*VEX not_affected: vulnerable_code_not_in_execute_path/)
+    expect(run.stdout).toMatch(
+      /CVE-2021-45046 .*VEX fixed \(\/etc\/amr-policy-gate-vex\/vendor.openvex.json, statement 1/,
+    )
+    expect(results).toMatchObject({ verdict: 'fail', blocking: 'CVE-2021-44228,CVE-2023-0464', suppressed: '2' })
   })
 
   it(
@@ -373,6 +419,7 @@ describe.skipIf(!hasDocker)('the Task step run as Tekton runs it', () => {
       blocking: '',
       warnings: '',
       kev: '',
+      suppressed: '',
       reason: 'TIMEOUT',
       message: expect.stringMatching(/^no verdict: timed out after 1s/),
     })
