@@ -70,11 +70,23 @@ add(
     bomRef: 'node',
   }),
 )
-for (const folder of readdirSync(join(rootfs, 'app/node_modules')).sort()) {
-  const packageJson = JSON.parse(readFileSync(join(rootfs, 'app/node_modules', folder, 'package.json'), 'utf8'))
+// Scoped packages (@noble/ciphers) sit one folder deeper; their purl's namespace is the scope.
+const modules = join(rootfs, 'app/node_modules')
+const folders = readdirSync(modules)
+  .sort()
+  .flatMap((folder) =>
+    folder.startsWith('@')
+      ? readdirSync(join(modules, folder))
+          .sort()
+          .map((name) => `${folder}/${name}`)
+      : [folder],
+  )
+for (const folder of folders) {
+  const packageJson = JSON.parse(readFileSync(join(modules, folder, 'package.json'), 'utf8'))
+  const [scope, name] = packageJson.name.startsWith('@') ? packageJson.name.split('/') : [undefined, packageJson.name]
   const component = new Models.Component(Enums.ComponentType.Library, packageJson.name, {
     version: packageJson.version,
-    purl: new PackageURL('npm', undefined, packageJson.name, packageJson.version, undefined, undefined).toString(),
+    purl: new PackageURL('npm', scope, name, packageJson.version, undefined, undefined).toString(),
     bomRef: `npm:${packageJson.name}`,
   })
   if (packageJson.license) component.licenses.add(new Models.SpdxLicense(packageJson.license))

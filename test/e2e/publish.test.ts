@@ -244,8 +244,13 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
       expect(await new Validation.JsonStrictValidator(Spec.Version.v1dot6).validate(sbom)).toBeNull()
       const components = JSON.parse(sbom).components as Array<{ name: string; version: string; purl?: string }>
       const versionOf = (name: string) => components.find((component) => component.name === name)?.version
-      for (const name of ['libc6', 'libstdc++6', 'node', 'undici', 'yaml']) expect(versionOf(name), name).toMatch(/\d/)
+      for (const name of ['libc6', 'libstdc++6', 'node', 'undici', 'yaml', 'packageurl-js', '@noble/ciphers'])
+        expect(versionOf(name), name).toMatch(/\d/)
       expect(components.find((component) => component.name === 'libc6')?.purl).toContain(`arch=${architecture}`)
+      // A scoped package's purl has the scope as namespace (purl spec, npm type).
+      expect(components.find((component) => component.name === '@noble/ciphers')?.purl).toMatch(
+        /^pkg:npm\/%40noble\/ciphers@\d/,
+      )
       expect(JSON.parse(sbom).metadata.component.properties).toEqual([
         { name: 'oci:image:architecture', value: architecture },
       ])
