@@ -24,6 +24,7 @@
  *   kubernetes    following an ImageVulnerabilityScan
  *   files         the token, CA, exemptions and saved documents
  *   vex           VEX: --vex documents read and matched, --print-vex written
+ *   attest        the verdict signed (in-toto, SLSA VSA, DSSE) and pushed beside the image
  *   body-cost     what a body costs to evaluate, checked before it is parsed
  *   run           the steps main names: prepare, obtain, judge, emit, fail
  */
@@ -38,6 +39,7 @@ import type { Io, Run, RunContext } from './gate/io.ts'
 import { optionReader, resolveConfig } from './gate/options.ts'
 import { renderHelp } from './gate/render.ts'
 import {
+  attestVerdict,
   checkRuntime,
   cvssFor,
   describeScanPolicyImport,
@@ -91,6 +93,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
     if (!config.source) {
       output.say(`gate none: no policy enforced for ${config.image?.reference ?? 'the image'}; the store was not asked`)
+      if (config.attest) output.say('--attest: gate none reaches no verdict, so none is signed or pushed')
       return emit(ctx, { skipped: true })
     }
     const prepared = await prepare(ctx)
@@ -106,7 +109,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       await cvssFor(obtained.document),
     )
     const vexDocument = config.printVex ? await printVex(evaluation, run.image, obtained.document, io.now()) : undefined
-    return emit(ctx, { evaluation, setAside }, summary, vexDocument)
+    const notAttested = config.attest
+      ? await attestVerdict(ctx, prepared, evaluation, obtained.inputs ?? [])
+      : undefined
+    return emit(ctx, { evaluation, setAside, ...(notAttested ? { error: notAttested } : {}) }, summary, vexDocument)
   } catch (caught) {
     return endWithoutVerdict(caught, ctx)
   } finally {

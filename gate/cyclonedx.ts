@@ -52,6 +52,8 @@ export class ScanFiles {
    * Files of the results that hold no vulnerabilities to judge, each with the reason (an SPDX SBOM, imgpkg's metadata).
    */
   readonly setAside: readonly SetAside[]
+  /** Where the files were read (the scan result by digest) and the sha256 of its top manifest: for --attest. */
+  source?: { readonly uri: string; readonly sha256: string }
   constructor(files: ScanFiles['files'], setAside: readonly SetAside[] = []) {
     this.files = files
     this.setAside = setAside

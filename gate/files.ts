@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readFileSync } from 'node:fs'
 import { abortable, bodyTooLarge, decodeBody, readCapped } from './http.ts'
 import { checkToken, exemptionsFrom } from './input.ts'
@@ -168,6 +169,8 @@ export async function readSavedDocument(
   option: '--input' | '--baseline-input',
   path: string,
   ctx: RunContext,
+  /** --attest: where the file is and the sha256 of its bytes go. */
+  record?: Array<{ uri: string; sha256: string }>,
 ): Promise<unknown> {
   const { config, run, output, io } = ctx
   const what = `${option} ${path}`
@@ -182,5 +185,6 @@ export async function readSavedDocument(
       ? await abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), run.deadline)
       : await io.files.read(path, option, { signal: run.deadline, limits })
   if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from ${option}`)
+  record?.push({ uri: path === '-' ? 'stdin' : path, sha256: createHash('sha256').update(body).digest('hex') })
   return io.blocking(() => parseJsonBody(body, what))
 }

@@ -115,6 +115,13 @@ export async function createHttpClient(endpoint: Endpoint): Promise<HttpClient> 
       }
       return abortable(exchange(), signal)
     },
+    send(method, url, headers, body, signal, limits) {
+      const exchange = async (): Promise<RawResponse> => {
+        const response = await request(url, { dispatcher, method, headers, signal, ...(body ? { body } : {}) })
+        return { status: response.statusCode, headers: response.headers, body: await readBytes(response.body, limits) }
+      }
+      return abortable(exchange(), signal)
+    },
     /** Destroyed, not closed: a request still hanging (a proxy that never answers) must not hold the process. */
     close: () => dispatcher.destroy(),
   }

@@ -43,6 +43,15 @@ export interface HttpClient {
     limits: BodyLimits,
     onLine: (line: string) => boolean,
   ) => Promise<RawResponse>
+  /** Any other request (a registry upload): the body sent as it is, the answer's body read within `limits`. */
+  readonly send: (
+    method: 'HEAD' | 'POST' | 'PUT',
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    body: Buffer | undefined,
+    signal: AbortSignal,
+    limits: BodyLimits,
+  ) => Promise<RawResponse>
   readonly close: () => Promise<void>
 }
 

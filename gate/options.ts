@@ -19,11 +19,15 @@ import {
 } from './input.ts'
 import { DEFAULT_CA_PATH, GATES, OPTIONS, SEVERITY_RANK, UsageError } from './vocabulary.ts'
 import type {
+  AttestSettings,
   Gate,
   Config,
   Environment,
   Flag,
+  ImageRef,
+  OciRef,
   OptionSpec,
+  RegistryFiles,
   ReportFormat,
   ScanPolicyImport,
   ScanResultSource,
@@ -172,6 +176,7 @@ export function resolveConfig(
   }
   const kevFile = get('--kev')?.value
   const vexFiles = listOption(get('--vex'))
+  const attest = resolveAttest(options, environment, image)
   const baselineImage = read('--baseline', (value, origin) => parseImageRef(value, origin))
   const baselineInput = get('--baseline-input')?.value
   const common: Config = {
@@ -194,6 +199,7 @@ export function resolveConfig(
     ...(vexFiles.length ? { vexFiles } : {}),
     ...(read('--vex-accepts-kev', parseBoolean) ? { vexAcceptsKev: true } : {}),
     ...(read('--print-vex', parseBoolean) ? { printVex: true } : {}),
+    ...(attest ? { attest } : {}),
     ...(scanPolicy ? { scanPolicy } : {}),
     ...(baselineImage || baselineInput
       ? {
@@ -250,12 +256,8 @@ export function resolveConfig(
   return { ...common, source: { store: resolveStoreSource(options, environment) } }
 }
 
-export function resolveScanResultSource(
-  input: { value: string; origin: string },
-  auto: boolean,
-  { get, withDefault }: OptionReader,
-  environment: Environment,
-): ScanResultSource {
+/** A registry's credentials (--registry-config, else $DOCKER_CONFIG/config.json when there) and CA, as given. */
+export function resolveRegistryFiles({ get, withDefault }: OptionReader, environment: Environment): RegistryFiles {
   const { env } = environment
   const configInput = get('--registry-config')
   const defaultConfig = env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : undefined
@@ -265,6 +267,54 @@ export function resolveScanResultSource(
       ? { file: defaultConfig, origin: 'DOCKER_CONFIG' }
       : undefined
   const caInput = get('--registry-ca-cert')
+  return {
+    ...(registryConfig ? { registryConfig } : {}),
+    ...(caInput ? { registryCa: { file: caInput.value, origin: caInput.origin } } : {}),
+    pollIntervalMs: withDefault('--poll-interval', parseDuration),
+    proxied: checkProxyEnv(env),
+  }
+}
+
+/**
+ * --attest: the key is required, and the image must name its registry and repository, where the attestation is
+ * pushed; undefined without --attest (a key alone is not used: the Task always names where one would be mounted).
+ */
+export function resolveAttest(
+  options: OptionReader,
+  environment: Environment,
+  image: ImageRef | undefined,
+): AttestSettings | undefined {
+  const wanted = options.get('--attest')
+  if (!wanted || !parseBoolean(wanted.value, wanted.origin)) return undefined
+  const key = options.get('--attest-key')
+  if (!key)
+    throw new UsageError(
+      'ATTEST',
+      `${wanted.origin} signs the verdict: give the key with --attest-key FILE (POLICY_ATTEST_KEY), the ` +
+        'cosign.key of cosign generate-key-pair or a PKCS#8 PEM',
+    )
+  let target: OciRef | undefined
+  try {
+    target = image && image.reference !== image.digest ? parseOciRef(image.reference, 'the image') : undefined
+  } catch {
+    target = undefined
+  }
+  if (!target)
+    throw new UsageError(
+      'ATTEST',
+      `${wanted.origin} pushes the attestation beside the image: give the image as ` +
+        `registry.example.com/repository@sha256:<64 hex>${image ? `, not "${image.reference}"` : ''}`,
+    )
+  return { ...resolveRegistryFiles(options, environment), key: { file: key.value, origin: key.origin }, target }
+}
+
+export function resolveScanResultSource(
+  input: { value: string; origin: string },
+  auto: boolean,
+  options: OptionReader,
+  environment: Environment,
+): ScanResultSource {
+  const { env } = environment
   if (auto && !env.KUBERNETES_SERVICE_HOST?.trim()) {
     throw new UsageError(
       'KUBERNETES',
@@ -272,13 +322,7 @@ export function resolveScanResultSource(
         `KUBERNETES_SERVICE_HOST is not set: give the scan result's reference instead (status.scanResult)`,
     )
   }
-  return {
-    ref: auto ? 'auto' : parseOciRef(input.value, input.origin),
-    ...(registryConfig ? { registryConfig } : {}),
-    ...(caInput ? { registryCa: { file: caInput.value, origin: caInput.origin } } : {}),
-    pollIntervalMs: withDefault('--poll-interval', parseDuration),
-    proxied: checkProxyEnv(env),
-  }
+  return { ref: auto ? 'auto' : parseOciRef(input.value, input.origin), ...resolveRegistryFiles(options, environment) }
 }
 
 export function resolveStoreSource({ get, withDefault }: OptionReader, environment: Environment): StoreSource {

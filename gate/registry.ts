@@ -291,6 +291,7 @@ export function classifyRegistryResponse(
   credentials: string | undefined,
   now: number,
   quote: (text: string) => string,
+  action: 'pull' | 'push' = 'pull',
 ): Step<RawResponse> {
   const said = () =>
     `${ref.registry} answered ` +
@@ -298,7 +299,7 @@ export function classifyRegistryResponse(
   return classifyStatus<Step<RawResponse>>(response, now, {
     accept: () => ({ kind: 'accepted', value: response }),
     said,
-    otherwise: () => refusedByRegistry(response.status, said(), what, ref, credentials),
+    otherwise: () => refusedByRegistry(response.status, said(), what, ref, credentials, action),
   })
 }
 
@@ -319,18 +320,22 @@ function refusedByRegistry(
   what: string,
   ref: OciRef,
   credentials: string | undefined,
+  action: 'pull' | 'push',
 ): Step<RawResponse> {
   if (status === 401 || status === 403) {
     const fix = credentials
-      ? `check the credentials for ${ref.registry} in ${credentials} and that they may pull ${ref.repository}`
+      ? `check the credentials for ${ref.registry} in ${credentials} and that they may ${action} ${ref.repository}`
       : `give credentials for ${ref.registry} with --registry-config (a .dockerconfigjson, as secret ` +
         `registry-credentials holds) or DOCKER_CONFIG`
     return { kind: 'fail', error: new NoVerdictError('REGISTRY_REJECTED', `${said} for ${what}: ${fix}`) }
   }
   const fix =
-    status === 404
-      ? `check --scan-result: ${ref.reference} is not there (scan results are kept as long as the registry keeps them)`
-      : 'check --scan-result names a registry'
+    action === 'push'
+      ? `check that ${ref.registry} takes pushes to ${ref.repository}`
+      : status === 404
+        ? `check --scan-result: ${ref.reference} is not there (scan results are kept as long as the registry ` +
+          'keeps them)'
+        : 'check --scan-result names a registry'
   return { kind: 'fail', error: new NoVerdictError('REGISTRY_ERROR', `${said} for ${what}: ${fix}`) }
 }
 
@@ -457,6 +462,18 @@ export function scanFilesOf(files: readonly BundleFile[], ref: OciRef, available
 /** One GET of the registry API, retried within the run's deadline: the answer's body, or the end of the run. */
 export type RegistryGet = (path: string, accept: string, what: string, limits: BodyLimits) => Promise<RawResponse>
 
+/** One request of any method (a push), retried within the deadline; answers with a status in `ok` are returned. */
+export type RegistrySend = (request: {
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT'
+  /** A path of the registry, or a URL it gave (an upload's Location), which must be on its origin. */
+  readonly target: string
+  readonly headers?: Readonly<Record<string, string>>
+  readonly body?: Buffer
+  readonly ok: readonly number[]
+  readonly what: string
+  readonly limits: BodyLimits
+}) => Promise<RawResponse>
+
 /**
  * The registry as the gate talks to it (go-containerregistry's `transport`, in small): anonymous first; a 401's
  * challenge says whether to send Basic credentials or fetch a bearer token for them, over https only;
@@ -470,7 +487,8 @@ export function registryTransport(
   client: HttpClient,
   deps: Omit<WaitDeps, 'fetch'>,
   secrets: string[],
-): { get: RegistryGet; quote: (text: string) => string } {
+  action: 'pull' | 'push' = 'pull',
+): { get: RegistryGet; send: RegistrySend; quote: (text: string) => string } {
   const credentials = access.dockerConfig
     ? credentialsFor(access.dockerConfig.document, ref.registry, access.dockerConfig.origin)
     : undefined
@@ -533,7 +551,10 @@ export function registryTransport(
           `credentials only go over https`,
       )
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service)
-    realm.searchParams.set('scope', challenge.params.scope ?? `repository:${ref.repository}:pull`)
+    realm.searchParams.set(
+      'scope',
+      challenge.params.scope ?? `repository:${ref.repository}:${action === 'push' ? 'pull,push' : 'pull'}`,
+    )
     const limits: BodyLimits = {
       maxBytes: MAX_CONFIG_FILE_BYTES,
       tooLarge: bodyTooLarge(`the token from ${realm.origin}`, MAX_CONFIG_FILE_BYTES),
@@ -573,17 +594,29 @@ export function registryTransport(
   }
 
   /**
-   * One GET, authenticating on a 401 challenge and following redirects (credentials stay with the registry's origin).
+   * One request, authenticating on a 401 challenge; a GET follows redirects (credentials stay with the registry's
+   * origin), any other method is sent to the registry's origin only.
    */
-  async function exchange(path: string, accept: string, signal: AbortSignal, limits: BodyLimits): Promise<RawResponse> {
-    let url = new URL(path, base)
-    const send = (target: URL) =>
-      client.get(
-        target,
-        { accept, ...(authorization && target.origin === base.origin ? { authorization } : {}) },
-        signal,
-        limits,
+  async function exchange(
+    request: Pick<Parameters<RegistrySend>[0], 'method' | 'target' | 'headers' | 'body'>,
+    signal: AbortSignal,
+    limits: BodyLimits,
+  ): Promise<RawResponse> {
+    let url = new URL(request.target, base)
+    if (request.method !== 'GET' && url.origin !== base.origin)
+      throw new NoVerdictError(
+        'REGISTRY_ERROR',
+        `${ref.registry} sent the upload to ${quote(url.origin)}, another origin: the gate pushes to the registry only`,
       )
+    const send = (target: URL) => {
+      const headers = {
+        ...request.headers,
+        ...(authorization && target.origin === base.origin ? { authorization } : {}),
+      }
+      return request.method === 'GET'
+        ? client.get(target, headers, signal, limits)
+        : client.send(request.method, target, headers, request.body, signal, limits)
+    }
     let response = await send(url)
     if (response.status === 401 && url.origin === base.origin) {
       const challenge = parseChallenge(response.headers['www-authenticate'])
@@ -593,7 +626,11 @@ export function registryTransport(
         response = await send(url)
       }
     }
-    for (let hops = 0; response.status >= 300 && response.status < 400 && response.headers.location; hops++) {
+    for (
+      let hops = 0;
+      request.method === 'GET' && response.status >= 300 && response.status < 400 && response.headers.location;
+      hops++
+    ) {
       if (hops === MAX_REDIRECTS)
         throw new NoVerdictError('REGISTRY_ERROR', `${ref.registry} redirected more than ${MAX_REDIRECTS} times`)
       url = new URL(String(response.headers.location), url)
@@ -617,7 +654,7 @@ export function registryTransport(
         onNotFound: 'absent',
         attempt: async (signal) =>
           classifyRegistryResponse(
-            await exchange(path, accept, signal, limits),
+            await exchange({ method: 'GET', target: path, headers: { accept } }, signal, limits),
             what,
             ref,
             credentialsOrigin,
@@ -628,7 +665,30 @@ export function registryTransport(
       peer,
       deps,
     ))!
-  return { get, quote }
+  const send: RegistrySend = async (request) =>
+    (await retryUntil(
+      {
+        what: request.what,
+        timeoutHint: `Check that ${ref.registry} is reachable from here`,
+        onNotFound: 'absent',
+        attempt: async (signal) => {
+          const response = await exchange(request, signal, request.limits)
+          if (request.ok.includes(response.status)) return { kind: 'accepted', value: response }
+          if (response.status >= 200 && response.status < 300)
+            return {
+              kind: 'fail',
+              error: new NoVerdictError(
+                'REGISTRY_ERROR',
+                `${ref.registry} answered ${response.status} for ${request.what}, not ${request.ok.join(' or ')}`,
+              ),
+            }
+          return classifyRegistryResponse(response, request.what, ref, credentialsOrigin, deps.now(), quote, action)
+        },
+      },
+      peer,
+      deps,
+    ))!
+  return { get, send, quote }
 }
 
 /**
@@ -638,6 +698,8 @@ export function registryTransport(
 interface ManifestTree {
   readonly images: ReadonlyArray<{ readonly prefix: string; readonly layers: readonly Descriptor[] }>
   readonly setAside: readonly SetAside[]
+  /** The digest of the reference's own manifest, as read. */
+  readonly digest: string
 }
 
 /**
@@ -661,10 +723,11 @@ export async function readManifests(
         : undefined)
     if (promised) verifyDigest(codecs, response.body, promised, what)
     const document = parseJsonBody(response.body.toString('utf8'), `${what} is a body that`, quote)
-    return manifestFrom(document, String(response.headers['content-type'] ?? ''), what)
+    return { ...manifestFrom(document, String(response.headers['content-type'] ?? ''), what), read: response.body }
   }
   const top = await readManifest(ref.tagOrDigest, ref.digest, `the manifest of ${ref.reference}`)
-  if (top.kind !== 'index') return { images: [{ prefix: '', layers: top.entries }], setAside: [] }
+  const digest = codecs.sha256(top.read)
+  if (top.kind !== 'index') return { images: [{ prefix: '', layers: top.entries }], setAside: [], digest }
   if (top.entries.length > MAX_LAYERS)
     throw new NoVerdictError(
       'MALFORMED_RESPONSE',
@@ -694,7 +757,7 @@ export async function readManifests(
     })
   }
   if (!images.length) throw new NoVerdictError('NO_SCAN_FILE', `${ref.reference} is an index of no images`)
-  return { images, setAside }
+  return { images, setAside, digest }
 }
 
 /**
@@ -756,5 +819,7 @@ export async function readScanResult(
   const tree = await readManifests(ref, get, quote, codecs)
   const files = await readLayers(ref, tree, get, codecs, maxBytes, deps.blocking)
   const scans = deps.blocking(() => scanFilesOf(files, ref, availableMemory))
-  return tree.setAside.length ? new ScanFiles(scans.files, [...tree.setAside, ...scans.setAside]) : scans
+  const result = tree.setAside.length ? new ScanFiles(scans.files, [...tree.setAside, ...scans.setAside]) : scans
+  result.source = { uri: `${ref.registry}/${ref.repository}@${tree.digest}`, sha256: tree.digest.slice(7) }
+  return result
 }

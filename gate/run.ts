@@ -8,6 +8,8 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
+import { createHash } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import {
   ScanFiles,
@@ -38,13 +40,22 @@ import { textOf } from './json.ts'
 import type { ScanList } from './kubernetes.ts'
 import { checkCa } from './options.ts'
 import type { OptionReader } from './options.ts'
+import type { InputDocument } from './attest.ts'
 import type { RegistryAccess } from './registry.ts'
 import type { VexPolicy } from './vex.ts'
 import { buildJsonReport, decideExit, exitCodeFor, plural, renderReport, renderText, tektonResults } from './render.ts'
 import type { JsonReport, Outcome } from './render.ts'
 import { cut, escapeControls, redact, redactReport, toJson } from './safe-text.ts'
-import { EXIT, InterruptedError, NoVerdictError, REQUEST_TIMEOUT_MS, UsageError } from './vocabulary.ts'
+import {
+  EXIT,
+  InterruptedError,
+  MIN_TOKEN_LENGTH,
+  NoVerdictError,
+  REQUEST_TIMEOUT_MS,
+  UsageError,
+} from './vocabulary.ts'
 import type {
+  AttestSettings,
   Config,
   Environment,
   Evaluation,
@@ -52,8 +63,8 @@ import type {
   ImageRef,
   OciRef,
   Policy,
+  RegistryFiles,
   ScanPolicyImport,
-  ScanResultSource,
   Severity,
   StoreSettings,
   TriageDecision,
@@ -132,6 +143,8 @@ export interface Prepared {
   readonly exemptions: readonly Exemption[]
   readonly kev?: KevCatalog
   readonly vex?: VexPolicy
+  /** --attest: the signing key, read and decrypted, and the registry to push to. */
+  readonly attest?: { readonly key: KeyObject; readonly access: RegistryAccess }
 }
 
 /** The Node the gate is built for; an older one fails inside undici, far from the cause. */
@@ -229,13 +242,38 @@ export async function prepare(ctx: RunContext): Promise<Prepared> {
   const vex = config.vexFiles
     ? await (await import('./vex.ts')).prepareVex(config.vexFiles, io.files, run.deadline)
     : undefined
+  run.phase = 'reading --attest-key'
+  const attest = config.attest ? await prepareAttest(config.attest, ctx) : undefined
   return {
     ...(store ? { store } : {}),
     ...(registry ? { registry } : {}),
     exemptions,
     ...(kev ? { kev } : {}),
     ...(vex ? { vex } : {}),
+    ...(attest ? { attest } : {}),
   }
+}
+
+/**
+ * --attest's key, read and decrypted (COSIGN_PASSWORD joins the secrets), and its registry's credentials: before any
+ * request, so that a key that cannot be used is exit 2 and nothing was asked.
+ */
+export async function prepareAttest(
+  settings: AttestSettings,
+  { run, output, io, config }: RunContext,
+): Promise<NonNullable<Prepared['attest']>> {
+  const { loadCiphers, signingKeyFrom } = await import('./attest.ts')
+  await loadCiphers()
+  const { file, origin } = settings.key
+  const pem = await io.files.read(file, `the signing key named by ${origin}`, {
+    signal: run.deadline,
+    limits: configFileLimits('the signing key'),
+  })
+  const password = io.env.COSIGN_PASSWORD
+  if (password && password.length >= MIN_TOKEN_LENGTH) output.secrets.push(password)
+  const key = io.blocking(() => signingKeyFrom(pem, password, `${origin} ${file}`))
+  const access = await loadRegistryAccess(settings, config.timeoutMs, run.deadline, io)
+  return { key, access }
 }
 
 export const MAX_KEV_BYTES = 16 * 1024 * 1024
@@ -271,7 +309,7 @@ export async function loadKevCatalog(path: string, signal: AbortSignal, output: 
 
 /** The Docker config and the registry's CA, read and checked. */
 export async function loadRegistryAccess(
-  source: ScanResultSource,
+  source: RegistryFiles & { readonly ref?: OciRef | 'auto' },
   timeoutMs: number,
   signal: AbortSignal,
   io: Io,
@@ -290,7 +328,7 @@ export async function loadRegistryAccess(
     const { checkDockerConfig } = await import('./registry.ts')
     checkDockerConfig(
       dockerConfig.document,
-      source.ref === 'auto' ? undefined : source.ref.registry,
+      source.ref === 'auto' || source.ref === undefined ? undefined : source.ref.registry,
       dockerConfig.origin,
     )
   }
@@ -323,19 +361,13 @@ export async function loadRegistryAccess(
  */
 export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promise<Obtained> {
   const { config, run, output, io } = ctx
-  const deps: Omit<WaitDeps, 'fetch'> = {
-    now: io.now,
-    sleep: io.sleep,
-    random: io.random,
-    progress: output.say,
-    signal: io.signal,
-    started: run.started,
-    blocking: io.blocking,
-  }
+  const deps = waitDepsOf(ctx)
   if (config.source && 'input' in config.source) {
     const { input } = config.source
-    const settled = settleImage(await readSavedDocument('--input', input, ctx), `--input ${input}`, run, output)
-    return { ...settled, baseline: await obtainBaseline(ctx, undefined) }
+    const inputs: InputDocument[] = []
+    const document = await readSavedDocument('--input', input, ctx, config.attest ? inputs : undefined)
+    const settled = settleImage(document, `--input ${input}`, run, output)
+    return { ...settled, inputs, baseline: await obtainBaseline(ctx, undefined) }
   }
   if (config.source && 'scanResult' in config.source) {
     const source = config.source.scanResult
@@ -360,7 +392,11 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
       scans = await openScanList(config.scanSelector, { ...source, timeoutMs: config.timeoutMs }, ctx)
       ref = await followScan(run.image!, scans, ctx, deps)
     } else ref = source.ref
-    const settled = settleImage(await read(ref), ref.reference, run, output)
+    const scanned = await read(ref)
+    const settled = {
+      ...settleImage(scanned, ref.reference, run, output),
+      inputs: scanned.source ? [scanned.source] : [],
+    }
     // The baseline's results: those of its newest succeeded scan, when the cluster still lists one.
     const baselineScan = async (baseline: ImageRef) => {
       const look = await scans!.check(run.deadline, baseline.digest)
@@ -378,7 +414,17 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
     `checking ${image.reference} against gate ${config.gate} at ${store.baseUrl.origin}${store.baseUrl.pathname} ` +
       `(waiting up to ${formatDuration(store.timeoutMs)})`,
   )
-  const storeDeps: WaitDeps = { ...deps, fetch: bearerFetch(await connect(run, io, store), store, config.maxBodyBytes) }
+  const fetch = bearerFetch(await connect(run, io, store), store, config.maxBodyBytes)
+  // --attest names the store's answer it judged, by its sha256.
+  const imageUrl = imageEndpoint(store.baseUrl, image.digest).href
+  const inputs: InputDocument[] = []
+  const recording: WaitDeps['fetch'] = async (url, signal) => {
+    const answer = await fetch(url, signal)
+    if (answer.status === 200 && url.href === imageUrl)
+      inputs.splice(0, 1, { uri: url.href, sha256: createHash('sha256').update(answer.body).digest('hex') })
+    return answer
+  }
+  const storeDeps: WaitDeps = { ...deps, fetch: config.attest ? recording : fetch }
   if (config.newerThan !== undefined) await waitForFreshReport(store, image.digest, config.newerThan, storeDeps)
   const { scanExplainer } = await import('./kubernetes.ts')
   const explain = await scanExplainer(image, config.scanSelector, store, ctx)
@@ -396,13 +442,13 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
       storeDeps,
     )
   const baseline = await obtainBaseline(ctx, baselineInStore)
-  if (!config.triage) return { document, triage: [], expectedDigest: image.digest, baseline }
+  if (!config.triage) return { document, triage: [], expectedDigest: image.digest, baseline, inputs }
   const triage = await fetchTriage(store, image.digest, storeDeps)
   if (!triage)
     output.say(
       '--triage: this store has no triage endpoint (404 on /api/v1/triage, TAP 1.6 or later has it): no triage applied',
     )
-  return { document, triage: triage ?? [], expectedDigest: image.digest, baseline }
+  return { document, triage: triage ?? [], expectedDigest: image.digest, baseline, inputs }
 }
 
 /**
@@ -413,6 +459,8 @@ export interface Obtained {
   readonly document: unknown
   readonly triage: readonly TriageDecision[]
   readonly expectedDigest?: string
+  /** --attest: the documents judged, where they came from and their sha256. */
+  readonly inputs?: readonly InputDocument[]
   /** Undefined without --baseline; null when the baseline has no scan data (then everything is judged). */
   readonly baseline?: ReadonlyMap<string, Severity> | null | undefined
 }
@@ -517,6 +565,99 @@ export function judgeDocument(
     const triageSource = !config.triage ? false : config.source && 'store' in config.source ? 'store' : 'document'
     return [evaluation, renderText(evaluation, image, { color, policy, triage: triageSource, setAside })] as const
   })
+}
+
+/** What every wait of the run needs of its Io: the clock, sleep, jitter, progress lines, the signal, blocking work. */
+export function waitDepsOf({ run, output, io }: RunContext): Omit<WaitDeps, 'fetch'> {
+  return {
+    now: io.now,
+    sleep: io.sleep,
+    random: io.random,
+    progress: output.say,
+    signal: io.signal,
+    started: run.started,
+    blocking: io.blocking,
+  }
+}
+
+/** The effective policy an attestation names by digest: everything that decided, as data (docs/admission.md). */
+export function effectivePolicy(config: Config, prepared: Prepared): Record<string, unknown> {
+  return {
+    gate: config.gate,
+    mode: config.mode,
+    unknownAs: config.unknownAs,
+    failOnScore: config.failOnScore ?? null,
+    onlyFixed: config.onlyFixed,
+    warnAt: config.warnAt,
+    triage: config.triage,
+    exemptions: prepared.exemptions.map((exemption) => ({
+      id: exemption.id,
+      package: exemption.package ?? null,
+      reason: exemption.reason,
+      expires: exemption.expires,
+      kevAccepted: Boolean(exemption.acceptsKev),
+    })),
+    kev: prepared.kev ? { catalogVersion: prepared.kev.version, entries: prepared.kev.entries.size } : null,
+    vex: prepared.vex ? { documents: prepared.vex.documents, acceptsKev: Boolean(config.vexAcceptsKev) } : null,
+    scanPolicy: config.scanPolicy?.name ?? null,
+    baseline: config.baseline?.image?.reference ?? config.baseline?.input ?? null,
+  }
+}
+
+/**
+ * --attest, after the verdict: the statement signed and pushed beside the image. A push that fails leaves the verdict
+ * standing and returns the error (ATTESTATION_NOT_PUSHED, exit 3 in enforce mode): a pipeline never believes it
+ * attested when it did not.
+ */
+export async function attestVerdict(
+  ctx: RunContext,
+  prepared: Prepared,
+  evaluation: Evaluation,
+  inputs: readonly InputDocument[],
+): Promise<{ readonly code: string; readonly message: string } | undefined> {
+  const { config, run, output, io } = ctx
+  const settings = config.attest!
+  const { key, access } = prepared.attest!
+  const image = run.image!
+  const [{ pushAttestation, signEnvelope, verdictStatement }, { registryTransport }] = await Promise.all([
+    import('./attest.ts'),
+    import('./registry.ts'),
+  ])
+  const statement = verdictStatement({
+    image,
+    repository: `${settings.target.registry}/${settings.target.repository}`,
+    evaluation,
+    gate: config.gate,
+    mode: config.mode,
+    policy: effectivePolicy(config, prepared),
+    inputs,
+    now: io.now(),
+  })
+  const envelope = Buffer.from(JSON.stringify(signEnvelope(statement, key)))
+  run.phase = `pushing the attestation to ${settings.target.registry}`
+  try {
+    const client = await connect(run, io, access)
+    const deps = waitDepsOf(ctx)
+    const { send } = registryTransport(settings.target, access, client, deps, output.secrets, 'push')
+    const pushed = await pushAttestation(
+      { send, registry: settings.target.registry, repository: settings.target.repository },
+      image.digest,
+      envelope,
+    )
+    output.say(
+      `attested: ${evaluation.passed ? 'PASSED' : 'FAILED'} for ${image.digest}, pushed as ${pushed.reference} ` +
+        `(${pushed.digest})`,
+    )
+    return undefined
+  } catch (error) {
+    if (io.signal.aborted) throw error
+    const why = error instanceof Error ? error.message : String(error)
+    const message =
+      `the verdict stands, but its attestation was not pushed to ${settings.target.registry}/` +
+      `${settings.target.repository}: ${why}`
+    output.say(`not attested: ${message}`)
+    return { code: 'ATTESTATION_NOT_PUSHED', message }
+  }
 }
 
 /** What the scan's files say they are of: the digests they name, and their subjects' purls (for VEX's products). */

@@ -412,6 +412,8 @@ export function imageIdentity(
 /** What judging needs of --vex: the statements, and a judge for the image once the run knows it. */
 export interface VexPolicy {
   readonly statements: number
+  /** Each document read, by path and sha256: what an attestation's policy names. */
+  readonly documents: ReadonlyArray<{ readonly file: string; readonly sha256: string }>
   readonly judgeFor: (image: ImageIdentity) => ReturnType<typeof createVexJudge>
   readonly identify: (
     image: ImageRef | undefined,
@@ -422,10 +424,12 @@ export interface VexPolicy {
 
 /** Reads --vex and loads the purl library, so that judging (synchronous, CPU-bound) needs no import. */
 export async function prepareVex(paths: readonly string[], files: FileSystem, signal: AbortSignal): Promise<VexPolicy> {
-  const statements = await loadVexStatements(paths, files, signal)
+  const documents: Array<{ file: string; sha256: string }> = []
+  const statements = await loadVexStatements(paths, files, signal, documents)
   const { PackageURL } = await loadPurlLibrary()
   return {
     statements: statements.length,
+    documents,
     judgeFor: (image) => createVexJudge(statements, image, PackageURL),
     identify: (image, digests, subjectPurls) => imageIdentity(image, digests, parsePurls(subjectPurls, PackageURL)),
   }
@@ -700,6 +704,7 @@ export async function loadVexStatements(
   paths: readonly string[],
   files: FileSystem,
   signal: AbortSignal,
+  documents: Array<{ file: string; sha256: string }> = [],
 ): Promise<VexStatement[]> {
   const statements: VexStatement[] = []
   for (const path of paths) {
@@ -715,6 +720,7 @@ export async function loadVexStatements(
             new UsageError('VEX', `--vex ${file} is larger than ${MAX_VEX_BYTES / 2 ** 20} MiB: split the document`),
         },
       })
+      documents.push({ file, sha256: createHash('sha256').update(text).digest('hex') })
       const document = parseJsonConfig(
         text,
         'VEX',

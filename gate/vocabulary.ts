@@ -381,6 +381,24 @@ export const OPTION_TABLE = [
     help: 'JSON (the --format json document), SARIF 2.1.0 for code-scanning dashboards, or JUnit XML for CI test views',
   },
   {
+    flag: '--attest',
+    env: 'POLICY_ATTEST',
+    help:
+      'after the verdict, sign it as an in-toto attestation (SLSA verification summary) and push it beside the ' +
+      'image, where cosign and the policy-controller look',
+    more:
+      'The variable takes `true` or `false`. Needs --attest-key and the image as registry/repository@sha256:..., and ' +
+      'push access to its repository (--registry-config). A push that fails exits 3 (ATTESTATION_NOT_PUSHED) after ' +
+      'the verdict. See [Enforce at admission](admission.md).',
+  },
+  {
+    flag: '--attest-key',
+    env: 'POLICY_ATTEST_KEY',
+    value: 'FILE',
+    help: "the signing key: cosign generate-key-pair's cosign.key (password in COSIGN_PASSWORD) or a PKCS#8 PEM, P-256",
+    more: 'Read and decrypted before any request: a key that cannot be read or decrypted is exit 2.',
+  },
+  {
     flag: '--max-body-size',
     env: 'POLICY_MAX_BODY_SIZE',
     value: 'SIZE',
@@ -435,7 +453,19 @@ export const OPTION_GROUPS: ReadonlyArray<readonly [title: string, flags: readon
       '--unknown-as',
     ],
   ],
-  ['Output', ['--format', '--results-dir', '--report-file', '--report-format', '--help', '--version']],
+  [
+    'Output',
+    [
+      '--format',
+      '--results-dir',
+      '--report-file',
+      '--report-format',
+      '--attest',
+      '--attest-key',
+      '--help',
+      '--version',
+    ],
+  ],
   ['Limits and network', ['--timeout', '--max-body-size']],
 ]
 
@@ -468,6 +498,10 @@ export const ENVIRONMENT: ReadonlyArray<{ readonly name: string; readonly help: 
   {
     name: 'POLICY_SERVICE_ACCOUNT_DIR',
     help: `where the pod's service-account token, ca.crt and namespace are (default ${DEFAULT_SERVICE_ACCOUNT_DIR})`,
+  },
+  {
+    name: 'COSIGN_PASSWORD',
+    help: "the password of --attest-key when it is cosign's encrypted key (empty when unset, as cosign takes it)",
   },
   {
     name: 'NO_COLOR',
@@ -719,6 +753,8 @@ export interface Config {
   readonly vexAcceptsKev?: boolean
   /** --print-vex: the decisions as OpenVEX on stdout, the summary on stderr. */
   readonly printVex?: boolean
+  /** --attest: sign the verdict and push it beside the image, with this key and the registry's credentials. */
+  readonly attest?: AttestSettings
   /** The Scan 1.0 ScanPolicy the gate, unknown-as and exemptions came from (flags given win). */
   readonly scanPolicy?: ScanPolicyImport
   /** The running image: only findings new in the checked image, or worse, block. */
@@ -732,14 +768,24 @@ export interface Config {
     { readonly input: string } | { readonly store: StoreSource } | { readonly scanResult: ScanResultSource }
 }
 
-/** The scanner's published results: at a reference, or those of the image's ImageVulnerabilityScan (auto). */
-export interface ScanResultSource {
-  readonly ref: OciRef | 'auto'
+/** Where a registry's credentials and CA come from, and how it is asked: for scan results and for --attest. */
+export interface RegistryFiles {
   /** The Docker config with the registry's credentials, and the registry's CA. */
   readonly registryConfig?: { readonly file: string; readonly origin: string }
   readonly registryCa?: { readonly file: string; readonly origin: string }
   readonly pollIntervalMs: number
   readonly proxied: boolean
+}
+
+/** --attest: the key, and the image's registry and repository, where the attestation goes. */
+export interface AttestSettings extends RegistryFiles {
+  readonly key: { readonly file: string; readonly origin: string }
+  readonly target: OciRef
+}
+
+/** The scanner's published results: at a reference, or those of the image's ImageVulnerabilityScan (auto). */
+export interface ScanResultSource extends RegistryFiles {
+  readonly ref: OciRef | 'auto'
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,6 +824,8 @@ export const USAGE_CODES = [
   'BASELINE',
   'SCAN_POLICY',
   'VEX',
+  'ATTEST',
+  'ATTEST_KEY',
 ] as const
 export type UsageCode = (typeof USAGE_CODES)[number]
 
@@ -808,6 +856,7 @@ export const NO_VERDICT_CODES = [
   'NO_SCAN_FILE',
   'SCAN_FAILED',
   'KUBERNETES_ERROR',
+  'ATTESTATION_NOT_PUSHED',
 ] as const
 export type NoVerdictCode = (typeof NO_VERDICT_CODES)[number]
 

@@ -55,10 +55,12 @@ ensure_release_tools() {
   systemctl disable --now docker-registry >/dev/null 2>&1 || pkill -f '^/usr/bin/docker-registry' || true
 }
 
-# The manifest tests run ../shared/tools/k8s-check's CRD schema validator, which needs PyYAML and jsonschema.
+# The manifest tests run ../shared/tools/k8s-check's CRD schema validator, which needs PyYAML and jsonschema; the
+# attestation tests verify signatures with Debian's securesystemslib, an implementation the gate did not write.
 ensure_schema_tools() {
-  if python3 -c 'import yaml, jsonschema' 2>/dev/null || /usr/bin/python3 -c 'import yaml, jsonschema' 2>/dev/null; then return; fi
-  if [ "$(id -u)" -ne 0 ]; then log "no python3 with PyYAML and jsonschema and this is not root: the manifest tests fail under CI"; return; fi
-  log "installing python3-yaml and python3-jsonschema from Debian"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml python3-jsonschema >/dev/null
+  local check='import yaml, jsonschema, securesystemslib.signer'
+  if python3 -c "$check" 2>/dev/null || /usr/bin/python3 -c "$check" 2>/dev/null; then return; fi
+  if [ "$(id -u)" -ne 0 ]; then log "no python3 with PyYAML, jsonschema and securesystemslib and this is not root: tests fail under CI"; return; fi
+  log "installing python3-yaml, python3-jsonschema and python3-securesystemslib from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml python3-jsonschema python3-securesystemslib >/dev/null
 }

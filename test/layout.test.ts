@@ -1,5 +1,5 @@
 // The layout policy.ts's header promises: the modules in gate/ import one way (no cycle, types included), never
-// the entry, and policy.ts names each of them in its map; and the bundle loads the registry, Kubernetes, VEX and
+// the entry, and policy.ts names each of them in its map; and the bundle loads the registry, Kubernetes, VEX, attestation and
 // ScanPolicy modules only when a run needs them (dist/ is built by the test setup).
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -74,6 +74,7 @@ describe('the bundle', () => {
     ['the Kubernetes follower', 'function openScanList('],
     ['the ScanPolicy reader', 'function scanPolicyFrom('],
     ['the VEX reader and writer', 'function vexStatementsFrom('],
+    ['the attestation signer', 'function signEnvelope('],
   ])('loads %s only with import(), so --help and the store path do not parse it', (_name, marker) => {
     const atStart = [...loadedAtStart(DIST)].map((file) => readFileSync(file, 'utf8'))
     expect(atStart.some((text) => text.includes(marker))).toBe(false)

@@ -86,6 +86,9 @@ async function runInProcess(argv: string[], fake: FakeRun = {}) {
         lines: async () => {
           throw new Error('these runs read the store only')
         },
+        send: async () => {
+          throw new Error('these runs read the store only')
+        },
         close: async () => undefined,
       }
     },

@@ -64,6 +64,35 @@ describe.skipIf(!hasDocker)('the image', () => {
     expect(run.stdout + run.stderr).not.toContain(TEST_TOKEN)
   })
 
+  it("signs in the image: cosign's key opened there, a push to an unreachable registry exits 3 after the verdict", async () => {
+    await serve([answer.image(sampleImageBody())])
+    const key = new URL('../fixtures/attest/conforma-cosign.key', import.meta.url).pathname
+    // A registry on loopback that nothing listens on: the push is refused, the verdict stands.
+    const attested = (password: string) =>
+      runContainer(image.tag, {
+        args: [`127.0.0.1:9/tap/app@${SAMPLE_DIGEST}`],
+        env: {
+          GATE: 'high',
+          METADATA_STORE_URL: fixture.store.hostPort,
+          ACCESS_TOKEN_FILE: TOKEN_PATH,
+          POLICY_ATTEST: 'true',
+          POLICY_ATTEST_KEY: '/keys/cosign.key',
+          COSIGN_PASSWORD: password,
+          POLICY_TIMEOUT: '4s',
+        },
+        files: { [fixture.files.caCrt!]: CA_PATH, [fixture.files.token!]: TOKEN_PATH, [key]: '/keys/cosign.key' },
+      })
+    const wrong = await attested('not-the-password')
+    expect(wrong.code).toBe(EXIT.USAGE)
+    expect(wrong.stderr).toContain('cannot be decrypted with the password given: check COSIGN_PASSWORD')
+    const unreachable = await attested('')
+    expect(unreachable.code).toBe(EXIT.NO_VERDICT)
+    expect(unreachable.stdout).toContain('FAIL: 4 vulnerabilities (4 findings) block at gate high.')
+    expect(unreachable.stderr).toMatch(
+      /not attested: the verdict stands, but its attestation was not pushed to 127\.0\.0\.1:9\/tap\/app/,
+    )
+  })
+
   it('exits 0 after three 404s then a clean report', async () => {
     await serve([...repeat(3, answer.notFound()), answer.image(cleanImageBody())])
     const run = await runTaskStep()
@@ -281,7 +310,7 @@ describe.skipIf(!hasDocker)('the image', () => {
       expect(readdirSync(join(out, 'doc', name)), name).toContain('copyright')
     expect(readFileSync(join(out, 'os-release'), 'utf8')).toMatch(/^ID=debian$/m)
     const bundled = Object.fromEntries(
-      ['undici', 'yaml', 'ae-cvss-calculator'].map((name) => [
+      ['undici', 'yaml', 'ae-cvss-calculator', 'packageurl-js', '@noble/ciphers'].map((name) => [
         name,
         JSON.parse(readFileSync(join(out, 'node_modules', name, 'package.json'), 'utf8')).version,
       ]),

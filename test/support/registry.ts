@@ -61,6 +61,8 @@ export interface Registry {
   ): Promise<{ digest: string }>
   /** A blob's bytes replaced on disk behind the registry's back (it then serves other bytes than its digest). */
   corruptBlob(digest: string): void
+  /** GET of a registry path with the test's own pull and push rights: what a verifier such as cosign reads. */
+  read(repository: string, path: string, accept?: string): Promise<{ status: number; body: Buffer }>
   close(): Promise<void>
 }
 
@@ -354,6 +356,13 @@ export async function startRegistry(
         'application/vnd.oci.image.index.v1+json',
       )
       return { digest: digestOf(index) }
+    },
+    async read(repository, path, accept) {
+      const response = await request(`https://${host}${path}`, {
+        dispatcher: client,
+        headers: { authorization: await pushAuth(repository), ...(accept ? { accept } : {}) },
+      })
+      return { status: response.statusCode, body: Buffer.from(await response.body.arrayBuffer()) }
     },
     corruptBlob(digest) {
       const hex = digest.slice('sha256:'.length)
