@@ -250,7 +250,7 @@ export interface Layer {
   readonly annotations?: Readonly<Record<string, string>>
 }
 
-/** The layers of an attestation manifest already at the tag, kept as they are; anything else is not overwritten. */
+/** The layers of a cosign manifest already at the tag, kept as they are; anything else is not overwritten. */
 export function attestationLayers(body: Buffer, tag: string): Layer[] {
   let manifest: unknown
   try {
@@ -273,11 +273,9 @@ export function attestationLayers(body: Buffer, tag: string): Layer[] {
         /^sha256:[0-9a-f]{64}$/.test(layer.digest),
     )
   if (!valid || !layers)
-    throw new Error(
-      `the tag ${tag} holds something that is not an attestation manifest: the gate does not overwrite it`,
-    )
+    throw new Error(`the tag ${tag} holds something that is not a cosign manifest: the gate does not overwrite it`)
   if (layers.length >= MAX_ATTESTATION_LAYERS)
-    throw new Error(`the tag ${tag} holds ${layers.length} attestations already: prune them (cosign clean)`)
+    throw new Error(`the tag ${tag} holds ${layers.length} layers already: prune them (cosign clean)`)
   return layers as Layer[]
 }
 
@@ -339,44 +337,61 @@ async function uploadBlob(target: AttestationTarget, bytes: Buffer, digest: stri
   })
 }
 
+/** One layer to append to a tag: its bytes, media type and annotations. */
+export interface TagLayer {
+  readonly bytes: Buffer
+  readonly mediaType: string
+  readonly annotations: Readonly<Record<string, string>>
+  /** What the messages call it. */
+  readonly what: string
+}
+
 /**
- * Appends the envelope to the image's attestations (`sha256-<hex>.att`): the layer and config blobs, then the
- * manifest, which names every attestation there was and the new one. Returns the tag and the manifest's digest.
+ * Appends a layer to a cosign tag (`sha256-<hex>.att` for attestations, `.sig` for signatures): the layer and config
+ * blobs, then the manifest, which names every layer there was and the new one. Returns the tag and the manifest's
+ * digest.
  */
-export async function pushAttestation(
+export async function appendToTag(
   target: AttestationTarget,
-  imageDigest: string,
-  envelope: Buffer,
+  tag: string,
+  layer: TagLayer,
 ): Promise<{ readonly reference: string; readonly digest: string }> {
-  const tag = attestationTag(imageDigest)
   const path = `/v2/${target.repository}/manifests/${tag}`
-  const what = `the attestations of ${imageDigest}`
   const existing = await target.send({
     method: 'GET',
     target: path,
     headers: { accept: `${OCI_MANIFEST}, ${DOCKER_MANIFEST}` },
     ok: [200, 404],
-    what,
-    limits: pushLimits(what),
+    what: `what ${tag} holds`,
+    limits: pushLimits(tag),
   })
   const layers = existing.status === 200 ? attestationLayers(existing.body, tag) : []
-  const layer: Layer = {
-    mediaType: DSSE_MEDIA_TYPE,
-    size: envelope.length,
-    digest: `sha256:${sha256Hex(envelope)}`,
-    annotations: { predicateType: VSA_PREDICATE_TYPE },
+  const descriptor: Layer = {
+    mediaType: layer.mediaType,
+    size: layer.bytes.length,
+    digest: `sha256:${sha256Hex(layer.bytes)}`,
+    annotations: layer.annotations,
   }
-  const { manifest, config } = attestationManifest(layers, layer)
-  await uploadBlob(target, envelope, layer.digest, 'the attestation')
-  await uploadBlob(target, config, `sha256:${sha256Hex(config)}`, "the attestations' config")
+  const { manifest, config } = attestationManifest(layers, descriptor)
+  await uploadBlob(target, layer.bytes, descriptor.digest, layer.what)
+  await uploadBlob(target, config, `sha256:${sha256Hex(config)}`, `the config of ${tag}`)
   await target.send({
     method: 'PUT',
     target: path,
     headers: { 'content-type': OCI_MANIFEST },
     body: manifest,
     ok: [201],
-    what: `the manifest of ${what}`,
-    limits: pushLimits(what),
+    what: `the manifest of ${tag}`,
+    limits: pushLimits(tag),
   })
   return { reference: `${target.registry}/${target.repository}:${tag}`, digest: `sha256:${sha256Hex(manifest)}` }
 }
+
+/** The envelope appended to the image's attestations, as cosign attests (ATTESTATION_SPEC.md). */
+export const pushAttestation = (target: AttestationTarget, imageDigest: string, envelope: Buffer) =>
+  appendToTag(target, attestationTag(imageDigest), {
+    bytes: envelope,
+    mediaType: DSSE_MEDIA_TYPE,
+    annotations: { predicateType: VSA_PREDICATE_TYPE },
+    what: 'the attestation',
+  })

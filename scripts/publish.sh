@@ -5,7 +5,8 @@
 # stderr), and the reference to pin printed as the last line:
 # REPOSITORY@sha256:<digest of the index>.
 #
-#   scripts/publish.sh [--set-task] [--allow-dirty] [--overwrite] REPOSITORY[:TAG]   TAG: package.json's version
+#   scripts/publish.sh [--sign KEY] [--set-task] [--allow-dirty] [--overwrite] REPOSITORY[:TAG]   TAG: package.json's version
+#     --sign KEY      sign the index and each image as cosign does (sha256-<hex>.sig; KEY: cosign.key with COSIGN_PASSWORD, or a PKCS#8 PEM)
 #     --set-task      write the pushed reference into config/developer-namespace/task.yaml (config/task.yaml links to it) in place of the step's image
 #     --allow-dirty   publish from a tree with uncommitted changes (a release is built from a commit)
 #     --overwrite     push over a tag the registry already has (a release tag is published once)
@@ -19,14 +20,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '8,11p' "$0" >&2; exit 2; }
+usage() { sed -n '8,12p' "$0" >&2; exit 2; }
 LOG_NAME=publish.sh
 # Node 24 and the tools, as scripts/dev.sh sets them up: a release runs from a fresh clone.
 . scripts/lib.sh
 
-set_task=false allow_dirty=false overwrite=false reference=""
+set_task=false allow_dirty=false overwrite=false reference="" sign_key=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --sign) [ $# -ge 2 ] || usage; sign_key="$2"; shift ;;
     --set-task) set_task=true ;;
     --allow-dirty) allow_dirty=true ;;
     --overwrite) overwrite=true ;;
@@ -69,6 +71,8 @@ fi
 
 ensure_release_tools
 ensure_packages always
+# A key that cannot sign stops the release before anything is built or pushed.
+if [ -n "$sign_key" ]; then node scripts/sign-image.ts --check "$sign_key"; fi
 node build.mjs
 revision="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 list="localhost/amr-policy-gate-publish:$tag"
@@ -93,6 +97,14 @@ log "pushing linux/amd64, linux/arm64 and their index to $repository:$tag"
 buildah manifest push --quiet --all --format oci --digestfile "$digest_file" "$list" "docker://$repository:$tag"
 digest="$(cat "$digest_file")"
 pushed="$repository@$digest"
+
+# Signed as cosign signs (the simple-signing payload, sha256-<hex>.sig): a namespace under TAP's Policy Controller can
+# then run the Task's step image (config/admission/gate-image-policy.yaml).
+if [ -n "$sign_key" ]; then
+  for signed in $(node scripts/sign-image.ts "$repository" "$digest" "$sign_key"); do
+    log "signed $repository@$signed ($repository:${signed/:/-}.sig)"
+  done
+fi
 
 # Each image's SBOM, from its files as scanners read them, attached to it as an OCI 1.1 referrer (with the
 # fallback tag where the registry has no referrers API): Grype and Trivy can scan the release without pulling it.

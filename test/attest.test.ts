@@ -128,7 +128,7 @@ describe('DSSE and the statement', () => {
     const { manifest } = attestationManifest([], layer)
     expect(attestationLayers(manifest, 't')).toEqual([layer])
     expect(() => attestationLayers(Buffer.from('{"manifests": []}'), 'sha256-x.att')).toThrow(
-      'the tag sha256-x.att holds something that is not an attestation manifest: the gate does not overwrite it',
+      'the tag sha256-x.att holds something that is not a cosign manifest: the gate does not overwrite it',
     )
   })
 })

@@ -29,6 +29,9 @@ import { loadTask, taskStepAsContainer } from '../support/tekton.ts'
 
 const run = promisify(execFile)
 const ROOT = new URL('../..', import.meta.url).pathname
+/** A key cosign generate-key-pair wrote (empty password), and its public key: test/fixtures/attest/SOURCES.md. */
+const COSIGN_KEY = join(ROOT, 'test/fixtures/attest/conforma-cosign.key')
+const COSIGN_PUB = join(ROOT, 'test/fixtures/attest/conforma-cosign.pub')
 const hasDocker = await dockerForTests()
 const missingTools = await missingRegistryTools(['buildah', 'docker-registry', 'htpasswd'])
 
@@ -164,10 +167,10 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
     async () => {
       const task = join(work, 'task.yaml')
       copyFileSync(join(ROOT, 'config/task.yaml'), task)
-      const published = await script(['scripts/publish.sh', '--allow-dirty', '--set-task', `${repository()}:${tag}`], {
-        DOCKER_CONFIG: dockerConfig,
-        PUBLISH_TASK_FILE: task,
-      })
+      const published = await script(
+        ['scripts/publish.sh', '--sign', COSIGN_KEY, '--allow-dirty', '--set-task', `${repository()}:${tag}`],
+        { DOCKER_CONFIG: dockerConfig, PUBLISH_TASK_FILE: task, COSIGN_PASSWORD: '' },
+      )
       expect(published.code, published.stderr).toBe(0)
       pushed = published.stdout.trim().split('\n').at(-1)!
       publishedLog = published.stderr
@@ -256,6 +259,69 @@ describe.skipIf(!hasDocker || missingTools.length > 0)('scripts/publish.sh again
       ])
     },
   )
+
+  it("signs the index and each image as cosign does, with cosign's key: openssl verifies each payload", async () => {
+    expect(pushed, 'published by the test above').not.toBe('')
+    const indexDigest = pushed.split('@')[1]!
+    const images = await Promise.all(['amd64', 'arm64'].map(imageOf))
+    for (const digest of [indexDigest, ...images.map((image) => image.digest)]) {
+      expect(publishedLog).toContain(`signed ${repository()}@${digest}`)
+      const manifest = JSON.parse(
+        (
+          await registryGet(
+            `/v2/tools/amr-policy-gate/manifests/${digest.replace(':', '-')}.sig`,
+            'application/vnd.oci.image.manifest.v1+json',
+          )
+        ).toString(),
+      )
+      // cosign's layout (specs/SIGNATURE_SPEC.md): the simple-signing payload as a layer, its signature annotated.
+      expect(manifest.layers).toEqual([
+        expect.objectContaining({
+          mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+          annotations: { 'dev.cosignproject.cosign/signature': expect.stringMatching(/^[A-Za-z0-9+/]+=*$/) },
+        }),
+      ])
+      const payload = await registryGet(`/v2/tools/amr-policy-gate/blobs/${manifest.layers[0].digest}`, '*/*')
+      expect(JSON.parse(payload.toString())).toEqual({
+        critical: {
+          identity: { 'docker-reference': repository() },
+          image: { 'docker-manifest-digest': digest },
+          type: 'cosign container image signature',
+        },
+        optional: null,
+      })
+      const files = join(work, `sig-${digest.slice(7, 19)}`)
+      mkdirSync(files)
+      writeFileSync(join(files, 'payload'), payload)
+      writeFileSync(
+        join(files, 'sig'),
+        Buffer.from(manifest.layers[0].annotations['dev.cosignproject.cosign/signature'], 'base64'),
+      )
+      const verified = await run('openssl', [
+        'dgst',
+        '-sha256',
+        '-verify',
+        COSIGN_PUB,
+        '-signature',
+        join(files, 'sig'),
+        join(files, 'payload'),
+      ])
+      expect(verified.stdout.trim()).toBe('Verified OK')
+    }
+  })
+
+  it('stops before building when the signing key cannot be opened', async () => {
+    const refused = await script(
+      ['scripts/publish.sh', '--sign', COSIGN_KEY, '--allow-dirty', `${repository()}:nokey`],
+      {
+        DOCKER_CONFIG: dockerConfig,
+        COSIGN_PASSWORD: 'not-the-password',
+      },
+    )
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain('cannot be decrypted with the password given: check COSIGN_PASSWORD')
+    expect(refused.stderr).not.toContain('building linux/')
+  })
 
   /** The pushed index's descriptor of one architecture's image. */
   async function imageOf(architecture: string): Promise<{ mediaType: string; digest: string; size: number }> {
