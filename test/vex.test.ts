@@ -4,8 +4,6 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import Ajv2020Module from 'ajv/dist/2020.js'
-import addFormatsModule from 'ajv-formats'
 import { PackageURL } from 'packageurl-js'
 import { describe, expect, it } from 'vitest'
 import { evaluate } from '../gate/evaluate.ts'
@@ -24,6 +22,7 @@ import {
 } from '../gate/vex.ts'
 import type { ImageIdentity, VexStatement } from '../gate/vex.ts'
 import { runGate } from './support/gate.ts'
+import { compileSchema } from './support/json-schema.ts'
 
 const FIXTURES = new URL('./fixtures/vex/', import.meta.url)
 const fixture = (name: string) => new URL(name, FIXTURES).pathname
@@ -367,12 +366,7 @@ describe('VEX in the verdict', () => {
 
 describe('VEX out: --print-vex', () => {
   const schema = read('openvex_json_schema-0.2.0.json') as object
-  // Both are CommonJS with a default export, as test/support/sarif.ts reads ajv-draft-04.
-  const Ajv2020 = (Ajv2020Module as unknown as { default: new (options: object) => import('ajv').default }).default
-  const addFormats = (addFormatsModule as unknown as { default: (ajv: import('ajv').default) => void }).default
-  const ajv = new Ajv2020({ allErrors: true, strict: false })
-  addFormats(ajv)
-  const validate = ajv.compile(schema)
+  const validate = compileSchema(schema)
 
   it('writes valid OpenVEX for each kind of decision, the image as product and packages as subcomponents', async () => {
     const statements = await statementsOf(

@@ -7,13 +7,12 @@ import { generateKeyPairSync, createPublicKey, createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import Ajv2020Module from 'ajv/dist/2020.js'
-import addFormatsModule from 'ajv-formats'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../gate/vocabulary.ts'
 import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry } from '../support/registry.ts'
 import type { Registry } from '../support/registry.ts'
 import { runGate, writeFiles } from '../support/gate.ts'
+import { compileSchema } from '../support/json-schema.ts'
 
 const run = promisify(execFile)
 const missingTools = await missingRegistryTools()
@@ -23,12 +22,8 @@ const TRIVY = new URL('../fixtures/cyclonedx/trivy-fluentd.cdx.json', import.met
 const DIGEST = `sha256:${'4'.repeat(64)}`
 const VSA = 'https://slsa.dev/verification_summary/v1'
 
-const Ajv2020 = (Ajv2020Module as unknown as { default: new (options: object) => import('ajv').default }).default
-const addFormats = (addFormatsModule as unknown as { default: (ajv: import('ajv').default) => void }).default
-const ajv = new Ajv2020({ allErrors: true, strict: false })
-addFormats(ajv)
-const validateStatement = ajv.compile(JSON.parse(readFileSync(fixture('in-toto-statement-v1.schema.json'), 'utf8')))
-const validateVsa = ajv.compile(JSON.parse(readFileSync(fixture('slsa-vsa-v1.schema.json'), 'utf8')))
+const validateStatement = compileSchema(JSON.parse(readFileSync(fixture('in-toto-statement-v1.schema.json'), 'utf8')))
+const validateVsa = compileSchema(JSON.parse(readFileSync(fixture('slsa-vsa-v1.schema.json'), 'utf8')))
 
 /** The Python that has Debian's securesystemslib (CI installs python3-securesystemslib). */
 async function securesystemslibPython(): Promise<string> {
