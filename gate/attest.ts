@@ -395,3 +395,78 @@ export const pushAttestation = (target: AttestationTarget, imageDigest: string, 
     annotations: { predicateType: VSA_PREDICATE_TYPE },
     what: 'the attestation',
   })
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+/** The OCI 1.1 empty descriptor: the config of an artifact that has none. */
+export const EMPTY_CONFIG = {
+  mediaType: 'application/vnd.oci.empty.v1+json',
+  digest: `sha256:${sha256Hex('{}')}`,
+  size: 2,
+}
+
+/**
+ * The envelope also as an OCI 1.1 referrer of the image (opencontainers/distribution-spec spec.md, "Listing
+ * Referrers"), where the registry lists referrers: an artifact manifest (artifactType the DSSE media type, the empty
+ * config, the envelope as its layer) whose `subject` is the image, put by its digest. A registry without the referrers
+ * API (404, as distribution 2.8 answers) is left to the tag, which cosign and the policy-controller read: undefined.
+ */
+export async function pushReferrer(
+  target: AttestationTarget,
+  imageDigest: string,
+  envelope: Buffer,
+): Promise<string | undefined> {
+  const what = `the referrers of ${imageDigest}`
+  const listing = await target.send({
+    method: 'GET',
+    target: `/v2/${target.repository}/referrers/${imageDigest}`,
+    headers: { accept: OCI_INDEX },
+    ok: [200, 404],
+    what,
+    limits: pushLimits(what),
+  })
+  if (listing.status !== 200 || !String(listing.headers['content-type'] ?? '').startsWith(OCI_INDEX)) return undefined
+  const image = await target.send({
+    method: 'HEAD',
+    target: `/v2/${target.repository}/manifests/${imageDigest}`,
+    headers: { accept: `${OCI_MANIFEST}, ${OCI_INDEX}, ${DOCKER_MANIFEST}` },
+    ok: [200],
+    what: `the manifest of ${imageDigest}`,
+    limits: pushLimits(what),
+  })
+  const mediaType = String(image.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+  const size = Number(image.headers['content-length'])
+  if (!mediaType || !Number.isInteger(size) || size <= 0)
+    throw new Error(`${target.registry} named no media type and size of ${imageDigest}, so no referrer can name it`)
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: DSSE_MEDIA_TYPE,
+      config: EMPTY_CONFIG,
+      layers: [
+        {
+          mediaType: DSSE_MEDIA_TYPE,
+          size: envelope.length,
+          digest: `sha256:${sha256Hex(envelope)}`,
+          annotations: { predicateType: VSA_PREDICATE_TYPE },
+        },
+      ],
+      subject: { mediaType, digest: imageDigest, size },
+    }),
+  )
+  await uploadBlob(target, envelope, `sha256:${sha256Hex(envelope)}`, 'the attestation')
+  await uploadBlob(target, Buffer.from('{}'), EMPTY_CONFIG.digest, 'the empty config')
+  const digest = `sha256:${sha256Hex(manifest)}`
+  await target.send({
+    method: 'PUT',
+    target: `/v2/${target.repository}/manifests/${digest}`,
+    headers: { 'content-type': OCI_MANIFEST },
+    body: manifest,
+    ok: [201],
+    what: `the referrer of ${imageDigest}`,
+    limits: pushLimits(what),
+  })
+  return digest
+}

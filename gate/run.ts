@@ -619,7 +619,7 @@ export async function attestVerdict(
   const settings = config.attest!
   const { key, access } = prepared.attest!
   const image = run.image!
-  const [{ pushAttestation, signEnvelope, verdictStatement }, { registryTransport }] = await Promise.all([
+  const [{ pushAttestation, pushReferrer, signEnvelope, verdictStatement }, { registryTransport }] = await Promise.all([
     import('./attest.ts'),
     import('./registry.ts'),
   ])
@@ -639,14 +639,12 @@ export async function attestVerdict(
     const client = await connect(run, io, access)
     const deps = waitDepsOf(ctx)
     const { send } = registryTransport(settings.target, access, client, deps, output.secrets, 'push')
-    const pushed = await pushAttestation(
-      { send, registry: settings.target.registry, repository: settings.target.repository },
-      image.digest,
-      envelope,
-    )
+    const target = { send, registry: settings.target.registry, repository: settings.target.repository }
+    const pushed = await pushAttestation(target, image.digest, envelope)
+    const referrer = await pushReferrer(target, image.digest, envelope)
     output.say(
       `attested: ${evaluation.passed ? 'PASSED' : 'FAILED'} for ${image.digest}, pushed as ${pushed.reference} ` +
-        `(${pushed.digest})`,
+        `(${pushed.digest})${referrer ? ` and as the referrer ${referrer}` : ''}`,
     )
     return undefined
   } catch (error) {

@@ -7,12 +7,14 @@ import { generateKeyPairSync, createPublicKey, createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { http, HttpResponse } from 'msw'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT } from '../../gate/vocabulary.ts'
 import { missingRegistryTools, REGISTRY_PASSWORD, REGISTRY_USER, startRegistry } from '../support/registry.ts'
 import type { Registry } from '../support/registry.ts'
 import { runGate, writeFiles } from '../support/gate.ts'
 import { compileSchema } from '../support/json-schema.ts'
+import { makeTls, startSimulator } from '../support/simulator.ts'
 
 const run = promisify(execFile)
 const missingTools = await missingRegistryTools()
@@ -337,5 +339,104 @@ describe.skipIf(missingTools.length > 0)('--attest against a real registry', () 
     expect(gated.code).toBe(EXIT.USAGE)
     expect(gated.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/)
     expect(gated.stderr).toContain('\\x1b[2J')
+  })
+})
+
+describe('--attest to a registry that lists referrers (OCI 1.1)', () => {
+  /** A registry of msw handlers on real TLS: no auth, the image there, referrers listed when `referrers` is set. */
+  async function fakeRegistry(referrers: boolean) {
+    const tls = await makeTls('Referrers Registry CA')
+    const blobs = new Map<string, Buffer>()
+    const manifests: Array<{ reference: string; body: Record<string, unknown> }> = []
+    const base = '/v2/project/app'
+    const simulator = await startSimulator(
+      [
+        http.get('/v2/', () => HttpResponse.json({})),
+        http.head(`${base}/manifests/:reference`, ({ params }) =>
+          params.reference === DIGEST
+            ? new HttpResponse(null, {
+                status: 200,
+                headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': '1234' },
+              })
+            : new HttpResponse(null, { status: 404 }),
+        ),
+        http.get(`${base}/manifests/:reference`, () =>
+          HttpResponse.json({ errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] }, { status: 404 }),
+        ),
+        http.head(
+          `${base}/blobs/:digest`,
+          ({ params }) => new HttpResponse(null, { status: blobs.has(String(params.digest)) ? 200 : 404 }),
+        ),
+        http.post(
+          `${base}/blobs/uploads/`,
+          () => new HttpResponse(null, { status: 202, headers: { location: `${base}/blobs/uploads/upload-1` } }),
+        ),
+        http.put(`${base}/blobs/uploads/:id`, async ({ request }) => {
+          blobs.set(new URL(request.url).searchParams.get('digest')!, Buffer.from(await request.arrayBuffer()))
+          return new HttpResponse(null, { status: 201 })
+        }),
+        http.put(`${base}/manifests/:reference`, async ({ request, params }) => {
+          const body = (await request.json()) as Record<string, unknown>
+          manifests.push({ reference: String(params.reference), body })
+          const subject = body.subject as { digest: string } | undefined
+          return new HttpResponse(null, { status: 201, headers: subject ? { 'oci-subject': subject.digest } : {} })
+        }),
+        http.get(`${base}/referrers/:digest`, () =>
+          referrers
+            ? HttpResponse.json(
+                { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] },
+                { headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' } },
+              )
+            : HttpResponse.json({ errors: [{ code: 'NOT_FOUND' }] }, { status: 404 }),
+        ),
+      ],
+      tls,
+    )
+    return { simulator, tls, blobs, manifests }
+  }
+
+  it.each([
+    ['lists referrers', true],
+    ['has no referrers API (distribution 2.8)', false],
+  ])('a registry that %s gets the envelope as a referrer only then, besides the tag', async (_name, referrers) => {
+    const registry = await fakeRegistry(referrers)
+    try {
+      const files = writeFiles({
+        'ca.crt': registry.tls.caCert,
+        'cosign.key': readFileSync(fixture('conforma-cosign.key'), 'utf8'),
+      })
+      const image = `${registry.simulator.hostPort}/project/app@${DIGEST}`
+      const gated = await runGate(['--gate', 'critical', '--input', TRIVY, '--attest', image], {
+        env: {
+          POLICY_REGISTRY_CA_CERT: files['ca.crt']!,
+          POLICY_ATTEST_KEY: files['cosign.key']!,
+          COSIGN_PASSWORD: '',
+        },
+      })
+      expect(gated.code, gated.stderr).toBe(EXIT.VIOLATION)
+      const tagged = registry.manifests.find((manifest) => manifest.reference === `${DIGEST.replace(':', '-')}.att`)
+      expect(tagged).toBeDefined()
+      const layer = (tagged!.body.layers as Array<{ digest: string }>)[0]!
+      const referrer = registry.manifests.find((manifest) => manifest.body.subject !== undefined)
+      if (!referrers) {
+        expect(referrer).toBeUndefined()
+        expect(gated.stderr).not.toContain('as the referrer')
+        return
+      }
+      expect(referrer!.body).toMatchObject({
+        artifactType: 'application/vnd.dsse.envelope.v1+json',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', size: 2 },
+        layers: [{ digest: layer.digest, annotations: { predicateType: VSA } }],
+        subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: DIGEST, size: 1234 },
+      })
+      // Put by its own digest, as the distribution spec has a referrer pushed.
+      expect(referrer!.reference).toBe(
+        `sha256:${createHash('sha256').update(JSON.stringify(referrer!.body)).digest('hex')}`,
+      )
+      expect(gated.stderr).toContain(`and as the referrer ${referrer!.reference}`)
+      expect(registry.blobs.get(layer.digest)).toBeDefined()
+    } finally {
+      await registry.simulator.close()
+    }
   })
 })
