@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, scryptSync, sign } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
+import { DIGEST_RE } from './input.ts'
 import type { BodyLimits } from './io.ts'
 import { isObject } from './json.ts'
 import type { RegistrySend } from './registry.ts'
@@ -270,7 +271,7 @@ export function attestationLayers(body: Buffer, tag: string): Layer[] {
         typeof layer.mediaType === 'string' &&
         typeof layer.size === 'number' &&
         typeof layer.digest === 'string' &&
-        /^sha256:[0-9a-f]{64}$/.test(layer.digest),
+        DIGEST_RE.test(layer.digest),
     )
   if (!valid || !layers)
     throw new Error(`the tag ${tag} holds something that is not a cosign manifest: the gate does not overwrite it`)

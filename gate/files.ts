@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import { closeSync, constants as fsConstants, createReadStream, fstatSync, openSync, readFileSync } from 'node:fs'
 import { abortable, bodyTooLarge, decodeBody, readCapped } from './http.ts'
 import { checkToken, exemptionsFrom } from './input.ts'
 import type { BodyLimits, FileSystem, Io, ReadOptions, RunContext } from './io.ts'
-import { parseJson, parseJsonBody } from './json.ts'
+import { parseJsonBody } from './json.ts'
 import { checkCa } from './options.ts'
 import { redact } from './safe-text.ts'
 import { LARGE_BODY_BYTES, MAX_CONFIG_FILE_BYTES, NoVerdictError, UsageError, importCommonJs } from './vocabulary.ts'
@@ -118,18 +117,6 @@ export async function loadExemptions(
 }
 
 /**
- * A JSON configuration file (a Docker config, CISA's KEV catalog) as data; one that is not JSON is a usage error saying
- * what to give.
- */
-export function parseJsonConfig(text: string, code: UsageCode, notJson: string): unknown {
-  try {
-    return parseJson(text)
-  } catch {
-    throw new UsageError(code, notJson)
-  }
-}
-
-/**
  * A YAML configuration file (exemptions, a ScanPolicy) as data, each document in turn: duplicate keys and
  * aliases that expand past 100 (a "billion laughs" file) refused by yaml itself, every failure a usage error
  * naming the file and the line.
@@ -161,6 +148,12 @@ export async function parseYamlConfig(
   })
 }
 
+/** SHA-256 in hex; node:crypto is loaded only by the runs that hash (--attest): start-up does not pay for it. */
+export async function sha256Of(text: string): Promise<string> {
+  const { createHash } = await import('node:crypto')
+  return createHash('sha256').update(text).digest('hex')
+}
+
 /**
  * A saved document (--input, --baseline-input) from a file or stdin, within --max-body-size, the memory left
  * and the deadline, parsed: a signal still ends the parse at once.
@@ -185,6 +178,6 @@ export async function readSavedDocument(
       ? await abortable(readCapped(io.stdin as AsyncIterable<Buffer>, limits), run.deadline)
       : await io.files.read(path, option, { signal: run.deadline, limits })
   if (body.length > LARGE_BODY_BYTES) output.say(`parsing ${Math.round(body.length / 2 ** 20)} MiB from ${option}`)
-  record?.push({ uri: path === '-' ? 'stdin' : path, sha256: createHash('sha256').update(body).digest('hex') })
+  if (record) record.push({ uri: path === '-' ? 'stdin' : path, sha256: await sha256Of(body) })
   return io.blocking(() => parseJsonBody(body, what))
 }

@@ -1,4 +1,5 @@
-import { NoVerdictError } from './vocabulary.ts'
+import { NoVerdictError, UsageError } from './vocabulary.ts'
+import type { UsageCode } from './vocabulary.ts'
 
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -72,5 +73,17 @@ export function parseJsonBody(body: string, source: string, quote: (text: string
       'MALFORMED_RESPONSE',
       `${source} is not JSON (${quote((error as Error).message)}): "${firstLine(quote(body), 80)}"`,
     )
+  }
+}
+
+/**
+ * A JSON configuration file (a Docker config, CISA's KEV catalog) as data; one that is not JSON is a usage error saying
+ * what to give.
+ */
+export function parseJsonConfig(text: string, code: UsageCode, notJson: string): unknown {
+  try {
+    return parseJson(text)
+  } catch {
+    throw new UsageError(code, notJson)
   }
 }

@@ -8,7 +8,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs'
-import { createHash } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import {
@@ -28,15 +27,15 @@ import {
   configFileLimits,
   loadExemptions,
   loadStoreSettings,
-  parseJsonConfig,
   parseYamlConfig,
   readNamedFile,
   readSavedDocument,
+  sha256Of,
 } from './files.ts'
 import { bearerFetch, connect } from './http.ts'
 import { parseOciRef, formatDuration, imageEndpoint } from './input.ts'
 import type { FileSystem, Io, Output, Run, RunContext } from './io.ts'
-import { textOf } from './json.ts'
+import { parseJsonConfig, textOf } from './json.ts'
 import type { ScanList } from './kubernetes.ts'
 import { checkCa } from './options.ts'
 import type { OptionReader } from './options.ts'
@@ -421,7 +420,7 @@ export async function obtainDocument(ctx: RunContext, prepared: Prepared): Promi
   const recording: WaitDeps['fetch'] = async (url, signal) => {
     const answer = await fetch(url, signal)
     if (answer.status === 200 && url.href === imageUrl)
-      inputs.splice(0, 1, { uri: url.href, sha256: createHash('sha256').update(answer.body).digest('hex') })
+      inputs.splice(0, 1, { uri: url.href, sha256: await sha256Of(answer.body) })
     return answer
   }
   const storeDeps: WaitDeps = { ...deps, fetch: config.attest ? recording : fetch }

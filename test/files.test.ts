@@ -1,6 +1,7 @@
 // gate/files.ts: configuration files read as data, every failure a usage error naming the file.
 import { describe, expect, it } from 'vitest'
-import { parseJsonConfig, parseYamlConfig } from '../gate/files.ts'
+import { parseYamlConfig } from '../gate/files.ts'
+import { parseJsonConfig } from '../gate/json.ts'
 import type { Io } from '../gate/io.ts'
 import { UsageError } from '../gate/vocabulary.ts'
 

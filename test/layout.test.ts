@@ -62,12 +62,19 @@ describe('the bundle', () => {
   /** The files node reads before the first line of main runs: the entry and what it imports statically. */
   function loadedAtStart(file: string, seen = new Set<string>()): Set<string> {
     seen.add(file)
-    for (const [, path] of readFileSync(file, 'utf8').matchAll(/^import .* from "(\.\/[^"]+)"/gm)) {
+    // An import of one line, or the last line of one esbuild wraps (`} from "./chunks/chunk-X.mjs";`).
+    const imports = readFileSync(file, 'utf8').matchAll(/^(?:import [^\n]*|\}) from "(\.\/[^"]+)"/gm)
+    for (const [, path] of imports) {
       const next = join(dirname(file), path!)
       if (!seen.has(next)) loadedAtStart(next, seen)
     }
     return seen
   }
+
+  it('loads node:crypto only with import(): hashing and signing are for the runs that attest or read a registry', () => {
+    const atStart = [...loadedAtStart(DIST)].map((file) => readFileSync(file, 'utf8'))
+    expect(atStart.filter((text) => /^import [^\n]* from "node:crypto"/m.test(text))).toEqual([])
+  })
 
   it.each([
     ['the registry client', 'function readScanResult('],
