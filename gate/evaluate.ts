@@ -32,6 +32,7 @@ import {
   resetTally,
   SEVERITY_RANK,
   SUPPRESSING_TRIAGE_STATES,
+  SUPPRESSING_VEX_STATUSES,
   UsageError,
 } from './vocabulary.ts'
 import type {
@@ -308,22 +309,23 @@ export function createJudge(policy: Policy) {
     // --vex: the latest statement about the finding. Suppressing ones yield to KEV unless --vex-accepts-kev; the others
     // are shown beside the finding.
     const vex = exempted ? undefined : policy.vex?.(id, purl, packageName, packageVersion)
-    const vexSuppresses = vex?.status === 'not_affected' || vex?.status === 'fixed'
+    const vexSuppresses = vex !== undefined && SUPPRESSING_VEX_STATUSES.has(vex.status)
     const vexApplies = vexSuppresses && (!kev || policy.vexAcceptsKev)
-    if (vexSuppresses && !vexApplies) vexNotAccepted.push({ ...finding, ...(purl ? { purl } : {}), vex: vex! })
+    // The package's purl travels with what a VEX statement or a suppression speaks of (for --print-vex).
+    const located: Finding = purl ? { ...finding, purl } : finding
+    if (vexSuppresses && !vexApplies) vexNotAccepted.push({ ...located, vex: vex! })
     const triage =
       exempted || vexApplies || kev
         ? undefined
         : ((triageById.size ? findMatch(triageById, id, packageName, packageVersion) : undefined) ??
           documentDecision(policy, analysis))
     const inherited = policy.baseline?.get(`${id.toLowerCase()}\u0000${packageName}`)
-    const noted: Finding = vex ? { ...finding, ...(purl ? { purl } : {}), vex } : finding
+    const noted: Finding = vex ? { ...located, vex } : finding
     if (vexApplies) {
-      suppressed.push({ ...finding, ...(purl ? { purl } : {}), suppressedBy: { kind: 'vex', ...vex! } })
+      suppressed.push({ ...located, suppressedBy: { kind: 'vex', ...vex! } })
     } else if (exempted) {
       suppressed.push({
-        ...finding,
-        ...(purl ? { purl } : {}),
+        ...located,
         suppressedBy: {
           kind: 'exemption',
           reason: exempted.reason,
@@ -333,8 +335,7 @@ export function createJudge(policy: Policy) {
       })
     } else if (triage) {
       suppressed.push({
-        ...finding,
-        ...(purl ? { purl } : {}),
+        ...located,
         suppressedBy: {
           kind: 'triage',
           state: triage.state,

@@ -4,7 +4,7 @@ import { parseInstant } from './input.ts'
 import type { FileSystem } from './io.ts'
 import { isObject, parseJsonConfig, textOf } from './json.ts'
 import { cut, escapeControls, toJson } from './safe-text.ts'
-import { NAME, UsageError, VERSION, importCommonJs } from './vocabulary.ts'
+import { NAME, SUPPRESSING_VEX_STATUSES, UsageError, VERSION, importCommonJs } from './vocabulary.ts'
 import type { Evaluation, Finding, ImageRef, SuppressedFinding, VexVerdict } from './vocabulary.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -47,7 +47,6 @@ export const CYCLONEDX_JUSTIFICATIONS: ReadonlyMap<string, string | undefined> =
   ['protected_at_perimeter', 'inline_mitigations_already_exist'],
   ['protected_by_mitigating_control', 'inline_mitigations_already_exist'],
 ])
-export const SUPPRESSING_VEX: ReadonlySet<VexStatus> = new Set(['not_affected', 'fixed'])
 /** The most statements the gate reads from all --vex documents together. */
 export const MAX_VEX_STATEMENTS = 100_000
 
@@ -545,7 +544,9 @@ export function createVexJudge(
     }
     if (!latest.length) return undefined
     const first = latest[0]!
-    const other = latest.find((s) => SUPPRESSING_VEX.has(s.status) !== SUPPRESSING_VEX.has(first.status))
+    const other = latest.find(
+      (s) => SUPPRESSING_VEX_STATUSES.has(s.status) !== SUPPRESSING_VEX_STATUSES.has(first.status),
+    )
     if (other)
       return {
         status: 'conflicting',

@@ -40,6 +40,9 @@ export const RETRY_MAX_MS = 30_000
 export const MAX_LISTED_FINDINGS = 20
 /** Exemptions that expire within this are warned about. */
 export const EXPIRY_WARNING_DAYS = 14
+/** VEX statuses that suppress a finding (OpenVEX); affected and under_investigation suppress nothing. */
+export const SUPPRESSING_VEX_STATUSES: ReadonlySet<string> = new Set(['not_affected', 'fixed'])
+
 /** Triage states that suppress a finding; in_triage and exploitable suppress nothing. */
 export const SUPPRESSING_TRIAGE_STATES: ReadonlySet<string> = new Set([
   'not_affected',
