@@ -1,9 +1,9 @@
 import { createHash, createPrivateKey, createPublicKey, scryptSync, sign } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { DIGEST_RE } from './input.ts'
-import type { BodyLimits } from './io.ts'
 import { isObject } from './json.ts'
-import type { RegistrySend } from './registry.ts'
+import { pushBlob, pushLimits } from './registry.ts'
+import type { PushTarget } from './registry.ts'
 import { cut, escapeControls } from './safe-text.ts'
 import { NAME, SEVERITIES, UsageError, VERSION } from './vocabulary.ts'
 import type { Evaluation, Gate, ImageRef, Mode } from './vocabulary.ts'
@@ -302,42 +302,6 @@ export function attestationManifest(existing: readonly Layer[], envelope: Layer)
   return { manifest, config }
 }
 
-/** What the push needs: the registry's answer to each request, retried within the run's deadline. */
-export interface AttestationTarget {
-  readonly send: RegistrySend
-  /** `host/repository`, where the image is and the attestations go. */
-  readonly registry: string
-  readonly repository: string
-}
-
-const pushLimits = (what: string): BodyLimits => ({
-  maxBytes: 4 * 1024 * 1024,
-  tooLarge: () => new Error(`the registry's answer for ${what} is larger than 4 MiB`),
-})
-
-/** A blob of the repository: left as it is when the registry has it, else uploaded in one request (POST, then PUT). */
-async function uploadBlob(target: AttestationTarget, bytes: Buffer, digest: string, what: string): Promise<void> {
-  const { send, repository } = target
-  const limits = pushLimits(what)
-  const head = await send({ method: 'HEAD', target: `/v2/${repository}/blobs/${digest}`, ok: [200, 404], what, limits })
-  if (head.status === 200) return
-  const started = await send({ method: 'POST', target: `/v2/${repository}/blobs/uploads/`, ok: [202], what, limits })
-  const location = started.headers.location
-  if (typeof location !== 'string' || !location)
-    throw new Error(`${target.registry} started the upload of ${what} without a Location to send it to`)
-  const url = new URL(location, `https://${target.registry}`)
-  url.searchParams.set('digest', digest)
-  await send({
-    method: 'PUT',
-    target: url.href,
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
-    body: bytes,
-    ok: [201],
-    what,
-    limits,
-  })
-}
-
 /** One layer to append to a tag: its bytes, media type and annotations. */
 export interface TagLayer {
   readonly bytes: Buffer
@@ -353,7 +317,7 @@ export interface TagLayer {
  * digest.
  */
 export async function appendToTag(
-  target: AttestationTarget,
+  target: PushTarget,
   tag: string,
   layer: TagLayer,
 ): Promise<{ readonly reference: string; readonly digest: string }> {
@@ -374,8 +338,8 @@ export async function appendToTag(
     annotations: layer.annotations,
   }
   const { manifest, config } = attestationManifest(layers, descriptor)
-  await uploadBlob(target, layer.bytes, descriptor.digest, layer.what)
-  await uploadBlob(target, config, `sha256:${sha256Hex(config)}`, `the config of ${tag}`)
+  await pushBlob(target, layer.bytes, descriptor.digest, layer.what)
+  await pushBlob(target, config, `sha256:${sha256Hex(config)}`, `the config of ${tag}`)
   await target.send({
     method: 'PUT',
     target: path,
@@ -389,7 +353,7 @@ export async function appendToTag(
 }
 
 /** The envelope appended to the image's attestations, as cosign attests (ATTESTATION_SPEC.md). */
-export const pushAttestation = (target: AttestationTarget, imageDigest: string, envelope: Buffer) =>
+export const pushAttestation = (target: PushTarget, imageDigest: string, envelope: Buffer) =>
   appendToTag(target, attestationTag(imageDigest), {
     bytes: envelope,
     mediaType: DSSE_MEDIA_TYPE,
@@ -412,7 +376,7 @@ export const EMPTY_CONFIG = {
  * API (404, as distribution 2.8 answers) is left to the tag, which cosign and the policy-controller read: undefined.
  */
 export async function pushReferrer(
-  target: AttestationTarget,
+  target: PushTarget,
   imageDigest: string,
   envelope: Buffer,
 ): Promise<string | undefined> {
@@ -457,8 +421,8 @@ export async function pushReferrer(
       subject: { mediaType, digest: imageDigest, size },
     }),
   )
-  await uploadBlob(target, envelope, `sha256:${sha256Hex(envelope)}`, 'the attestation')
-  await uploadBlob(target, Buffer.from('{}'), EMPTY_CONFIG.digest, 'the empty config')
+  await pushBlob(target, envelope, `sha256:${sha256Hex(envelope)}`, 'the attestation')
+  await pushBlob(target, Buffer.from('{}'), EMPTY_CONFIG.digest, 'the empty config')
   const digest = `sha256:${sha256Hex(manifest)}`
   await target.send({
     method: 'PUT',

@@ -474,6 +474,42 @@ export type RegistrySend = (request: {
   readonly limits: BodyLimits
 }) => Promise<RawResponse>
 
+/** Where a push goes: the registry's answer to each request (retried within the deadline), and the repository. */
+export interface PushTarget {
+  readonly send: RegistrySend
+  /** `host/repository`, where the image is and the attestations go. */
+  readonly registry: string
+  readonly repository: string
+}
+
+export const pushLimits = (what: string): BodyLimits => ({
+  maxBytes: 4 * 1024 * 1024,
+  tooLarge: () => new Error(`the registry's answer for ${what} is larger than 4 MiB`),
+})
+
+/** A blob of the repository: left as it is when the registry has it, else uploaded in one request (POST, then PUT). */
+export async function pushBlob(target: PushTarget, bytes: Buffer, digest: string, what: string): Promise<void> {
+  const { send, repository } = target
+  const limits = pushLimits(what)
+  const head = await send({ method: 'HEAD', target: `/v2/${repository}/blobs/${digest}`, ok: [200, 404], what, limits })
+  if (head.status === 200) return
+  const started = await send({ method: 'POST', target: `/v2/${repository}/blobs/uploads/`, ok: [202], what, limits })
+  const location = started.headers.location
+  if (typeof location !== 'string' || !location)
+    throw new Error(`${target.registry} started the upload of ${what} without a Location to send it to`)
+  const url = new URL(location, `https://${target.registry}`)
+  url.searchParams.set('digest', digest)
+  await send({
+    method: 'PUT',
+    target: url.href,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+    body: bytes,
+    ok: [201],
+    what,
+    limits,
+  })
+}
+
 /**
  * The registry as the gate talks to it (go-containerregistry's `transport`, in small): anonymous first; a 401's
  * challenge says whether to send Basic credentials or fetch a bearer token for them, over https only;

@@ -3,20 +3,15 @@
 // critical.type "cosign container image signature"), signed with ECDSA P-256 over SHA-256 (an ASN.1 DER signature,
 // base64 in the layer annotation dev.cosignproject.cosign/signature), appended to the tag sha256-<hex>.sig of the same
 // repository. The key as --attest reads it (cosign.key with COSIGN_PASSWORD, or a PKCS#8 PEM); the push goes through
-// the gate's own registry client, with the credentials of the Docker config and the CA of
-// /etc/docker/certs.d/HOST/ca.crt, as scripts/attach-sbom.ts reads them.
+// the gate's own registry client (scripts/release-registry.ts).
 //   node scripts/sign-image.ts REGISTRY/REPOSITORY INDEX-DIGEST KEY-FILE   prints each digest it signed
 //   node scripts/sign-image.ts --check KEY-FILE                            only reads and decrypts the key
 import { sign } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { readFileSync } from 'node:fs'
 import { appendToTag, loadCiphers, signingKeyFrom } from '../gate/attest.ts'
-import { createHttpClient } from '../gate/http.ts'
-import { parseOciRef } from '../gate/input.ts'
 import { isObject, parseJson } from '../gate/json.ts'
-import { ACCEPT_MANIFESTS, registryTransport } from '../gate/registry.ts'
-import type { RegistryAccess } from '../gate/registry.ts'
+import { ACCEPT_MANIFESTS } from '../gate/registry.ts'
+import { openReleaseRegistry } from './release-registry.ts'
 
 const SIMPLE_SIGNING = 'application/vnd.dev.cosign.simplesigning.v1+json'
 const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature'
@@ -54,40 +49,17 @@ if (!repository || !indexDigest || !keyFile) {
 try {
   await loadCiphers()
   const key = signingKeyFrom(readFileSync(keyFile, 'utf8'), process.env.COSIGN_PASSWORD, keyFile)
-  const ref = parseOciRef(`${repository}@${indexDigest}`, 'the release')
-  const caFile = `/etc/docker/certs.d/${ref.registry}/ca.crt`
-  const configFile = join(process.env.DOCKER_CONFIG ?? join(process.env.HOME ?? '/root', '.docker'), 'config.json')
-  const access: RegistryAccess = {
-    ...(existsSync(configFile)
-      ? { dockerConfig: { document: parseJson(readFileSync(configFile, 'utf8')), origin: configFile } }
-      : {}),
-    ...(existsSync(caFile) ? { ca: { pem: readFileSync(caFile, 'utf8'), origin: caFile } } : {}),
-    proxied: false,
-    timeoutMs: 300_000,
-    pollIntervalMs: 1_000,
-  }
-  const client = await createHttpClient(access)
-  const deps = {
-    now: Date.now,
-    sleep: (ms: number, signal: AbortSignal) => sleep(ms, undefined, { signal }),
-    random: Math.random,
-    progress: (line: string) => console.error(`sign-image.ts: ${line}`),
-    signal: new AbortController().signal,
-    started: Date.now(),
-    blocking: <T>(work: () => T) => work(),
-  }
-  const { get, send } = registryTransport(ref, access, client, deps, [], 'push')
+  const target = await openReleaseRegistry(`${repository}@${indexDigest}`, 'sign-image.ts')
   const limits = { maxBytes: 4 * 1024 * 1024, tooLarge: () => new Error('the index is larger than 4 MiB') }
   const index = parseJson(
     (
-      await get(`/v2/${ref.repository}/manifests/${indexDigest}`, ACCEPT_MANIFESTS, 'the index', limits)
+      await target.get(`/v2/${target.repository}/manifests/${indexDigest}`, ACCEPT_MANIFESTS, 'the index', limits)
     ).body.toString(),
   )
   const images = isObject(index) && Array.isArray(index.manifests) ? index.manifests : []
   const digests = [indexDigest, ...images.map((image) => (isObject(image) ? String(image.digest) : ''))]
-  const target = { send, registry: ref.registry, repository: ref.repository }
   for (const digest of digests) {
-    const payload = simpleSigningPayload(`${ref.registry}/${ref.repository}`, digest)
+    const payload = simpleSigningPayload(`${target.registry}/${target.repository}`, digest)
     const signature = sign('sha256', payload, key).toString('base64')
     await appendToTag(target, `${digest.replace(':', '-')}.sig`, {
       bytes: payload,
@@ -97,7 +69,7 @@ try {
     })
     console.log(digest)
   }
-  await client.close()
+  await target.close()
 } catch (error) {
   console.error(`sign-image.ts: ${error instanceof Error ? error.message : String(error)}`)
   process.exit(1)
