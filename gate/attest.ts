@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, scryptSync, sign } from 
 import type { KeyObject } from 'node:crypto'
 import { DIGEST_RE } from './input.ts'
 import { isObject } from './json.ts'
-import { pushBlob, pushLimits } from './registry.ts'
+import { MANIFEST_TYPES, pushBlob, pushLimits, putReferrer } from './registry.ts'
 import type { PushTarget } from './registry.ts'
 import { cut, escapeControls } from './safe-text.ts'
 import { NAME, SEVERITIES, UsageError, VERSION } from './vocabulary.ts'
@@ -236,8 +236,7 @@ export function verdictStatement(facts: VerdictFacts) {
 // repository, one layer per attestation (a DSSE envelope, application/vnd.dsse.envelope.v1+json, annotated with its
 // predicateType), appended to the layers already there.
 
-export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
+const { ociManifest: OCI_MANIFEST, ociIndex: OCI_INDEX, dockerManifest: DOCKER_MANIFEST } = MANIFEST_TYPES
 export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
 const MAX_ATTESTATION_LAYERS = 256
 
@@ -361,18 +360,10 @@ export const pushAttestation = (target: PushTarget, imageDigest: string, envelop
     what: 'the attestation',
   })
 
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
-/** The OCI 1.1 empty descriptor: the config of an artifact that has none. */
-export const EMPTY_CONFIG = {
-  mediaType: 'application/vnd.oci.empty.v1+json',
-  digest: `sha256:${sha256Hex('{}')}`,
-  size: 2,
-}
-
 /**
  * The envelope also as an OCI 1.1 referrer of the image (opencontainers/distribution-spec spec.md, "Listing
  * Referrers"), where the registry lists referrers: an artifact manifest (artifactType the DSSE media type, the empty
- * config, the envelope as its layer) whose `subject` is the image, put by its digest. A registry without the referrers
+ * config, the envelope as its layer) whose `subject` is the image (putReferrer). A registry without the referrers
  * API (404, as distribution 2.8 answers) is left to the tag, which cosign and the policy-controller read: undefined.
  */
 export async function pushReferrer(
@@ -404,34 +395,12 @@ export async function pushReferrer(
   const size = Number(image.headers['content-length'])
   if (!mediaType || !Number.isInteger(size) || size <= 0)
     throw new Error(`${target.registry} named no media type and size of ${imageDigest}, so no referrer can name it`)
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      artifactType: DSSE_MEDIA_TYPE,
-      config: EMPTY_CONFIG,
-      layers: [
-        {
-          mediaType: DSSE_MEDIA_TYPE,
-          size: envelope.length,
-          digest: `sha256:${sha256Hex(envelope)}`,
-          annotations: { predicateType: VSA_PREDICATE_TYPE },
-        },
-      ],
-      subject: { mediaType, digest: imageDigest, size },
-    }),
-  )
-  await pushBlob(target, envelope, `sha256:${sha256Hex(envelope)}`, 'the attestation')
-  await pushBlob(target, Buffer.from('{}'), EMPTY_CONFIG.digest, 'the empty config')
-  const digest = `sha256:${sha256Hex(manifest)}`
-  await target.send({
-    method: 'PUT',
-    target: `/v2/${target.repository}/manifests/${digest}`,
-    headers: { 'content-type': OCI_MANIFEST },
-    body: manifest,
-    ok: [201],
-    what: `the referrer of ${imageDigest}`,
-    limits: pushLimits(what),
+  const referrer = await putReferrer(target, {
+    artifactType: DSSE_MEDIA_TYPE,
+    blob: envelope,
+    layer: { mediaType: DSSE_MEDIA_TYPE, annotations: { predicateType: VSA_PREDICATE_TYPE } },
+    subject: { mediaType, digest: imageDigest, size },
+    what: 'the attestation',
   })
-  return digest
+  return referrer.digest
 }

@@ -238,6 +238,12 @@ function documentDecision(
   return { state: analysis.state, ...(why ? { justification: why } : {}) }
 }
 
+/**
+ * The finding with its package's purl, which travels with what a VEX statement or a suppression speaks of (for
+ * --print-vex): built only then, not for each of tens of thousands of blocking findings.
+ */
+const withPurl = (finding: Finding, purl: string): Finding => (purl ? { ...finding, purl } : finding)
+
 export function createJudge(policy: Policy) {
   const active = policy.exemptions.filter((exemption) => exemption.expiresAt >= policy.now)
   const exemptionsById = byLowerCaseId(active)
@@ -311,21 +317,19 @@ export function createJudge(policy: Policy) {
     const vex = exempted ? undefined : policy.vex?.(id, purl, packageName, packageVersion)
     const vexSuppresses = vex !== undefined && SUPPRESSING_VEX_STATUSES.has(vex.status)
     const vexApplies = vexSuppresses && (!kev || policy.vexAcceptsKev)
-    // The package's purl travels with what a VEX statement or a suppression speaks of (for --print-vex).
-    const located: Finding = purl ? { ...finding, purl } : finding
-    if (vexSuppresses && !vexApplies) vexNotAccepted.push({ ...located, vex: vex! })
+    if (vexSuppresses && !vexApplies) vexNotAccepted.push({ ...withPurl(finding, purl), vex: vex! })
     const triage =
       exempted || vexApplies || kev
         ? undefined
         : ((triageById.size ? findMatch(triageById, id, packageName, packageVersion) : undefined) ??
           documentDecision(policy, analysis))
     const inherited = policy.baseline?.get(`${id.toLowerCase()}\u0000${packageName}`)
-    const noted: Finding = vex ? { ...located, vex } : finding
+    const noted: Finding = vex ? { ...withPurl(finding, purl), vex } : finding
     if (vexApplies) {
-      suppressed.push({ ...located, suppressedBy: { kind: 'vex', ...vex! } })
+      suppressed.push({ ...withPurl(finding, purl), suppressedBy: { kind: 'vex', ...vex! } })
     } else if (exempted) {
       suppressed.push({
-        ...located,
+        ...withPurl(finding, purl),
         suppressedBy: {
           kind: 'exemption',
           reason: exempted.reason,
@@ -335,7 +339,7 @@ export function createJudge(policy: Policy) {
       })
     } else if (triage) {
       suppressed.push({
-        ...located,
+        ...withPurl(finding, purl),
         suppressedBy: {
           kind: 'triage',
           state: triage.state,

@@ -510,6 +510,58 @@ export async function pushBlob(target: PushTarget, bytes: Buffer, digest: string
   })
 }
 
+/** The OCI 1.1 empty descriptor, its bytes (`{}`) inline: the config of an artifact that has none. */
+export const EMPTY_CONFIG = {
+  mediaType: 'application/vnd.oci.empty.v1+json',
+  digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+  size: 2,
+  data: 'e30=',
+} as const
+
+/**
+ * An OCI 1.1 referrer of `subject` (opencontainers/distribution-spec spec.md, "Pushing Manifests with Subject"): the
+ * blob and the empty config pushed, the artifact manifest put by its own digest. `acknowledged` is whether the registry
+ * took it as a referrer (it answered OCI-Subject); one without the referrers API did not.
+ */
+export async function putReferrer(
+  target: PushTarget,
+  artifact: {
+    readonly artifactType: string
+    readonly blob: Buffer
+    readonly layer: { readonly mediaType: string; readonly annotations: Readonly<Record<string, string>> }
+    readonly subject: { readonly mediaType: string; readonly digest: string; readonly size: number }
+    readonly annotations?: Readonly<Record<string, string>>
+    readonly what: string
+  },
+): Promise<{ readonly digest: string; readonly size: number; readonly acknowledged: boolean }> {
+  const sha256 = (await loadCodecs()).sha256
+  const blobDigest = sha256(artifact.blob)
+  await pushBlob(target, artifact.blob, blobDigest, artifact.what)
+  await pushBlob(target, Buffer.from('{}'), EMPTY_CONFIG.digest, 'the empty config')
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST_TYPES.ociManifest,
+      artifactType: artifact.artifactType,
+      config: EMPTY_CONFIG,
+      layers: [{ ...artifact.layer, digest: blobDigest, size: artifact.blob.length }],
+      subject: artifact.subject,
+      ...(artifact.annotations ? { annotations: artifact.annotations } : {}),
+    }),
+  )
+  const digest = sha256(manifest)
+  const put = await target.send({
+    method: 'PUT',
+    target: `/v2/${target.repository}/manifests/${digest}`,
+    headers: { 'content-type': MANIFEST_TYPES.ociManifest },
+    body: manifest,
+    ok: [201],
+    what: `the referrer of ${artifact.subject.digest}`,
+    limits: pushLimits(artifact.what),
+  })
+  return { digest, size: manifest.length, acknowledged: Boolean(put.headers['oci-subject']) }
+}
+
 /**
  * The registry as the gate talks to it (go-containerregistry's `transport`, in small): anonymous first; a 401's
  * challenge says whether to send Basic credentials or fetch a bearer token for them, over https only;
